@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: Apache-2.0
+# pDNSSOC: the two commands an operator needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV    := $(CURDIR)/.venv
+BIN     := $(VENV)/bin
+CACHE   := $(CURDIR)/.cache
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Reference data from outside the project (skipped in tests when absent).
+export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
+
+PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab
+
+.PHONY: help deps venv lint test test-agent bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: $(CACHE)/apt.stamp ## install the Debian packages of apt-packages.txt (as root)
+$(CACHE)/apt.stamp: apt-packages.txt scripts/apt-install
+	scripts/apt-install apt-packages.txt
+	mkdir -p $(CACHE) && touch $@
+
+venv: $(VENV)/.stamp ## create .venv with the pinned tool chain and the agent
+$(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml | $(CACHE)/apt.stamp
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e agent
+	touch $@
+
+lint: venv ## ruff, mypy, yamllint, ansible-lint
+	ruff check $(PYTHON_SOURCES)
+	ruff format --check $(PYTHON_SOURCES)
+	mypy agent/src
+	yamllint -s .
+	ansible-lint
+
+test-agent: venv ## the agent's test suite
+	cd agent && pytest
+
+test: lint test-agent ## everything CI runs
+
+bench: venv ## agent benchmarks: figures, not pass/fail (BENCH=name for one)
+	cd agent && $(BIN)/python -m benchmarks $(BENCH)
+
+clean: ## remove the virtual environment and caches (not the lab)
+	rm -rf $(VENV) $(CACHE) agent/build agent/src/*.egg-info

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Command line: parse arguments, load the configuration, dispatch, map errors to exit codes.
+
+Each subcommand lives in ``pdnssoc_agent.commands.<name>`` and exposes
+``add_arguments(parser)`` and ``run(config, args) -> int``; the work itself is
+in the library modules those call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from .errors import AgentError, ExitCode
+
+log = logging.getLogger("pdnssoc_agent")
+
+# (subcommand, module under pdnssoc_agent.commands, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("check-config", "check_config", "validate the configuration file and list every problem"),
+]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pdnssoc-agent",
+        description="Correlate passive DNS with MISP indicators and alert the CSIRT.",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("PDNSSOC_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH))),
+        help="configuration file (default: $PDNSSOC_AGENT_CONFIG or %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="override logging_level from the configuration",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    for name, module, help_text in COMMANDS:
+        mod = importlib.import_module(f"{__package__}.commands.{module}")
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(sp)
+        sp.set_defaults(_module=mod)
+    return parser
+
+
+def _fatal(code: ExitCode, message: str) -> NoReturn:
+    log.error("%s", message)
+    raise SystemExit(int(code))
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr (supervisord and systemd collect it)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # PyMISP and urllib3 are chatty at INFO and may log URLs with query data.
+    for noisy in ("pymisp", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pdnssoc-agent`` console script."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level or "INFO")
+    module = args._module
+    try:
+        if getattr(module, "NEEDS_CONFIG", True):
+            try:
+                config = load_config(args.config)
+            except ConfigError as exc:
+                _fatal(ExitCode.CONFIG, str(exc))
+            configure_logging(args.log_level or config.logging_level)
+            for warning in config.warnings:
+                log.warning("%s: %s", args.config, warning)
+        else:
+            config = None
+        return int(module.run(config, args))
+    except AgentError as exc:
+        _fatal(exc.exit_code, str(exc))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``check-config``: validate a configuration file and list every problem."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import Config, ConfigError, load_config, read_secret
+from ..errors import ExitCode
+
+NEEDS_CONFIG = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secrets",
+        action="store_true",
+        help="also check that every secret file or environment variable can be read",
+    )
+
+
+def secret_problems(config: Config) -> list[str]:
+    """Secrets that are configured but cannot be read (file missing, env unset)."""
+    problems: list[str] = []
+    for i, server in enumerate(config.misp_servers):
+        try:
+            read_secret(
+                f"misp_servers[{i}] ({server.label}) api key",
+                server.api_key,
+                server.api_key_file,
+                server.api_key_env,
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+    email = config.alerting.email
+    if email is not None and (email.password or email.password_file or email.password_env):
+        try:
+            read_secret(
+                "alerting.email password", email.password, email.password_file, email.password_env
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+    for name in ("slack", "mattermost", "teams", "webhook"):
+        hook = getattr(config.alerting, name)
+        if hook is None:
+            continue
+        try:
+            read_secret(
+                f"alerting.{name} webhook URL",
+                hook.webhook_url,
+                hook.webhook_url_file,
+                hook.webhook_url_env,
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def run(_config: Config | None, args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{exc.source}: INVALID, {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            print(f"  - {problem}")
+        return int(ExitCode.CONFIG)
+    for warning in config.warnings:
+        print(f"  warning: {warning}")
+    if args.secrets:
+        problems = secret_problems(config)
+        if problems:
+            print(f"{args.config}: INVALID, {len(problems)} problem(s)")
+            for p in problems:
+                print(f"  - {p}")
+            return int(ExitCode.CONFIG)
+    servers = ", ".join(s.label for s in config.misp_servers) or "none"
+    channels = [
+        n
+        for n in ("email", "slack", "mattermost", "teams", "webhook")
+        if getattr(config.alerting, n) is not None
+    ]
+    print(
+        f"{args.config}: OK (data_dir {config.data_dir}; MISP servers: {servers}; "
+        f"alert channels: {', '.join(channels) or 'none'})"
+    )
+    return int(ExitCode.OK)

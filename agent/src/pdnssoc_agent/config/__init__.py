@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The agent's configuration: one YAML file, validated once, then immutable.
+
+The file format is pdnssoc-cli's (``misp_servers``, ``correlation``,
+``alerting``, ``schedules``), extended with ``data_dir`` and ``fetch_iocs``.
+Relative paths are resolved against ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from ._schema import Problem, Secret, build, deprecated_keys
+from .alerting import Alerting, Email, Mapping, Webhook
+from .correlation import Correlation
+from .fetch import DEFAULT_TYPES, FetchIocs
+from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
+from .schedules import Interval, Schedules
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_TYPES",
+    "Alerting",
+    "Config",
+    "ConfigError",
+    "Correlation",
+    "Email",
+    "FetchIocs",
+    "GenericPeriod",
+    "Interval",
+    "Mapping",
+    "MispServer",
+    "Periods",
+    "Problem",
+    "Schedules",
+    "Secret",
+    "Sightings",
+    "TagPeriod",
+    "Webhook",
+    "load_config",
+    "parse_config",
+    "read_secret",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/pdnssoc/agent.yml")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` says why, key by key."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole agent configuration."""
+
+    data_dir: Path = Path("/var/dnscollector")
+    logging_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    misp_servers: list[MispServer] = field(default_factory=list)
+    fetch_iocs: FetchIocs = field(default_factory=FetchIocs)
+    correlation: Correlation = field(default_factory=Correlation)
+    alerting: Alerting = field(default_factory=Alerting)
+    schedules: Schedules = field(default_factory=Schedules)
+    warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
+
+    def _check(self, path: str, problems: list[Problem]) -> None:
+        labels: dict[str, int] = {}
+        for i, server in enumerate(self.misp_servers):
+            if not isinstance(server, MispServer) or server.domain is None:
+                continue
+            if server.label in labels:
+                problems.append(
+                    Problem(
+                        f"misp_servers[{i}]",
+                        f"same name {server.label!r} as misp_servers[{labels[server.label]}]; "
+                        "set a distinct 'name'",
+                    )
+                )
+            labels[server.label] = i
+        if not self.data_dir.is_absolute():
+            problems.append(Problem("data_dir", "must be an absolute path"))
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path against ``data_dir``."""
+        return p if p.is_absolute() else self.data_dir / p
+
+
+def _resolve_paths(obj: T, base: Path) -> T:
+    """Return ``obj`` with every relative Path field (recursively) made absolute."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return obj
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Path) and not value.is_absolute():
+            changes[f.name] = base / value
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = _resolve_paths(value, base)
+        elif isinstance(value, list):
+            changes[f.name] = [_resolve_paths(v, base) for v in value]
+    return dataclasses.replace(obj, **changes) if changes else obj
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    """Validate an already-loaded YAML document; raise ConfigError listing every problem."""
+    problems: list[Problem] = []
+    if data is None:
+        data = {}
+    cfg = build(Config, data, "", problems)
+    if "warnings" in (data if isinstance(data, dict) else {}):
+        problems.append(Problem("warnings", "unknown key"))
+    if problems:
+        raise ConfigError(source, problems)
+    warnings: list[Problem] = []
+    if isinstance(data, dict):
+        corr = data.get("correlation")
+        warnings += deprecated_keys(Correlation, corr, "correlation")
+    cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
+    corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
+    alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)
+    return dataclasses.replace(cfg, correlation=corr_resolved, alerting=alerting_resolved)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the YAML file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [Problem("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [Problem("", f"cannot read: {exc}")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [Problem("", f"not valid YAML: {exc}")]) from exc
+    return parse_config(data, str(path))
+
+
+def read_secret(what: str, inline: str | None, file: Path | None, env: str | None) -> Secret:
+    """Return a secret given inline, in a file (first line) or in an environment variable.
+
+    Raises ValueError naming ``what`` and the source when the secret is missing
+    or empty; the message never contains the secret itself.
+    """
+    if inline:
+        return Secret(inline)
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot read {file}: {exc.strerror}") from exc
+        if not value:
+            raise ValueError(f"{what}: {file} is empty")
+        return Secret(value)
+    if env is not None:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ValueError(f"{what}: environment variable {env} is not set or empty")
+        return Secret(value)
+    raise ValueError(f"{what}: no secret configured")

@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A small declarative validator: YAML mappings into frozen dataclasses.
+
+Every problem is collected with the dotted path of the key that caused it, so
+``check-config`` can list all of them at once instead of stopping at the first.
+Field metadata understood here:
+
+``aliases``   other key names accepted for the field (pdnssoc-cli spellings)
+``key``       the YAML key when it differs from the attribute name
+``min``/``max`` numeric bounds
+``doc``       one line shown in error messages
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a configuration file."""
+
+    path: str
+    """Dotted key path, e.g. ``misp_servers[1].api_key``."""
+    message: str
+    """What is wrong and what is expected."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class Secret(str):
+    """A string that never shows its value in ``repr`` or logs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+class Deprecated:
+    """Marker type: a legacy key that is accepted, ignored, and reported."""
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp in (str, Secret):
+        return "a string"
+    if tp is Path:
+        return "a file system path"
+    if tp is timedelta:
+        return "a duration mapping such as {days: 7}"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
+    return str(tp)
+
+
+_DURATION_KEYS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def _convert(tp: Any, value: Any, path: str, problems: list[Problem], meta: Any) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _convert(non_none[0], value, path, problems, meta)
+        for arg in non_none:
+            trial: list[Problem] = []
+            converted = _convert(arg, value, path, trial, meta)
+            if not trial:
+                return converted
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        return None
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        problems.append(Problem(path, f"expected true or false, got {value!r}"))
+        return None
+    if tp in (int, float):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if tp is float:
+            ok = ok or isinstance(value, float)
+        if not ok:
+            problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+            return None
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and value < lo:
+            problems.append(Problem(path, f"must be at least {lo}, got {value}"))
+        if hi is not None and value > hi:
+            problems.append(Problem(path, f"must be at most {hi}, got {value}"))
+        return tp(value)
+    if tp in (str, Secret, Path):
+        if isinstance(value, str) and value != "":
+            return tp(value)
+        if isinstance(value, str):
+            problems.append(Problem(path, "must not be empty"))
+            return None
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        return None
+    if tp is timedelta:
+        return _convert_duration(value, path, problems)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return value
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        return None
+    if origin is list:
+        (elem,) = get_args(tp)
+        if isinstance(value, (str, dict)) or not isinstance(value, list):
+            problems.append(Problem(path, f"expected a list, got {value!r}"))
+            return []
+        return [_convert(elem, v, f"{path}[{i}]", problems, {}) for i, v in enumerate(value)]
+    if origin is dict:
+        _, val_tp = get_args(tp)
+        if not isinstance(value, dict):
+            problems.append(Problem(path, f"expected a mapping, got {value!r}"))
+            return {}
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                problems.append(Problem(path, f"keys must be strings, got {k!r}"))
+                continue
+            out[k] = _convert(val_tp, v, f"{path}.{k}", problems, {})
+        return out
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return build(tp, value, path, problems)
+    raise TypeError(f"unsupported field type {tp!r} at {path}")  # programming error
+
+
+def _convert_duration(value: Any, path: str, problems: list[Problem]) -> timedelta | None:
+    if not isinstance(value, dict):
+        problems.append(
+            Problem(path, f"expected a duration mapping such as {{days: 7}}, got {value!r}")
+        )
+        return None
+    kwargs: dict[str, float] = {}
+    for k, v in value.items():
+        if k not in _DURATION_KEYS:
+            problems.append(
+                Problem(f"{path}.{k}", "unknown duration unit; use " + ", ".join(_DURATION_KEYS))
+            )
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            problems.append(Problem(f"{path}.{k}", f"expected a non-negative number, got {v!r}"))
+            continue
+        kwargs[k] = float(v)
+    delta = timedelta(**kwargs)
+    if not kwargs or delta <= timedelta(0):
+        if not any(p.path.startswith(path) for p in problems):
+            problems.append(Problem(path, "duration must be longer than zero"))
+        return None
+    return delta
+
+
+def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
+    """Build dataclass ``cls`` from mapping ``data``, appending to ``problems``.
+
+    Missing required fields, unknown keys (with a "did you mean"), wrong types
+    and out-of-range values are all reported. Always returns an instance (with
+    defaults where values were bad) so that later checks can still run; callers
+    must treat it as invalid when ``problems`` grew.
+    """
+    prefix = f"{path}." if path else ""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(Problem(path, f"expected a mapping, got {data!r}"))
+        data = {}
+    hints = get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    known: dict[str, dataclasses.Field[Any]] = {}
+    for f in fields:
+        known[f.metadata.get("key", f.name)] = f
+        for alias in f.metadata.get("aliases", ()):
+            known[alias] = f
+    values: dict[str, Any] = {}
+    seen_by: dict[str, str] = {}
+    for key, raw in data.items():
+        key_s = str(key)
+        found = known.get(key_s)
+        if found is None:
+            close = difflib.get_close_matches(key_s, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(k for k in known if not known[k].metadata.get("hidden")))
+            problems.append(Problem(prefix + key_s, f"unknown key{hint} (valid keys: {valid})"))
+            continue
+        f = found
+        if f.name in seen_by:
+            problems.append(
+                Problem(prefix + key_s, f"given twice, also as {seen_by[f.name]!r}; keep one")
+            )
+            continue
+        seen_by[f.name] = key_s
+        tp = hints[f.name]
+        if tp is Deprecated or (
+            get_origin(tp) in (typing.Union, types.UnionType) and Deprecated in get_args(tp)
+        ):
+            values[f.name] = None
+            continue
+        values[f.name] = _convert(tp, raw, prefix + key_s, problems, f.metadata)
+    for f in fields:
+        if f.name in values:
+            if values[f.name] is None and f.default is not dataclasses.MISSING:
+                values[f.name] = f.default
+            elif values[f.name] is None and f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
+            continue
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            key = f.metadata.get("key", f.name)
+            doc = f.metadata.get("doc")
+            problems.append(
+                Problem(prefix + key, "required key is missing" + (f" ({doc})" if doc else ""))
+            )
+            values[f.name] = None
+    obj = cls(**values)
+    check = getattr(obj, "_check", None)
+    if callable(check):
+        check(path, problems)
+    return obj
+
+
+def deprecated_keys(cls: type[Any], data: Any, path: str) -> list[Problem]:
+    """Legacy keys present in ``data`` that are accepted but have no effect."""
+    out: list[Problem] = []
+    if not isinstance(data, dict):
+        return out
+    prefix = f"{path}." if path else ""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        is_dep = tp is Deprecated or (
+            get_origin(tp) in (typing.Union, types.UnionType) and Deprecated in get_args(tp)
+        )
+        key = f.metadata.get("key", f.name)
+        if is_dep and key in data:
+            out.append(Problem(prefix + key, f.metadata.get("doc", "ignored")))
+    return out

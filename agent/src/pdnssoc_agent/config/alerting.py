@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``alerting``: delivery channels (pdnssoc-cli keys plus webhooks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from ._schema import Problem, Secret
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Security contact of the institution whose sensor reports as ``client_id``."""
+
+    client_id: str
+    contact: str | list[str]
+
+
+@dataclass(frozen=True)
+class Email:
+    """E-mail over SMTP: a summary to the operators, one message per institution."""
+
+    from_: str = field(metadata={"key": "from"})
+    summary_to: str | list[str] | None = None
+    subject: str = "[pDNSSOC] DNS alert"
+    server: str = "localhost"
+    port: int = field(default=25, metadata={"min": 1, "max": 65535})
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: Secret | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    timeout: float = field(default=30.0, metadata={"min": 1})
+    template: Path | None = None
+    text_template: Path | None = None
+    mappings: list[Mapping] = field(default_factory=list)
+
+    def _check(self, path: str, problems: list[Problem]) -> None:
+        given = [k for k in ("password", "password_file", "password_env") if getattr(self, k)]
+        if len(given) > 1:
+            problems.append(Problem(f"{path}.{given[1]}", f"give only one of {', '.join(given)}"))
+        if given and not self.username:
+            problems.append(Problem(f"{path}.username", "required when a password is given"))
+        if given and self.security == "none":
+            problems.append(
+                Problem(
+                    f"{path}.security", "a password must not travel in clear: use starttls or tls"
+                )
+            )
+        seen: set[str] = set()
+        for i, m in enumerate(self.mappings):
+            if m.client_id in seen:
+                problems.append(
+                    Problem(f"{path}.mappings[{i}].client_id", f"{m.client_id!r} is mapped twice")
+                )
+            seen.add(m.client_id)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An incoming-webhook channel (Slack, Mattermost, Teams or generic JSON)."""
+
+    webhook_url: Secret | None = field(default=None, metadata={"aliases": ("slack_hook", "url")})
+    webhook_url_file: Path | None = None
+    webhook_url_env: str | None = None
+    template: Path | None = None
+    timeout: float = field(default=15.0, metadata={"min": 1})
+    max_alerts_per_message: int = field(default=20, metadata={"min": 1})
+
+    def _check(self, path: str, problems: list[Problem]) -> None:
+        given = [
+            k for k in ("webhook_url", "webhook_url_file", "webhook_url_env") if getattr(self, k)
+        ]
+        if not given:
+            problems.append(
+                Problem(
+                    f"{path}.webhook_url",
+                    "one of webhook_url, webhook_url_file or webhook_url_env is required",
+                )
+            )
+        elif len(given) > 1:
+            problems.append(Problem(f"{path}.{given[1]}", f"give only one of {', '.join(given)}"))
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """Channels are enabled by being present."""
+
+    last_alerting_pointer_file: Path = Path("alert.last")
+    renotify_after: timedelta = timedelta(hours=24)
+    """The same alert is not sent again on a channel within this time."""
+    email: Email | None = None
+    slack: Webhook | None = None
+    mattermost: Webhook | None = None
+    teams: Webhook | None = None
+    webhook: Webhook | None = None

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Durable file writes: temp file in the same directory, fsync, rename, fsync dir.
+
+A reader (the collector, another agent step) sees either the old or the new
+file, never a partial one, and a crash leaves at worst a stray ``.tmp`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o640, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
+
+    On an exception the temp file is removed and ``path`` is left untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        fh: IO[Any]
+        fh = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o640) -> None:
+    """Replace ``path`` with ``text`` atomically."""
+    with atomic_writer(path, mode) as fh:
+        fh.write(text)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
+    """Replace ``path`` with ``data`` atomically."""
+    with atomic_writer(path, mode, binary=True) as fh:
+        fh.write(data)
+
+
+def append_durably(path: Path, data: bytes, mode: int = 0o640) -> None:
+    """Append ``data`` to ``path`` and fsync before returning."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

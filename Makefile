@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab
 
-.PHONY: help deps venv lint test test-agent bench clean
+.PHONY: help deps venv lint test test-agent test-roles lab-host collector bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,11 +37,22 @@ lint: venv ## ruff, mypy, yamllint, ansible-lint
 	mypy agent/src
 	yamllint -s .
 	ansible-lint
+	shellcheck lab/*.sh lab/run-molecule
 
 test-agent: venv ## the agent's test suite
 	cd agent && pytest
 
-test: lint test-agent ## everything CI runs
+lab-host: deps ## podman set-up and the lab base image (as root; cached)
+	lab/host-setup.sh
+	lab/build-image.sh
+
+collector: ## build go-dnscollector into .cache/collector (release-mirror layout; cached)
+	lab/build-collector.sh
+
+test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
+	lab/run-molecule $(ROLES)
+
+test: lint test-agent test-roles ## everything CI runs
 
 bench: venv ## agent benchmarks: figures, not pass/fail (BENCH=name for one)
 	cd agent && $(BIN)/python -m benchmarks $(BENCH)

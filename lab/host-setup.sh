@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Prepare this machine to run the podman lab (idempotent, run as root):
+#  - the Debian packages of apt-packages.txt,
+#  - /etc/containers/containers.conf: runtime runc (crun fails on hybrid
+#    cgroups) and default ulimits no higher than this host's hard limits
+#    (podman's defaults need CAP_SYS_RESOURCE, which CI hosts lack).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/apt-install apt-packages.txt
+
+conf=/etc/containers/containers.conf
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+# podman wants numbers; cap "unlimited" at values every kernel accepts.
+[ "$nofile" = unlimited ] && nofile=1048576
+[ "$nproc" = unlimited ] && nproc=4194304
+# podman lowers its own RLIMIT_NPROC to at most 32768 when it cannot raise it,
+# and runc (started by podman) cannot then set a higher container limit.
+[ "$nproc" -gt 32768 ] && nproc=32768
+
+wanted=$(cat <<CONF
+# Managed by lab/host-setup.sh (pDNSSOC lab); rerun it to refresh.
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
+
+[engine]
+runtime = "runc"
+CONF
+)
+
+if [ -f "$conf" ] && [ "$(cat "$conf")" = "$wanted" ]; then
+  echo "host-setup: $conf up to date"
+else
+  if [ -f "$conf" ] && ! grep -q 'Managed by lab/host-setup.sh' "$conf"; then
+    cp -p "$conf" "$conf.pdnssoc-orig"
+    echo "host-setup: kept the previous $conf as $conf.pdnssoc-orig"
+  fi
+  mkdir -p "$(dirname "$conf")"
+  tmp=$(mktemp "$conf.XXXXXX")
+  printf '%s\n' "$wanted" >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$conf"
+  echo "host-setup: wrote $conf (nofile=$nofile nproc=$nproc runtime=runc)"
+fi
+
+podman info --format '{{.Host.OCIRuntime.Name}}' >/dev/null
+echo "host-setup: podman ready (runtime $(podman info --format '{{.Host.OCIRuntime.Name}}'))"

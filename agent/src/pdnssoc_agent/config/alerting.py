@@ -34,8 +34,16 @@ class Email:
     password_file: Path | None = None
     password_env: str | None = None
     timeout: float = field(default=30.0, metadata={"min": 1})
+    ca_file: Path | None = None
+    """CA bundle to verify the SMTP server's certificate (default: the system's)."""
     template: Path | None = None
+    """HTML template of the per-institution message (pdnssoc-cli ``template``)."""
     text_template: Path | None = None
+    """Plain-text template of the per-institution message."""
+    summary_template: Path | None = None
+    summary_text_template: Path | None = None
+    max_alerts_per_message: int = field(default=500, metadata={"min": 1})
+    """Alerts listed in one e-mail; the rest are counted ("and N more")."""
     mappings: list[Mapping] = field(default_factory=list)
 
     def _check(self, path: str, problems: list[Problem]) -> None:
@@ -67,8 +75,14 @@ class Webhook:
     webhook_url_file: Path | None = None
     webhook_url_env: str | None = None
     template: Path | None = None
+    """Template of the message text (chat webhooks; ignored by the generic webhook)."""
     timeout: float = field(default=15.0, metadata={"min": 1})
     max_alerts_per_message: int = field(default=20, metadata={"min": 1})
+    """Chat: alerts listed per message (the rest are counted); generic: alerts per POST."""
+    max_message_chars: int = field(default=3500, metadata={"min": 200})
+    """Chat: longest message text; longer lists are cut with "and N more"."""
+    ca_file: Path | None = None
+    """CA bundle to verify the webhook's certificate (default: the system's)."""
 
     def _check(self, path: str, problems: list[Problem]) -> None:
         given = [
@@ -92,6 +106,14 @@ class Alerting:
     last_alerting_pointer_file: Path = Path("alert.last")
     renotify_after: timedelta = timedelta(hours=24)
     """The same alert is not sent again on a channel within this time."""
+    templates_dir: Path | None = None
+    """Directory whose templates override the packaged ones, file by file."""
+    retry_after: timedelta = timedelta(minutes=5)
+    """First back-off of a failing channel; doubled after each failure."""
+    retry_max: timedelta = timedelta(hours=6)
+    """Longest back-off of a failing channel."""
+    ledger_retention: timedelta = timedelta(days=30)
+    """Delivery records are kept this long (at least ``renotify_after``)."""
     email: Email | None = None
     slack: Webhook | None = None
     mattermost: Webhook | None = None

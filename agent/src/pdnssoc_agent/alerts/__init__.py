@@ -1,0 +1,246 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``alert`` step: deliver every undelivered alert on every configured channel.
+
+1. New complete lines of ``<correlation.output_dir>/matches.json`` (after the
+   position kept in the ledger) are queued on their channels; the queue and
+   the new position are committed together.
+2. Each channel with pending alerts and no back-off in force gets them; each
+   message is recorded in the ledger once the channel accepted it. A failing
+   channel keeps its alerts and backs off; the other channels go on.
+3. ``alert.last`` records when the step last completed.
+
+The alert file is only read: it is never truncated, emptied or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..config import Config
+from ..state import utcnow, write_pointer
+from .email import EmailSink
+from .ledger import Ledger, SourcePosition
+from .model import Alert, AlertFormatError, parse_line
+from .render import Templates
+from .sightings import SightingsSink
+from .sink import DeliveryError, Sink
+from .webhooks import KINDS, WebhookSink
+
+__all__ = [
+    "Alert",
+    "AlertReport",
+    "DeliveryError",
+    "Ledger",
+    "Sink",
+    "alerts_file",
+    "build_sinks",
+    "deliver",
+    "ledger_dir",
+]
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 2000
+
+
+@dataclass
+class AlertReport:
+    """What one run of the step did."""
+
+    read: int = 0
+    bad: int = 0
+    queued: int = 0
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, float] = field(default_factory=dict)
+    """Channels skipped because their back-off is in force (until epoch)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def alerts_file(config: Config) -> Path:
+    """Where correlate and retro append alerts."""
+    return config.correlation.output_dir / "matches.json"
+
+
+def ledger_dir(config: Config) -> Path:
+    return config.correlation.state_dir
+
+
+def build_sinks(config: Config, now: datetime) -> dict[str, Sink]:
+    """Sinks of the configured channels, keyed by channel name or prefix."""
+    alerting = config.alerting
+    templates = Templates(alerting.templates_dir)
+    sinks: dict[str, Sink] = {}
+    if alerting.email is not None:
+        sinks["email"] = EmailSink(alerting.email, templates, now)
+    for kind in KINDS:
+        hook = getattr(alerting, kind)
+        if hook is not None:
+            sinks[kind] = WebhookSink(kind, hook, templates, now)
+    for server in config.misp_servers:
+        if server.sightings.enabled:
+            sinks[f"sightings:{server.label}"] = SightingsSink(server)
+    return sinks
+
+
+def _sink_for(sinks: dict[str, Sink], channel: str) -> Sink | None:
+    if channel in sinks:
+        return sinks[channel]
+    if channel.startswith("email:"):
+        return sinks.get("email")
+    return None
+
+
+def _read_new(
+    path: Path, ledger: Ledger, max_line: int
+) -> Iterator[tuple[list[tuple[int, bytes]], SourcePosition]]:
+    """Batches of (offset, complete line) after the stored position."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        st = os.fstat(fh.fileno())
+        pos = ledger.position(path)
+        offset = 0
+        if pos is not None:
+            if (pos.dev, pos.ino) == (st.st_dev, st.st_ino) and pos.offset <= st.st_size:
+                offset = pos.offset
+            else:
+                log.warning(
+                    "%s was replaced or truncated since the last run: reading it from the start "
+                    "(alerts already delivered are not sent again)",
+                    path,
+                )
+        fh.seek(offset)
+        batch: list[tuple[int, bytes]] = []
+        while True:
+            line = fh.readline(max_line + 1)
+            if not line.endswith(b"\n"):
+                if len(line) > max_line:
+                    log.warning("%s:@%d: line longer than %d bytes skipped", path, offset, max_line)
+                    rest = fh.readline()
+                    while rest and not rest.endswith(b"\n"):
+                        rest = fh.readline()
+                    if rest:
+                        offset = fh.tell()
+                        continue
+                break  # an incomplete last line: the writer is not done with it
+            batch.append((offset, line))
+            offset += len(line)
+            if len(batch) >= BATCH_LINES:
+                yield batch, SourcePosition(st.st_dev, st.st_ino, offset)
+                batch = []
+        yield batch, SourcePosition(st.st_dev, st.st_ino, offset)
+
+
+def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetime) -> AlertReport:
+    """Queue the new alert lines on their channels."""
+    report = AlertReport()
+    path = alerts_file(config)
+    for batch, position in _read_new(path, ledger, config.correlation.max_line_bytes):
+        parsed: list[tuple[Alert, list[str]]] = []
+        for offset, line in batch:
+            if not line.strip():
+                continue
+            report.read += 1
+            try:
+                alert = parse_line(line)
+            except AlertFormatError as exc:
+                report.bad += 1
+                log.warning("%s:@%d: not an alert, skipped: %s", path, offset, exc)
+                continue
+            channels = [c for sink in sinks.values() for c in sink.channels(alert)]
+            parsed.append((alert, channels))
+        report.queued += ledger.take_in(path, position, parsed, config.alerting.renotify_after, now)
+    return report
+
+
+def deliver(config: Config, now: datetime | None = None) -> AlertReport:
+    """Run the alert step once (without the step lock: callers hold it)."""
+    now = now or utcnow()
+    alerting = config.alerting
+    sinks = build_sinks(config, now)
+    with Ledger(ledger_dir(config)) as ledger:
+        try:
+            report = take_in(config, ledger, sinks, now)
+            for channel in ledger.pending_channels():
+                _deliver_channel(
+                    config, ledger=ledger, sinks=sinks, channel=channel, now=now, report=report
+                )
+        finally:
+            for sink in sinks.values():
+                sink.close()
+        ledger.prune(now, max(alerting.ledger_retention, alerting.renotify_after))
+    write_pointer(alerting.last_alerting_pointer_file, now)
+    sent = ", ".join(f"{c} {n}" for c, n in sorted(report.sent.items())) or "nothing"
+    log.info(
+        "alert: %d new line(s), %d queued, sent: %s%s",
+        report.read,
+        report.queued,
+        sent,
+        f"; failing: {', '.join(sorted(report.failed))}" if report.failed else "",
+    )
+    return report
+
+
+def _deliver_channel(
+    config: Config,
+    *,
+    ledger: Ledger,
+    sinks: dict[str, Sink],
+    channel: str,
+    now: datetime,
+    report: AlertReport,
+) -> None:
+    sink = _sink_for(sinks, channel)
+    pending = ledger.pending(channel)
+    if sink is None:
+        log.warning(
+            "%s: %d alert(s) pending but the channel is no longer configured", channel, len(pending)
+        )
+        return
+    ready, next_attempt = ledger.channel_ready(channel, now)
+    if not ready:
+        report.deferred[channel] = next_attempt
+        log.info(
+            "%s: backing off after failures; %d alert(s) wait until %s",
+            channel,
+            len(pending),
+            datetime.fromtimestamp(next_attempt, now.tzinfo).isoformat(timespec="seconds"),
+        )
+        return
+
+    def record(batch: Sequence[Alert]) -> None:
+        ledger.record_sent(channel, batch, now)
+        report.sent[channel] = report.sent.get(channel, 0) + len(batch)
+
+    try:
+        sink.deliver(channel, pending, record)
+    except DeliveryError as exc:
+        error: DeliveryError | None = exc
+    else:
+        error = None
+    if error is not None:
+        report.failed[channel] = str(error)
+        failures, until = ledger.record_failure(
+            channel, str(error), now, config.alerting.retry_after, config.alerting.retry_max
+        )
+        log.error(
+            "%s: delivery failed (%d in a row), %d alert(s) kept for retry after %s: %s",
+            channel,
+            failures,
+            len(ledger.pending(channel)),
+            datetime.fromtimestamp(until, now.tzinfo).isoformat(timespec="seconds"),
+            error,
+        )
+        return
+    ledger.record_success(channel, now)

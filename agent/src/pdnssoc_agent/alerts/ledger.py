@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The delivery ledger: which alert went out on which channel, and what is still owed.
+
+One SQLite database (``<state_dir>/alert-ledger.sqlite3``, synchronous=FULL)
+holds four things, each changed in a transaction:
+
+* the read position in the alert file (device, inode, byte offset) together
+  with the alerts taken in up to there, so a crash re-reads at most the lines
+  whose ``outbox`` rows were not committed;
+* ``outbox``: one row per (channel, alert id), ``pending`` until the channel
+  accepted it, then ``sent`` (or ``suppressed`` by the re-notification
+  window). Rows are marked, never deleted to mark them done; old rows are
+  pruned after ``alerting.ledger_retention``;
+* ``delivered``: per (channel, incident key) the last alert id, revision and
+  time sent, which drives ``alerting.renotify_after``;
+* ``channels``: consecutive failures and back-off per channel.
+
+A delivery is recorded only after the channel accepted the message. A crash
+between the two re-sends that one message on the next run: duplicates are
+bounded to the message in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .model import Alert, parse_alert
+
+LEDGER_NAME = "alert-ledger.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS source (
+    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, revision INTEGER NOT NULL, body TEXT NOT NULL, queued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    channel TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL,
+    state TEXT NOT NULL, queued_at REAL NOT NULL, done_at REAL,
+    PRIMARY KEY (channel, id)
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, channel);
+CREATE TABLE IF NOT EXISTS delivered (
+    channel TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL,
+    sent_at REAL NOT NULL, PRIMARY KEY (channel, key)
+);
+CREATE TABLE IF NOT EXISTS channels (
+    channel TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT, last_attempt REAL,
+    last_success REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """How far the alert file has been taken in."""
+
+    dev: int
+    ino: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """Health of one channel."""
+
+    channel: str
+    pending: int
+    oldest_pending: float | None
+    failures: int
+    next_attempt: float
+    last_error: str | None
+    last_success: float | None
+
+
+class Ledger:
+    """Open (creating if needed) the ledger in ``state_dir``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / LEDGER_NAME
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        os.close(fd)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- the read position ------------------------------------------------
+
+    def position(self, source: Path) -> SourcePosition | None:
+        row = self._db.execute(
+            "SELECT dev, ino, offset FROM source WHERE path = ?", (str(source),)
+        ).fetchone()
+        return SourcePosition(*row) if row else None
+
+    def take_in(
+        self,
+        source: Path,
+        position: SourcePosition,
+        alerts: Iterable[tuple[Alert, list[str]]],
+        renotify_after: timedelta,
+        now: datetime,
+    ) -> int:
+        """Queue ``alerts`` on their channels and move the read position, atomically.
+
+        Returns the number of (channel, alert) rows newly pending.
+        """
+        ts = now.timestamp()
+        window = renotify_after.total_seconds()
+        queued = 0
+        with self.transaction() as db:
+            for alert, channels in alerts:
+                db.execute(
+                    "INSERT INTO alerts (id, revision, body, queued_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, "
+                    "body = excluded.body WHERE excluded.revision > alerts.revision",
+                    (alert.id, alert.revision, json.dumps(alert.raw), ts),
+                )
+                for channel in channels:
+                    queued += self._queue(db, channel, alert, ts, window)
+            db.execute(
+                "INSERT INTO source (path, dev, ino, offset) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET dev = excluded.dev, ino = excluded.ino, "
+                "offset = excluded.offset",
+                (str(source), position.dev, position.ino, position.offset),
+            )
+        return queued
+
+    @staticmethod
+    def _queue(db: sqlite3.Connection, channel: str, alert: Alert, ts: float, window: float) -> int:
+        row = db.execute(
+            "SELECT revision, state FROM outbox WHERE channel = ? AND id = ?", (channel, alert.id)
+        ).fetchone()
+        if row is not None:
+            revision, state = row
+            if state == "pending" and alert.revision > revision:
+                # Not sent yet: the newer revision goes out instead.
+                db.execute(
+                    "UPDATE outbox SET revision = ? WHERE channel = ? AND id = ?",
+                    (alert.revision, channel, alert.id),
+                )
+            if state == "pending" or alert.revision <= revision:
+                return 0
+        sent = db.execute(
+            "SELECT id, revision, sent_at FROM delivered WHERE channel = ? AND key = ?",
+            (channel, alert.incident_key),
+        ).fetchone()
+        state = "pending"
+        if sent is not None:
+            sent_id, sent_revision, sent_at = sent
+            if ts - sent_at < window or (sent_id == alert.id and alert.revision <= sent_revision):
+                state = "suppressed"
+        if state == "suppressed" and row is not None:
+            return 0
+        db.execute(
+            "INSERT INTO outbox (channel, id, revision, state, queued_at, done_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, id) DO UPDATE SET "
+            "revision = excluded.revision, state = excluded.state, "
+            "queued_at = excluded.queued_at, done_at = excluded.done_at",
+            (channel, alert.id, alert.revision, state, ts, ts if state != "pending" else None),
+        )
+        return 1 if state == "pending" else 0
+
+    # -- what is owed -----------------------------------------------------
+
+    def pending_channels(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE state = 'pending' ORDER BY channel"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def pending(self, channel: str) -> list[Alert]:
+        """Alerts owed on ``channel``, oldest first (newest revision of each)."""
+        rows = self._db.execute(
+            "SELECT a.body FROM outbox o JOIN alerts a ON a.id = o.id "
+            "WHERE o.channel = ? AND o.state = 'pending' ORDER BY o.queued_at, o.rowid",
+            (channel,),
+        ).fetchall()
+        return [parse_alert(json.loads(r[0])) for r in rows]
+
+    def record_sent(self, channel: str, alerts: Iterable[Alert], now: datetime) -> None:
+        """The channel accepted a message carrying ``alerts``: mark them sent."""
+        ts = now.timestamp()
+        with self.transaction() as db:
+            for alert in alerts:
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
+                    "WHERE channel = ? AND id = ?",
+                    (ts, alert.revision, channel, alert.id),
+                )
+                db.execute(
+                    "INSERT INTO delivered (channel, key, id, revision, sent_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
+                    "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
+                    (channel, alert.incident_key, alert.id, alert.revision, ts),
+                )
+
+    def was_sent(self, channel: str, alert_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT state FROM outbox WHERE channel = ? AND id = ?", (channel, alert_id)
+        ).fetchone()
+        return bool(row) and row[0] == "sent"
+
+    # -- channel health ---------------------------------------------------
+
+    def channel_ready(self, channel: str, now: datetime) -> tuple[bool, float]:
+        """Whether ``channel`` may be tried now, and when it may be tried next."""
+        row = self._db.execute(
+            "SELECT next_attempt FROM channels WHERE channel = ?", (channel,)
+        ).fetchone()
+        next_attempt = float(row[0]) if row else 0.0
+        return now.timestamp() >= next_attempt, next_attempt
+
+    def record_success(self, channel: str, now: datetime) -> None:
+        ts = now.timestamp()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO channels (channel, failures, next_attempt, last_attempt, "
+                "last_success) VALUES (?, 0, 0, ?, ?) ON CONFLICT (channel) DO UPDATE SET "
+                "failures = 0, next_attempt = 0, last_attempt = excluded.last_attempt, "
+                "last_success = excluded.last_success",
+                (channel, ts, ts),
+            )
+
+    def record_failure(
+        self, channel: str, error: str, now: datetime, first: timedelta, longest: timedelta
+    ) -> tuple[int, float]:
+        """Count a failure; return (consecutive failures, next attempt epoch)."""
+        ts = now.timestamp()
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT failures FROM channels WHERE channel = ?", (channel,)
+            ).fetchone()
+            failures = (int(row[0]) if row else 0) + 1
+            delay = min(first.total_seconds() * 2 ** min(failures - 1, 30), longest.total_seconds())
+            next_attempt = ts + delay
+            db.execute(
+                "INSERT INTO channels (channel, failures, next_attempt, last_error, last_attempt) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET "
+                "failures = excluded.failures, next_attempt = excluded.next_attempt, "
+                "last_error = excluded.last_error, last_attempt = excluded.last_attempt",
+                (channel, failures, next_attempt, error[:500], ts),
+            )
+        return failures, next_attempt
+
+    def channel_states(self) -> list[ChannelState]:
+        """Pending count, oldest pending and back-off of every channel known."""
+        rows = self._db.execute(
+            "SELECT c.channel, COALESCE(p.n, 0), p.oldest, COALESCE(h.failures, 0), "
+            "COALESCE(h.next_attempt, 0), h.last_error, h.last_success FROM "
+            "(SELECT channel FROM outbox UNION SELECT channel FROM channels) c "
+            "LEFT JOIN (SELECT channel, COUNT(*) n, MIN(queued_at) oldest FROM outbox "
+            "WHERE state = 'pending' GROUP BY channel) p ON p.channel = c.channel "
+            "LEFT JOIN channels h ON h.channel = c.channel ORDER BY c.channel"
+        ).fetchall()
+        return [ChannelState(*r) for r in rows]
+
+    def prune(self, now: datetime, keep: timedelta) -> int:
+        """Forget finished rows and delivery records older than ``keep``."""
+        cutoff = now.timestamp() - keep.total_seconds()
+        with self.transaction() as db:
+            n = db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND done_at < ?", (cutoff,)
+            ).rowcount
+            db.execute("DELETE FROM delivered WHERE sent_at < ?", (cutoff,))
+            db.execute(
+                "DELETE FROM alerts WHERE queued_at < ? AND id NOT IN (SELECT id FROM outbox)",
+                (cutoff,),
+            )
+        return int(n)
+
+    def stats(self) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT COUNT(*), SUM(state = 'pending'), SUM(state = 'sent'), "
+            "SUM(state = 'suppressed') FROM outbox"
+        ).fetchone()
+        return {
+            "rows": row[0] or 0,
+            "pending": row[1] or 0,
+            "sent": row[2] or 0,
+            "suppressed": row[3] or 0,
+        }

@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Incoming webhooks: Slack, Mattermost, Microsoft Teams and a generic JSON receiver.
+
+Chat messages are grouped per sensor and capped (``max_alerts_per_message``
+alerts and ``max_message_chars`` characters, then "and N more"); the generic
+webhook receives the alert objects themselves, ``max_alerts_per_message`` per
+POST. A 2xx answer means accepted. The URL is a secret: it never appears in
+a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from ..config import Webhook, read_secret
+from .model import Alert
+from .render import Templates, common_context
+from .sink import DeliveryError, Record, Sink
+
+log = logging.getLogger(__name__)
+
+KINDS = ("slack", "mattermost", "teams", "webhook")
+
+
+def _by_sensor(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.sensor, []).append(alert)
+    return groups
+
+
+class WebhookSink(Sink):
+    """One webhook channel named after its kind."""
+
+    def __init__(self, kind: str, config: Webhook, templates: Templates, now: datetime) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown webhook kind {kind!r}")
+        self.kind = kind
+        self.config = config
+        self.templates = templates
+        self.now = now
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy from the environment for a secret URL
+
+    def channels(self, alert: Alert) -> list[str]:
+        return [self.kind]
+
+    def deliver(self, channel: str, alerts: Sequence[Alert], record: Record) -> None:
+        try:
+            url = read_secret(
+                f"alerting.{self.kind} webhook URL",
+                self.config.webhook_url,
+                self.config.webhook_url_file,
+                self.config.webhook_url_env,
+            )
+        except ValueError as exc:
+            raise DeliveryError(str(exc)) from None
+        for batch, payload in self.payloads(alerts):
+            self._post(url, payload)
+            record(batch)
+
+    # -- building messages --------------------------------------------------
+
+    def payloads(self, alerts: Sequence[Alert]) -> list[tuple[list[Alert], dict[str, Any]]]:
+        """(alerts covered, JSON body) for each message to send."""
+        out: list[tuple[list[Alert], dict[str, Any]]] = []
+        cap = self.config.max_alerts_per_message
+        for sensor, group in _by_sensor(alerts).items():
+            if self.kind == "webhook":
+                for start in range(0, len(group), cap):
+                    chunk = group[start : start + cap]
+                    body = {
+                        "source": "pdnssoc",
+                        "sensor": sensor,
+                        "count": len(chunk),
+                        "alerts": [a.raw for a in chunk],
+                    }
+                    out.append((chunk, body))
+                continue
+            text = self.render_text(sensor, group)
+            out.append((group, self._chat_body(sensor, group, text)))
+        return out
+
+    def render_text(self, sensor: str, group: Sequence[Alert]) -> str:
+        """The chat text for one sensor, cut to the configured size."""
+        flavor = "slack" if self.kind == "slack" else self.kind
+        shown = min(self.config.max_alerts_per_message, len(group))
+        while True:
+            context = common_context(group, shown, self.now)
+            context["sensor"] = sensor
+            text = self.templates.render(flavor, "chat.j2", self.config.template, **context).strip()
+            if len(text) <= self.config.max_message_chars or shown <= 1:
+                break
+            shown = max(1, shown * self.config.max_message_chars // len(text) - 1)
+        if len(text) > self.config.max_message_chars:
+            text = text[: self.config.max_message_chars - 1] + "…"
+        return text
+
+    def _chat_body(self, sensor: str, group: Sequence[Alert], text: str) -> dict[str, Any]:
+        if self.kind in ("slack", "mattermost"):
+            # No link_names / parse: mentions are not expanded from our text.
+            return (
+                {"text": text, "username": "pDNSSOC"}
+                if self.kind == "mattermost"
+                else {"text": text}
+            )
+        # Teams: an Adaptive Card in the message envelope of incoming webhooks
+        # and Workflows; the text is Markdown escaped by the chat template.
+        lines = text.split("\n")
+        return {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {
+                                "type": "TextBlock",
+                                "text": line,
+                                "wrap": True,
+                                **({"weight": "Bolder"} if i == 0 else {}),
+                            }
+                            for i, line in enumerate(lines)
+                            if line.strip()
+                        ],
+                    },
+                }
+            ],
+        }
+
+    # -- sending --------------------------------------------------------------
+
+    def _post(self, url: str, payload: dict[str, Any]) -> None:
+        verify: bool | str = str(self.config.ca_file) if self.config.ca_file else True
+        try:
+            response = self._session.post(
+                url,
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=self.config.timeout,
+                verify=verify,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise DeliveryError(
+                f"{self.kind} webhook: no answer within {self.config.timeout:g}s"
+            ) from None
+        except requests.RequestException as exc:
+            # The exception text contains the URL: name only its type.
+            raise DeliveryError(f"{self.kind} webhook: {type(exc).__name__}") from None
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"{self.kind} webhook: HTTP {response.status_code}")
+
+    def close(self) -> None:
+        self._session.close()

@@ -25,6 +25,7 @@ log = logging.getLogger("pdnssoc_agent")
 # (subcommand, module under pdnssoc_agent.commands, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("check-config", "check_config", "validate the configuration file and list every problem"),
+    ("fetch-iocs", "fetch_iocs", "fetch indicators from MISP into the collector's lists"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Reading attributes from one MISP server through PyMISP's restSearch.
+
+The query is built by PyMISP's own ``search(controller="attributes", ...)``,
+so ``misp_servers[].args`` keep exactly the meaning they have in pdnssoc-cli
+(they are passed to ``search()``). Only the decoding differs: instead of
+letting PyMISP parse each page into dicts (and never into MISP objects:
+``pythonify`` is far too slow for large instances), the raw page is decoded
+with msgspec into small typed structs holding just the fields the agent
+uses. On 500,000 attributes this is about three times faster and needs a
+fraction of the memory (see ``benchmarks/bench_fetch.py``, which measures both).
+
+Every failure (connection, TLS, timeout, HTTP error, garbled or truncated
+body) becomes an :class:`~pdnssoc_agent.errors.UpstreamError` whose message
+is one line that names the server and never contains the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import requests
+import urllib3
+from pymisp import PyMISP, PyMISPError
+
+from ..config import MispServer, Secret
+from ..errors import UpstreamError
+
+log = logging.getLogger(__name__)
+
+Decoder = Literal["msgspec", "pymisp"]
+
+
+class MispTag(msgspec.Struct):
+    name: str = ""
+
+
+class MispOrg(msgspec.Struct):
+    name: str = ""
+
+
+class MispEventRef(msgspec.Struct):
+    """The event block MISP attaches to each attribute of a restSearch result."""
+
+    id: int | str = ""
+    uuid: str = ""
+    info: str = ""
+    orgc_id: int | str = ""
+    Orgc: MispOrg | None = None
+    Tag: list[MispTag] = []
+
+
+class MispAttribute(msgspec.Struct):
+    """The fields of a MISP attribute that fetch-iocs uses."""
+
+    value: str
+    type: str
+    id: int | str = ""
+    uuid: str = ""
+    category: str = ""
+    to_ids: bool = True
+    timestamp: int = 0
+    comment: str = ""
+    event_id: int | str = ""
+    Event: MispEventRef | None = None
+    Tag: list[MispTag] = []
+
+
+class _Page(msgspec.Struct):
+    Attribute: list[MispAttribute] = []
+
+
+class _Envelope(msgspec.Struct):
+    # MISP answers {"response": {"Attribute": [...]}}; some versions send
+    # {"response": []} when nothing matched.
+    response: _Page | list[Any]
+
+
+_page_decoder = msgspec.json.Decoder(_Envelope, strict=False)
+
+
+class _RawResponse(dict[str, Any]):
+    """Stands in for the parsed JSON PyMISP would return, carrying the raw response."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+class _PyMISP(PyMISP):
+    """PyMISP that can hand back a search's raw HTTP response instead of parsed JSON."""
+
+    raw_json = False
+
+    def _check_json_response(
+        self, response: requests.Response
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        if self.raw_json:
+            return _RawResponse(response)
+        return super()._check_json_response(response)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+_CUT_SHORT = (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
+
+
+class MispError(UpstreamError):
+    """One MISP server failed; ``reason`` says how, without naming the server."""
+
+    def __init__(self, label: str, url: str, reason: str) -> None:
+        super().__init__(f"{label} ({url}): {reason}")
+        self.label = label
+        self.reason = reason
+
+
+class MispSource:
+    """One configured MISP server."""
+
+    def __init__(
+        self,
+        server: MispServer,
+        api_key: Secret,
+        *,
+        ca_file: Path | None = None,
+        decoder: Decoder = "msgspec",
+    ) -> None:
+        self.server = server
+        self.label = server.label
+        self._key = api_key
+        self._ca_file = ca_file
+        self._decoder = decoder
+        self._misp: _PyMISP | None = None
+        self._orgs: dict[str, str] = {}
+
+    # -- errors ---------------------------------------------------------------
+
+    def _clean(self, text: str, limit: int = 300) -> str:
+        """One printable line, without the API key, shortened."""
+        text = _CONTROL.sub(" ", text)
+        if self._key:
+            text = text.replace(self._key, "***")
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def _error(self, what: str) -> MispError:
+        return MispError(self.label, self.server.base_url, self._clean(what))
+
+    def _describe(self, exc: BaseException) -> str:
+        """The most specific cause in an exception chain, as one short phrase."""
+        chain: list[BaseException] = []
+        cur: BaseException | None = exc
+        while cur is not None and cur not in chain:
+            chain.append(cur)
+            cur = cur.__cause__ or cur.__context__
+        for e in chain:
+            if isinstance(e, requests.exceptions.SSLError):
+                m = re.search(r"(certificate verify failed[^')\"]*|SSL[^'\"]*)", str(e))
+                return f"TLS error: {m.group(1) if m else e}"
+            if isinstance(e, requests.exceptions.Timeout):
+                return f"timed out after {self.server.timeout:g} s"
+            if isinstance(e, requests.exceptions.ConnectionError):
+                m = re.search(r"\[Errno -?\d+\] ([^'\")]*)", str(e))
+                return f"cannot connect: {m.group(1) if m else e}"
+            if isinstance(e, _CUT_SHORT):
+                return f"response cut short: {e}"
+        text = str(exc)
+        m = re.search(r"\((\d{3}), (.*)\)$", text, re.S)  # PyMISP's "(403, {...})"
+        if m:
+            return f"HTTP {m.group(1)}: {_misp_message(m.group(2))}"
+        m = re.search(r"Error code (\d{3}):?\s*(.*)", text, re.S)
+        if m:
+            return f"HTTP {m.group(1)}: {m.group(2)}"
+        if "Unexpected response" in text:
+            return "garbled response (not JSON)"
+        return f"{type(exc).__name__}: {text}"
+
+    # -- connection -----------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the session; PyMISP checks the version and the key's user."""
+        ssl: bool | str = self.server.verify_ssl
+        if self._ca_file is not None:
+            ssl = str(self._ca_file)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                self._misp = _PyMISP(
+                    self.server.base_url + "/",
+                    self._key,
+                    ssl=ssl,
+                    debug=False,  # PyMISP's debug log prints request headers, API key included
+                    tool="pdnssoc-agent",
+                    timeout=self.server.timeout,
+                )
+        except (PyMISPError, requests.RequestException) as exc:
+            raise self._error(self._describe(exc)) from None
+
+    @property
+    def misp(self) -> _PyMISP:
+        if self._misp is None:
+            self.connect()
+        assert self._misp is not None  # noqa: S101 (connect() sets it or raises)
+        return self._misp
+
+    # -- search ---------------------------------------------------------------
+
+    def pages(
+        self,
+        *,
+        types: list[str],
+        to_ids: bool,
+        since: int,
+        tags: list[str] | None = None,
+        page_size: int,
+        extra: dict[str, Any] | None = None,
+    ) -> Iterator[list[MispAttribute]]:
+        """Attributes modified since ``since`` (epoch s), one restSearch page at a time."""
+        args: dict[str, Any] = dict(extra or {})
+        if "enforce_warninglist" not in args and "enforceWarninglist" not in args:
+            args["enforce_warninglist"] = True
+        page = 1
+        previous_first: str | None = None
+        while True:
+            attrs = self._search_page(
+                page=page,
+                limit=page_size,
+                type_attribute=types,
+                to_ids=1 if to_ids else None,
+                timestamp=since,
+                tags=tags or None,
+                include_event_tags=True,
+                **args,
+            )
+            if attrs and page > 1 and attrs[0].uuid and attrs[0].uuid == previous_first:
+                raise self._error(f"page {page} repeats page {page - 1}: the server ignores paging")
+            previous_first = attrs[0].uuid if attrs else None
+            yield attrs
+            if len(attrs) < page_size:
+                return
+            page += 1
+
+    def _search_page(self, **query: Any) -> list[MispAttribute]:
+        misp = self.misp
+        started = time.monotonic()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                if self._decoder == "pymisp":
+                    return self._via_pymisp(misp, query)
+                misp.raw_json = True
+                try:
+                    result = misp.search(controller="attributes", pythonify=False, **query)
+                finally:
+                    misp.raw_json = False
+        except (PyMISPError, requests.RequestException) as exc:
+            raise self._error(self._describe(exc)) from None
+        if not isinstance(result, _RawResponse):  # pragma: no cover - PyMISP changed
+            raise self._error(f"unexpected search result {type(result).__name__}")
+        response = result.response
+        if response.status_code != 200:
+            raise self._error(f"HTTP {response.status_code}: {_misp_message(response.text)}")
+        body = response.content
+        try:
+            envelope = _page_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise self._error(
+                f"garbled response to restSearch page {query.get('page')} "
+                f"({len(body)} bytes): {exc}"
+            ) from None
+        log.debug(
+            "%s: page %s, %d bytes in %.2f s",
+            self.label,
+            query.get("page"),
+            len(body),
+            time.monotonic() - started,
+        )
+        if isinstance(envelope.response, list):
+            if envelope.response:
+                raise self._error("garbled response: 'response' is a non-empty list")
+            return []
+        return envelope.response.Attribute
+
+    def _via_pymisp(self, misp: PyMISP, query: dict[str, Any]) -> list[MispAttribute]:
+        """PyMISP's normal JSON path (dicts), converted; kept to measure against."""
+        result = misp.search(controller="attributes", pythonify=False, **query)
+        if isinstance(result, dict) and "errors" in result:
+            raise self._error(f"HTTP {_misp_message(str(result['errors']))}")
+        if not isinstance(result, dict) or not isinstance(result.get("Attribute"), list):
+            raise self._error("garbled response: no Attribute list")
+        try:
+            return msgspec.convert(result["Attribute"], list[MispAttribute], strict=False)
+        except msgspec.ValidationError as exc:
+            raise self._error(f"garbled response: {exc}") from None
+
+    # -- organisations --------------------------------------------------------
+
+    def org_name(self, event: MispEventRef) -> str:
+        """The creator organisation's name (from the result, else organisations/view, cached)."""
+        if event.Orgc is not None and event.Orgc.name:
+            return event.Orgc.name
+        orgc_id = str(event.orgc_id)
+        if not orgc_id:
+            return ""
+        name = self._orgs.get(orgc_id)
+        if name is None:
+            name = ""
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                    org = self.misp.get_organisation(orgc_id, pythonify=False)
+            except (PyMISPError, requests.RequestException) as exc:
+                log.debug("%s: organisation %s not resolved: %s", self.label, orgc_id, exc)
+            else:
+                if isinstance(org, dict):
+                    inner = org.get("Organisation", org)
+                    if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                        name = inner["name"]
+            self._orgs[orgc_id] = name
+        return name
+
+
+def _misp_message(text: str) -> str:
+    """MISP's error JSON ({"name": ..., "message": ...}) or the first part of the body."""
+    try:
+        data = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        m = re.search(r"'(?:message|name)': '([^']*)'", text)  # a Python repr from PyMISP
+        if m:
+            return m.group(1)
+        return text[:200] if text.strip() else "(empty body)"
+    if isinstance(data, dict):
+        for key in ("message", "name", "errors"):
+            if data.get(key):
+                return str(data[key])
+    return text[:200]

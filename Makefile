@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab
 
-.PHONY: help deps venv lint test test-agent test-roles lab-host collector bench clean
+.PHONY: help deps venv lint test test-agent test-roles lab-host collector bench clean demo demo-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,7 @@ lint: venv ## ruff, mypy, yamllint, ansible-lint
 	yamllint -s .
 	ansible-lint
 	shellcheck lab/*.sh lab/run-molecule
+	shellcheck -x lab/demo/*.sh
 
 test-agent: venv ## the agent's test suite
 	cd agent && pytest
@@ -53,6 +54,12 @@ test-roles: venv lab-host collector ## molecule test of every role scenario (ROL
 	lab/run-molecule $(ROLES)
 
 test: lint test-agent test-roles ## everything CI runs
+
+demo: venv ## the lab end to end: sensor, server, MISP stand-in, mail sink; prints alerts (as root)
+	lab/demo/demo.sh
+
+demo-down: ## remove the lab of make demo (containers and network)
+	lab/demo/lab.sh down
 
 bench: venv ## agent benchmarks: figures, not pass/fail (BENCH=name for one)
 	cd agent && $(BIN)/python -m benchmarks $(BENCH)

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+# Helpers shared by lab/demo/demo.sh: the lab's hosts, the agent on the
+# server, the names the client resolves.
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+LAB_NETWORK=${LAB_NETWORK:-pdnssoc-lab}
+LAB_SERVER=pdnssoc-lab-server
+LAB_SENSOR=pdnssoc-lab-sensor
+LAB_CLIENT=pdnssoc-lab-client
+LAB_MAIL=pdnssoc-lab-mail
+DATA_DIR=/var/dnscollector
+AGENT_USER=pdnssoc
+AGENT_CMD="runuser -u $AGENT_USER -- pdnssoc-agent"
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+# Names of lab/dns/: what an institution's users resolve on an ordinary day...
+BENIGN_NAMES=(www.univ-a.test library.univ-a.test portal.univ-a.test news.research.test www.example)
+# ...and what MISP knows as bad: an exact domain, a subdomain of an indicator,
+# a benign-looking name whose address is an indicator, a name in an indicator
+# network, and a CNAME into an indicator domain.
+# shellcheck disable=SC2034
+MALICIOUS_NAMES=(evil.example beacon-7f3a.c2.badcorp.test updates.campus-cdn.test files.sharehost.test
+  mail.partner-univ.test)
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+lab_exec() {
+  local host=$1
+  shift
+  podman exec "$host" "$@"
+}
+
+# Run a pdnssoc-agent subcommand on the server as its service user.
+agent() {
+  # shellcheck disable=SC2086 # AGENT_CMD is a command line
+  podman exec "$LAB_SERVER" $AGENT_CMD "$@"
+}
+
+# Run a playbook, keep its full log, print its recap (the log's tail on failure).
+run_playbook() {
+  local log
+  log="$PDNSSOC_LAB_STATE/$(basename "$1" .yml).log"
+  mkdir -p "$PDNSSOC_LAB_STATE"
+  if ansible-playbook -i inventories/lab "$@" >"$log" 2>&1; then
+    sed -n '/^PLAY RECAP/,$p' "$log"
+    echo "(full log: $log)"
+  else
+    tail -n 60 "$log" >&2
+    echo "FAILED: ansible-playbook $* (full log: $log)" >&2
+    return 1
+  fi
+}
+
+resolve() {
+  local name=$1 kind=$2 answer
+  answer=$(lab_exec "$LAB_CLIENT" dig +short +time=5 +tries=2 "@$LAB_SENSOR" "$name" | paste -sd' ' -)
+  printf '  %-9s %-32s -> %s\n' "$kind" "$name" "${answer:-(no answer)}"
+}
+
+alert_lines() {
+  lab_exec "$LAB_SERVER" sh -c "cat $DATA_DIR/alerts/matches.json 2>/dev/null | wc -l"
+}
+
+mail_count() {
+  lab_exec "$LAB_MAIL" sh -c 'ls /var/lib/mailsink/*.eml 2>/dev/null | wc -l'
+}

@@ -22,7 +22,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
-from ..state import utcnow, write_pointer
+from ..errors import ExitCode
+from ..state import step_lock, utcnow, write_pointer
 from .email import EmailSink
 from .ledger import Ledger, SourcePosition
 from .model import Alert, AlertFormatError, parse_line
@@ -41,6 +42,7 @@ __all__ = [
     "build_sinks",
     "deliver",
     "ledger_dir",
+    "run_alert",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,11 @@ class AlertReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """UPSTREAM when a channel failed (its alerts are kept for the next run)."""
+        return ExitCode.UPSTREAM if self.failed else ExitCode.OK
 
 
 def alerts_file(config: Config) -> Path:
@@ -162,6 +169,12 @@ def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetim
             parsed.append((alert, channels))
         report.queued += ledger.take_in(path, position, parsed, config.alerting.renotify_after, now)
     return report
+
+
+def run_alert(config: Config, now: datetime | None = None) -> AlertReport:
+    """The ``alert`` step under its lock (raises BusyError if another agent runs it)."""
+    with step_lock(config.correlation.state_dir, "alert"):
+        return deliver(config, now)
 
 
 def deliver(config: Config, now: datetime | None = None) -> AlertReport:

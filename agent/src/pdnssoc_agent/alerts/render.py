@@ -6,7 +6,7 @@ addresses, sensor names, event titles, comments, tags) reaches a message
 through a template, and every ``{{ value }}`` is escaped for its channel:
 
 * HTML e-mail: Jinja2 autoescape (``<`` becomes ``&lt;``...);
-* plain-text e-mail: control characters removed (no header or line games);
+* plain-text e-mail: control characters and line breaks removed from values;
 * Slack: ``&``, ``<``, ``>`` as entities (so ``<!channel>`` or ``<@U1>`` cannot
   be formed) and ``@`` followed by a zero-width space (no ``@here``);
 * Mattermost: the same, plus Markdown punctuation backslash-escaped;
@@ -105,7 +105,7 @@ FLAVORS: dict[str, Flavor] = {
     "slack": (escape_slack, _slack_link),
     "mattermost": (escape_mattermost, _markdown_link(escape_mattermost)),
     "teams": (escape_teams, _markdown_link(escape_teams)),
-    "text": (strip_controls, lambda url, text: Safe(f"{strip_controls(text)} <{url}>")),
+    "text": (one_line, lambda url, text: Safe(f"{one_line(text)} <{one_line(url)}>")),
 }
 
 

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``alert``: deliver undelivered alerts on every configured channel."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..alerts import run_alert
+from ..config import Config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Exit 0 when every channel accepted what it was given, 4 when a channel failed "
+        "(its alerts stay pending for the next run), 6 when another agent runs this step."
+    )
+
+
+def run(config: Config, _args: argparse.Namespace) -> int:
+    report = run_alert(config)
+    for channel, error in sorted(report.failed.items()):
+        print(f"{channel}: FAILED ({error}); alerts kept for the next run")
+    for channel, count in sorted(report.sent.items()):
+        print(f"{channel}: sent {count} alert(s)")
+    return int(report.exit_code)

@@ -217,6 +217,8 @@ class Receiver:
     hang_after: int | None = None
     """Accept this many requests, then never answer (simulates a hung receiver)."""
     release: threading.Event = field(default_factory=threading.Event)
+    arrivals: int = 0
+    """Requests that arrived (counted before the delay)."""
 
     @property
     def port(self) -> int:
@@ -245,6 +247,7 @@ def start_receiver(status: int = 200, delay: float = 0.0) -> Receiver:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             body = json.loads(raw) if raw else None
+            rec.arrivals += 1
             if rec.hang_after is not None and len(rec.requests) >= rec.hang_after:
                 rec.requests.append((self.path + "#unanswered", body))
                 rec.release.wait(30)

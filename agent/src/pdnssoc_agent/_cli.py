@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("check-config", "check_config", "validate the configuration file and list every problem"),
     ("fetch-iocs", "fetch_iocs", "fetch indicators from MISP into the collector's lists"),
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
+    ("daemonize", "daemonize", "run fetch-iocs, correlate, retro and alert on their schedules"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

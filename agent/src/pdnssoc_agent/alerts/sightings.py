@@ -12,6 +12,7 @@ leaves the agent: only the indicator value and the time.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from .model import Alert
 from .sink import DeliveryError, Record, Sink
 
 log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6c1b9a52-3f0e-4d5c-9a57-70d1a1e5c0de")
 
 
 class SightingsSink(Sink):
@@ -73,6 +76,11 @@ class SightingsSink(Sink):
                 "source": source,
                 "timestamp": alert.seen_epoch(),
                 "type": "0",
+                # Stable per alert revision: a sighting re-sent after a crash is
+                # recognised by MISP instead of counted twice.
+                "sighting_uuid": str(
+                    uuid.uuid5(_NAMESPACE, f"{self.server.label}/{alert.id}/{alert.revision}")
+                ),
             }
             try:
                 answer = misp.add_sighting(sighting)
@@ -80,21 +88,22 @@ class SightingsSink(Sink):
                 raise DeliveryError(f"{channel}: {type(exc).__name__}") from None
             if not isinstance(answer, dict):
                 raise DeliveryError(f"{channel}: unexpected answer {str(answer)[:100]!r}")
-            errors = answer.get("errors")
-            if errors is not None:
-                status = errors[0] if isinstance(errors, list | tuple) and errors else None
-                if status in (400, 404):
-                    # The attribute is gone from MISP: nothing to sight, do not retry forever.
-                    log.warning(
-                        "%s: MISP has no attribute %r any more (HTTP %s): sighting dropped",
-                        channel,
-                        alert.indicator,
-                        status,
-                    )
-                else:
-                    raise DeliveryError(
-                        f"{channel}: MISP refused the sighting: {_clean(str(errors), '')[:200]}"
-                    )
+            if "errors" in answer:
+                raise DeliveryError(
+                    f"{channel}: MISP refused the sighting: {str(answer['errors'])[:200]}"
+                )
+            if "Sighting" not in answer:
+                # MISP refuses a sighting with HTTP 200 and a message.
+                message = str(answer.get("message", answer))[:200]
+                if "No valid attributes" not in message:
+                    raise DeliveryError(f"{channel}: MISP refused the sighting: {message}")
+                # The attribute is gone from MISP: nothing to sight, do not retry forever.
+                log.warning(
+                    "%s: MISP has no attribute %r any more: sighting dropped (%s)",
+                    channel,
+                    alert.indicator,
+                    message,
+                )
             record([alert])
 
 

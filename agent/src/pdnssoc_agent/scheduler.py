@@ -1,0 +1,320 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``daemonize``: run fetch-iocs, correlate, retro and alert on their intervals.
+
+One long-lived process, meant for supervisord:
+
+* logs go to stderr;
+* SIGTERM (or SIGINT) lets the step in progress finish, then the process
+  exits 0 (give supervisord a ``stopwaitsecs`` longer than the slowest step);
+* SIGHUP reloads the configuration file; a file that does not validate is
+  logged and the running configuration is kept;
+* a failing step is logged and tried again at its next interval; the other
+  steps go on;
+* every step takes its lock under ``correlation.state_dir``, so two agents on
+  one data root never run the same step at once (the second records "busy");
+* each step's last run, outcome and duration go to ``<state_dir>/steps.json``
+  (written atomically) for ``status``.
+
+Steps are called as library functions, imported when first run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .config import Config, ConfigError, Schedules, load_config
+from .errors import AgentError, BusyError, ExitCode
+from .fsutil import atomic_write_text
+from .state import utcnow
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "steps.json"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schedulable step."""
+
+    name: str
+    schedule_key: str
+    """Attribute of ``schedules`` holding the interval."""
+    target: str | Callable[[Config], Any]
+    """``module:function`` imported when first run, or the function itself."""
+
+    def interval(self, schedules: Schedules) -> timedelta:
+        return timedelta(minutes=getattr(schedules, self.schedule_key).interval)
+
+    def function(self) -> Callable[[Config], Any]:
+        if callable(self.target):
+            return self.target
+        module, _, name = self.target.partition(":")
+        func = getattr(importlib.import_module(module), name)
+        if not callable(func):
+            raise TypeError(f"{self.target} is not callable")
+        return func  # type: ignore[no-any-return]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("fetch-iocs", "fetch_iocs", "pdnssoc_agent.iocs.fetch:fetch_iocs"),
+    Step("correlate", "correlation", "pdnssoc_agent.correlate:run_correlate"),
+    Step("retro", "retro", "pdnssoc_agent.correlate:run_retro"),
+    Step("alert", "alerting", "pdnssoc_agent.alerts:run_alert"),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+
+
+def rfc3339(when: datetime) -> str:
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def state_path(config: Config) -> Path:
+    return config.correlation.state_dir / STATE_FILE
+
+
+def read_steps(path: Path) -> dict[str, dict[str, Any]]:
+    """The step records in ``path`` (empty when the file does not exist yet)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable step state: {exc}") from exc
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, dict):
+        raise ValueError(f"{path}: no 'steps' object")  # noqa: TRY004 - a content error
+    return {k: v for k, v in steps.items() if isinstance(v, dict)}
+
+
+@contextlib.contextmanager
+def _state_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def record_step(path: Path, name: str, record: dict[str, Any]) -> None:
+    """Merge one step's record into the state file (atomic, serialised between agents)."""
+    with _state_lock(path):
+        try:
+            steps = read_steps(path)
+        except ValueError as exc:
+            log.warning("%s; starting it afresh", exc)
+            steps = {}
+        previous = steps.get(name, {})
+        merged = {**previous, **record}
+        if record.get("outcome") != "ok" and "last_success" in previous:
+            merged["last_success"] = previous["last_success"]
+        steps[name] = merged
+        atomic_write_text(path, json.dumps({"version": 1, "steps": steps}, indent=2) + "\n")
+
+
+def _outcome_of(result: Any) -> tuple[str, str | None]:
+    """("ok" or "failed", error) from a step's return value."""
+    code = getattr(result, "exit_code", ExitCode.OK)
+    if int(code) == int(ExitCode.OK):
+        return "ok", None
+    detail = None
+    failed = getattr(result, "failed", None)
+    if isinstance(failed, dict) and failed:
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+    elif isinstance(failed, list) and failed:
+        detail = "; ".join(str(getattr(f, "label", f)) for f in failed)
+    return "failed", f"partial failure (exit {int(code)}){': ' + detail if detail else ''}"
+
+
+class Scheduler:
+    """Runs steps when due; signals only set flags, the loop acts on them."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        steps: Sequence[Step] = STEPS,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.steps = list(steps)
+        self.next_run: dict[str, datetime] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload = False
+        self.current: str | None = None
+
+    # -- signals ---------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.request_stop(signal.Signals(signum).name)
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload = True
+        self._wake.set()
+
+    def request_stop(self, why: str = "stop requested") -> None:
+        if self.current:
+            log.info("%s: finishing step %s, then exiting", why, self.current)
+        else:
+            log.info("%s: exiting", why)
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- configuration ---------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Load the configuration file again; keep the old one when it is invalid."""
+        self._reload = False
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("SIGHUP: %s\nkeeping the previous configuration", exc)  # noqa: TRY400
+            return False
+        self.config = new
+        logging.getLogger().setLevel(new.logging_level)
+        for warning in new.warnings:
+            log.warning("%s: %s", self.config_path, warning)
+        self.next_run.clear()  # intervals may have changed
+        log.info("SIGHUP: configuration reloaded from %s", self.config_path)
+        return True
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _next(self, step: Step, records: dict[str, dict[str, Any]], now: datetime) -> datetime:
+        if step.name in self.next_run:
+            return self.next_run[step.name]
+        last = records.get(step.name, {}).get("last_start")
+        if isinstance(last, str):
+            try:
+                return datetime.fromisoformat(last.replace("Z", "+00:00")) + step.interval(
+                    self.config.schedules
+                )
+            except ValueError:
+                pass
+        return now
+
+    def due(self, now: datetime) -> list[Step]:
+        try:
+            records = read_steps(state_path(self.config))
+        except ValueError as exc:
+            log.warning("%s", exc)
+            records = {}
+        return [s for s in self.steps if self._next(s, records, now) <= now]
+
+    def run_step(self, step: Step, now: datetime | None = None) -> str:
+        """Run one step now; record and return its outcome (ok, failed or busy)."""
+        started = now or utcnow()
+        t0 = time.monotonic()
+        self.current = step.name
+        error: str | None = None
+        try:
+            outcome, error = _outcome_of(step.function()(self.config))
+        except BusyError as exc:
+            outcome, error = "busy", str(exc)
+        except AgentError as exc:
+            outcome, error = "failed", str(exc)
+        except Exception as exc:  # a failing step must not stop the others
+            log.exception("step %s crashed", step.name)
+            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.current = None
+        duration = time.monotonic() - t0
+        self.next_run[step.name] = started + step.interval(self.config.schedules)
+        record: dict[str, Any] = {
+            "last_start": rfc3339(started),
+            "last_end": rfc3339(utcnow() if now is None else started + timedelta(seconds=duration)),
+            "outcome": outcome,
+            "duration_s": round(duration, 3),
+            "error": error,
+            "interval_min": int(step.interval(self.config.schedules).total_seconds() // 60),
+            "pid": os.getpid(),
+        }
+        if outcome == "ok":
+            record["last_success"] = record["last_end"]
+        try:
+            record_step(state_path(self.config), step.name, record)
+        except OSError as exc:
+            log.error("cannot record step %s: %s", step.name, exc)  # noqa: TRY400
+        if outcome == "ok":
+            log.info("step %s: ok in %.1fs", step.name, duration)
+        elif outcome == "busy":
+            log.info("step %s: skipped, %s", step.name, error)
+        else:
+            log.error(
+                "step %s: FAILED after %.1fs: %s; next try in %s",
+                step.name,
+                duration,
+                error,
+                step.interval(self.config.schedules),
+            )
+        return outcome
+
+    def run_due(self, now: datetime | None = None) -> dict[str, str]:
+        """Run every due step, in order, unless asked to stop; return their outcomes."""
+        outcomes: dict[str, str] = {}
+        for step in self.due(now or utcnow()):
+            if self.stopping:
+                break
+            if self._reload:
+                self.reload()
+            outcomes[step.name] = self.run_step(step, now)
+        return outcomes
+
+    def seconds_until_next(self, now: datetime) -> float:
+        if not self.next_run:
+            return 0.0
+        soonest = min(self.next_run.get(s.name, now) for s in self.steps)
+        return max(0.0, (soonest - now).total_seconds())
+
+    def run_forever(self) -> int:
+        names = ", ".join(f"{s.name} every {s.interval(self.config.schedules)}" for s in self.steps)
+        log.info("daemonize: pid %d; %s", os.getpid(), names)
+        while not self.stopping:
+            if self._reload:
+                self.reload()
+            self.run_due()
+            if self.stopping:
+                break
+            self._wake.clear()
+            if self._reload:
+                continue
+            self._wake.wait(timeout=min(60.0, max(0.5, self.seconds_until_next(utcnow()))))
+        log.info("daemonize: stopped")
+        return int(ExitCode.OK)
+
+
+def select_steps(names: Sequence[str] | None) -> list[Step]:
+    """The named steps (all by default), in their fixed order."""
+    if not names:
+        return list(STEPS)
+    unknown = sorted(set(names) - set(STEP_NAMES))
+    if unknown:
+        raise ValueError(f"unknown step(s): {', '.join(unknown)} (known: {', '.join(STEP_NAMES)})")
+    return [s for s in STEPS if s.name in names]

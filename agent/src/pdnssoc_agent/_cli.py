@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("fetch-iocs", "fetch_iocs", "fetch indicators from MISP into the collector's lists"),
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
     ("daemonize", "daemonize", "run fetch-iocs, correlate, retro and alert on their schedules"),
+    ("status", "status", "show each step's last run, delivery lag and indicator counts"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -86,9 +86,17 @@ class ChannelState:
 class Ledger:
     """Open (creating if needed) the ledger in ``state_dir``."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / LEDGER_NAME
+        if readonly:
+            # For status: never create or change anything (FileNotFoundError if absent).
+            if not self.path.exists():
+                raise FileNotFoundError(self.path)
+            self._db = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None
+            )
+            return
+        state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         os.close(fd)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)

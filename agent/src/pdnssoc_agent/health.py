@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``status``: is the agent keeping up?
+
+Read-only: it opens the step state, the delivery ledger and the IOC files
+without changing them, so it is safe to run as often as a monitoring probe
+likes. A step is *stale* when it has not succeeded for more than twice its
+interval (or never has); ``status`` then exits 5.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .alerts import alerts_file, ledger_dir
+from .alerts.ledger import Ledger
+from .config import Config
+from .iocs.index import IndexFormatError, read_header
+from .scheduler import STEPS, read_steps, state_path
+from .state import read_pointer, utcnow
+
+
+@dataclass
+class StepHealth:
+    name: str
+    interval_min: int
+    last_start: str | None = None
+    last_success: str | None = None
+    outcome: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    age_s: float | None = None
+    """Seconds since the last start."""
+    success_age_s: float | None = None
+    stale: bool = True
+
+
+@dataclass
+class ChannelHealth:
+    channel: str
+    pending: int
+    oldest_pending_age_s: float | None
+    failures: int
+    retry_in_s: float | None
+    last_error: str | None
+    last_success: str | None
+
+
+@dataclass
+class Status:
+    generated_at: str
+    steps: list[StepHealth] = field(default_factory=list)
+    channels: list[ChannelHealth] = field(default_factory=list)
+    alerts_file: str = ""
+    alert_lines_not_taken_in: int | None = None
+    """Complete lines of the alert file that the alert step has not read yet."""
+    pointers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    iocs: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> list[str]:
+        return [s.name for s in self.steps if s.stale]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stale"] = self.stale
+        return data
+
+
+def _iso(ts: float | None, now: datetime) -> str | None:
+    if not ts:
+        return None
+    return (
+        datetime.fromtimestamp(ts, now.tzinfo).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _steps(config: Config, now: datetime, status: Status) -> None:
+    try:
+        records = read_steps(state_path(config))
+    except ValueError as exc:
+        status.problems.append(str(exc))
+        records = {}
+    for step in STEPS:
+        interval = step.interval(config.schedules)
+        rec = records.get(step.name, {})
+        health = StepHealth(step.name, int(interval.total_seconds() // 60))
+        health.last_start = rec.get("last_start")
+        health.last_success = rec.get("last_success")
+        health.outcome = rec.get("outcome")
+        health.duration_s = rec.get("duration_s")
+        health.error = rec.get("error")
+        start, success = _parse(health.last_start), _parse(health.last_success)
+        if start:
+            health.age_s = round((now - start).total_seconds(), 1)
+        if success:
+            health.success_age_s = round((now - success).total_seconds(), 1)
+            health.stale = now - success > 2 * interval
+        status.steps.append(health)
+
+
+def _lines_after(path: Path, offset: int) -> int:
+    count = 0
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _channels(config: Config, now: datetime, status: Status) -> None:
+    src = alerts_file(config)
+    status.alerts_file = str(src)
+    try:
+        ledger = Ledger(ledger_dir(config), readonly=True)
+    except FileNotFoundError:
+        ledger = None
+    try:
+        offset = 0
+        if ledger is not None:
+            for state in ledger.channel_states():
+                status.channels.append(
+                    ChannelHealth(
+                        channel=state.channel,
+                        pending=state.pending,
+                        oldest_pending_age_s=(
+                            round(now.timestamp() - state.oldest_pending, 1)
+                            if state.oldest_pending
+                            else None
+                        ),
+                        failures=state.failures,
+                        retry_in_s=(
+                            round(state.next_attempt - now.timestamp(), 1)
+                            if state.next_attempt > now.timestamp()
+                            else None
+                        ),
+                        last_error=state.last_error,
+                        last_success=_iso(state.last_success, now),
+                    )
+                )
+            pos = ledger.position(src)
+            if pos is not None:
+                st = src.stat() if src.exists() else None
+                same = st is not None and (st.st_dev, st.st_ino) == (pos.dev, pos.ino)
+                offset = pos.offset if same else 0
+        if src.exists():
+            status.alert_lines_not_taken_in = _lines_after(src, offset)
+    except sqlite3.Error as exc:
+        status.problems.append(f"{ledger_dir(config)}: cannot read the delivery ledger: {exc}")
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _pointers(config: Config, now: datetime, status: Status) -> None:
+    for name, path in (
+        ("correlation", config.correlation.last_correlation_pointer_file),
+        ("retro", config.correlation.last_retro_pointer_file),
+        ("alert", config.alerting.last_alerting_pointer_file),
+    ):
+        try:
+            when = read_pointer(path)
+        except ValueError as exc:
+            status.problems.append(str(exc))
+            continue
+        status.pointers[name] = {
+            "file": str(path),
+            "at": when.isoformat(timespec="seconds").replace("+00:00", "Z") if when else None,
+            "age_s": round((now - when).total_seconds(), 1) if when else None,
+        }
+
+
+def _count_lines(path: Path) -> int | None:
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except FileNotFoundError:
+        return None
+
+
+def _iocs(config: Config, now: datetime, status: Status) -> None:
+    corr = config.correlation
+    status.iocs["domains"] = _count_lines(corr.malicious_domains_file)
+    status.iocs["ips"] = _count_lines(corr.malicious_ips_file)
+    try:
+        header = read_header(corr.ioc_index_file)
+    except FileNotFoundError:
+        status.iocs["index"] = None
+        return
+    except (IndexFormatError, OSError) as exc:
+        status.problems.append(str(exc))
+        return
+    generated = datetime.fromtimestamp(header.generated, now.tzinfo)
+    status.iocs["index"] = {
+        "file": str(corr.ioc_index_file),
+        "generated": generated.isoformat().replace("+00:00", "Z"),
+        "age_s": round((now - generated).total_seconds(), 1),
+        "servers": sorted(header.servers),
+    }
+
+
+def collect(config: Config, now: datetime | None = None) -> Status:
+    """Gather the health view (reads only)."""
+    now = now or utcnow()
+    status = Status(generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"))
+    _steps(config, now, status)
+    _channels(config, now, status)
+    _pointers(config, now, status)
+    _iocs(config, now, status)
+    return status
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=int(seconds)))
+
+
+def render(status: Status) -> str:
+    """The human-readable view."""
+    out = [f"pDNSSOC agent status at {status.generated_at}", "", "Steps:"]
+    out.append(f"  {'step':<11} {'every':>6} {'last run':<21} {'ago':>16} {'outcome':<8} stale")
+    for s in status.steps:
+        out.append(
+            f"  {s.name:<11} {str(s.interval_min) + 'm':>6} {s.last_start or 'never':<21} "
+            f"{_age(s.age_s):>16} {s.outcome or '-':<8} {'STALE' if s.stale else 'no'}"
+        )
+        if s.outcome not in (None, "ok") and s.error:
+            out.append(f"      {s.error[:200]}")
+    out += ["", "Delivery:"]
+    if status.alert_lines_not_taken_in is not None:
+        out.append(f"  {status.alert_lines_not_taken_in} alert line(s) not read yet")
+    if not status.channels:
+        out.append("  no delivery recorded yet")
+    for c in status.channels:
+        line = f"  {c.channel:<24} pending {c.pending:>6}"
+        if c.pending:
+            line += f", oldest {_age(c.oldest_pending_age_s)}"
+        if c.failures:
+            line += f", {c.failures} failure(s) in a row, retry in {_age(c.retry_in_s)}"
+        out.append(line)
+        if c.failures and c.last_error:
+            out.append(f"      {c.last_error[:200]}")
+    out += ["", "Pointers:"]
+    for name, p in status.pointers.items():
+        out.append(f"  {name:<12} {p['at'] or 'never':<21} {_age(p['age_s']):>16} ago")
+    out += ["", "Indicators:"]
+    idx = status.iocs.get("index")
+    out.append(
+        f"  domains {status.iocs.get('domains') if status.iocs.get('domains') is not None else '-'}"
+        f", IPs {status.iocs.get('ips') if status.iocs.get('ips') is not None else '-'}"
+        + (
+            f", index generated {idx['generated']} ({_age(idx['age_s'])} ago) from "
+            f"{', '.join(idx['servers']) or 'no server'}"
+            if idx
+            else ", no index"
+        )
+    )
+    for problem in status.problems:
+        out.append(f"PROBLEM: {problem}")
+    if status.stale:
+        out += ["", f"STALE: {', '.join(status.stale)} (no success within twice the interval)"]
+    return "\n".join(out)

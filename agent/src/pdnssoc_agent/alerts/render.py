@@ -33,6 +33,7 @@ import jinja2
 import markupsafe
 
 from .model import Alert, parse_time
+from .sink import DeliveryError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -171,17 +172,24 @@ class Templates:
         return env
 
     def render(self, flavor: str, name: str, override: Path | None = None, **context: Any) -> str:
-        """Render template ``name`` (or the file ``override``) for ``flavor``."""
+        """Render template ``name`` (or the file ``override``) for ``flavor``.
+
+        A missing or broken template raises DeliveryError naming it: the
+        channel fails and keeps its alerts until the template is fixed.
+        """
         env = self.env(flavor)
-        if override is not None:
-            try:
-                source = override.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise jinja2.TemplateNotFound(f"{override}: {exc.strerror}") from exc
-            template = env.from_string(source)
-        else:
-            template = env.get_template(name)
-        return template.render(**context)
+        label = str(override) if override is not None else name
+        try:
+            if override is not None:
+                template = env.from_string(override.read_text(encoding="utf-8"))
+            else:
+                template = env.get_template(name)
+            return template.render(**context)
+        except OSError as exc:
+            raise DeliveryError(f"template {label}: {exc.strerror or exc}") from None
+        except jinja2.TemplateError as exc:
+            where = f" line {exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+            raise DeliveryError(f"template {label}{where}: {type(exc).__name__}: {exc}") from None
 
 
 def alert_view(alert: Alert) -> dict[str, Any]:

@@ -149,8 +149,11 @@ class Scheduler:
         config: Config,
         config_path: Path | None = None,
         steps: Sequence[Step] = STEPS,
+        log_level: str | None = None,
     ) -> None:
         self.config = config
+        self.log_level = log_level
+        """A ``--log-level`` given on the command line wins over the file, also after SIGHUP."""
         self.config_path = config_path
         self.steps = list(steps)
         self.next_run: dict[str, datetime] = {}
@@ -198,7 +201,7 @@ class Scheduler:
             log.error("SIGHUP: %s\nkeeping the previous configuration", exc)  # noqa: TRY400
             return False
         self.config = new
-        logging.getLogger().setLevel(new.logging_level)
+        logging.getLogger().setLevel(self.log_level or new.logging_level)
         for warning in new.warnings:
             log.warning("%s: %s", self.config_path, warning)
         self.next_run.clear()  # intervals may have changed

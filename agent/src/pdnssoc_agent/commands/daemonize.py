@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    scheduler = Scheduler(config, args.config, select_steps(args.steps))
+    scheduler = Scheduler(
+        config, args.config, select_steps(args.steps), log_level=getattr(args, "log_level", None)
+    )
     scheduler.install_signal_handlers()
     if args.once:
         outcomes = scheduler.run_due()

@@ -22,8 +22,9 @@ count = 0
 def on_hup(signum, frame):
     global count
     count += 1
-    with open(hup_file, "w") as fh:
+    with open(hup_file + ".tmp", "w") as fh:
         fh.write(str(count))
+    os.replace(hup_file + ".tmp", hup_file)
 signal.signal(signal.SIGHUP, on_hup)
 with open(pid_file + ".tmp", "w") as fh:
     fh.write(f"{os.getpid()}\n")

@@ -62,7 +62,9 @@ def reload_collector(pid_file: Path | None, expect_in_cmdline: str | None) -> Re
     (None skips the check).
     """
     if pid_file is None:
-        return ReloadResult(Outcome.DISABLED, "collector reload disabled (no pid file configured)")
+        return ReloadResult(
+            Outcome.DISABLED, "collector reload disabled (fetch_iocs.reload_collector: false)"
+        )
     try:
         text = pid_file.read_text(encoding="ascii", errors="replace").strip()
     except FileNotFoundError:

@@ -185,6 +185,8 @@ class _ServerFetch:
         self.entries: dict[str, IndicatorEntry] = {}
         self._events: dict[str, tuple[str, str, str, str]] = {}
         self._tags: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._shared: dict[str, str] = {}
+        self._shared_ints: dict[int, int] = {}
         self._reject = _Rejections(report)
         periods = self.server.periods
         self.generic: timedelta = periods.generic.delta
@@ -291,6 +293,9 @@ class _ServerFetch:
                 cached = ("", "", f"{self.server.base_url}/events/view/{event_id}", "")
             self._events[event_id] = cached
         uuid, info, url, org = cached
+        # Comments and timestamps repeat across an event's attributes: share them.
+        comment = self._shared.setdefault(attr.comment, attr.comment)
+        timestamp = self._shared_ints.setdefault(attr.timestamp, attr.timestamp)
         return IocContext(
             server=self.report.label,
             event_id=event_id,
@@ -302,8 +307,8 @@ class _ServerFetch:
             attribute_uuid=attr.uuid,
             attribute_type=sys.intern(attr.type),
             category=sys.intern(attr.category),
-            comment=attr.comment,
-            timestamp=attr.timestamp,
+            comment=comment,
+            timestamp=timestamp,
         )
 
 

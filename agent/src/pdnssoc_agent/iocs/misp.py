@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,6 +115,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _CUT_SHORT = (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
 
 
+# REST names of restSearch filters that PyMISP's search() sets from its own
+# snake_case parameter (overwriting a camelCase one passed through **kwargs):
+# an ``args`` key in either spelling reaches MISP.
+_SNAKE = {
+    "excludeDecayed": "exclude_decayed",
+    "sgReferenceOnly": "sg_reference_only",
+    "from": "date_from",
+    "to": "date_to",
+}
+
+
 class MispError(UpstreamError):
     """One MISP server failed; ``reason`` says how, without naming the server."""
 
@@ -140,6 +153,8 @@ class MispSource:
         self._decoder = decoder
         self._misp: _PyMISP | None = None
         self._orgs: dict[str, str] = {}
+        # One request at a time on PyMISP's session (pages are fetched ahead in a thread).
+        self._session_lock = threading.Lock()
 
     # -- errors ---------------------------------------------------------------
 
@@ -163,8 +178,11 @@ class MispSource:
             cur = cur.__cause__ or cur.__context__
         for e in chain:
             if isinstance(e, requests.exceptions.SSLError):
-                m = re.search(r"(certificate verify failed[^')\"]*|SSL[^'\"]*)", str(e))
-                return f"TLS error: {m.group(1) if m else e}"
+                text = str(e)
+                m = re.search(r"certificate verify failed[^')\"]*", text) or re.search(
+                    r"\[SSL[^\]]*\][^')\"]*", text
+                )
+                return f"TLS error: {m.group(0) if m else text}"
             if isinstance(e, requests.exceptions.Timeout):
                 return f"timed out after {self.server.timeout:g} s"
             if isinstance(e, requests.exceptions.ConnectionError):
@@ -223,36 +241,53 @@ class MispSource:
         page_size: int,
         extra: dict[str, Any] | None = None,
     ) -> Iterator[list[MispAttribute]]:
-        """Attributes modified since ``since`` (epoch s), one restSearch page at a time."""
-        args: dict[str, Any] = dict(extra or {})
+        """Attributes modified since ``since`` (epoch s), one restSearch page at a time.
+
+        While the caller works on a full page, the next one is already being
+        requested (one page ahead, in one helper thread), so MISP's time to
+        build a page overlaps the agent's time to process the previous one.
+        """
+        args: dict[str, Any] = {_SNAKE.get(k, k): v for k, v in (extra or {}).items()}
         if "enforce_warninglist" not in args and "enforceWarninglist" not in args:
             args["enforce_warninglist"] = True
-        page = 1
+        query: dict[str, Any] = {
+            "limit": page_size,
+            "type_attribute": types,
+            "to_ids": 1 if to_ids else None,
+            "timestamp": since,
+            "tags": tags or None,
+            "include_event_tags": True,
+            **args,
+        }
         previous_first: str | None = None
-        while True:
-            attrs = self._search_page(
-                page=page,
-                limit=page_size,
-                type_attribute=types,
-                to_ids=1 if to_ids else None,
-                timestamp=since,
-                tags=tags or None,
-                include_event_tags=True,
-                **args,
-            )
-            if attrs and page > 1 and attrs[0].uuid and attrs[0].uuid == previous_first:
-                raise self._error(f"page {page} repeats page {page - 1}: the server ignores paging")
-            previous_first = attrs[0].uuid if attrs else None
-            yield attrs
-            if len(attrs) < page_size:
-                return
-            page += 1
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as pool:
+            pending: Future[list[MispAttribute]] = pool.submit(self._search_page, page=1, **query)
+            page = 1
+            while True:
+                attrs = pending.result()
+                if attrs and page > 1 and attrs[0].uuid and attrs[0].uuid == previous_first:
+                    raise self._error(
+                        f"page {page} repeats page {page - 1}: the server ignores paging"
+                    )
+                previous_first = attrs[0].uuid if attrs else None
+                full = len(attrs) >= page_size
+                if full:
+                    pending = pool.submit(self._search_page, page=page + 1, **query)
+                try:
+                    yield attrs
+                except GeneratorExit:
+                    if full:
+                        pending.cancel()
+                    raise
+                if not full:
+                    return
+                page += 1
 
     def _search_page(self, **query: Any) -> list[MispAttribute]:
         misp = self.misp
         started = time.monotonic()
         try:
-            with warnings.catch_warnings():
+            with self._session_lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                 if self._decoder == "pymisp":
                     return self._via_pymisp(misp, query)
@@ -261,6 +296,7 @@ class MispSource:
                     result = misp.search(controller="attributes", pythonify=False, **query)
                 finally:
                     misp.raw_json = False
+                body = result.response.content if isinstance(result, _RawResponse) else b""
         except (PyMISPError, requests.RequestException) as exc:
             raise self._error(self._describe(exc)) from None
         if not isinstance(result, _RawResponse):  # pragma: no cover - PyMISP changed
@@ -268,7 +304,6 @@ class MispSource:
         response = result.response
         if response.status_code != 200:
             raise self._error(f"HTTP {response.status_code}: {_misp_message(response.text)}")
-        body = response.content
         try:
             envelope = _page_decoder.decode(body)
         except msgspec.DecodeError as exc:
@@ -304,7 +339,13 @@ class MispSource:
     # -- organisations --------------------------------------------------------
 
     def org_name(self, event: MispEventRef) -> str:
-        """The creator organisation's name (from the result, else organisations/view, cached)."""
+        """The creator organisation's name, cached per organisation.
+
+        restSearch gives only ``orgc_id``; the name comes from
+        ``organisations/view`` or, where that is not served, from the event
+        itself (``events/view``, once per organisation). Not fatal: an
+        unresolved name is left empty.
+        """
         if event.Orgc is not None and event.Orgc.name:
             return event.Orgc.name
         orgc_id = str(event.orgc_id)
@@ -312,20 +353,35 @@ class MispSource:
             return ""
         name = self._orgs.get(orgc_id)
         if name is None:
-            name = ""
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                    org = self.misp.get_organisation(orgc_id, pythonify=False)
-            except (PyMISPError, requests.RequestException) as exc:
-                log.debug("%s: organisation %s not resolved: %s", self.label, orgc_id, exc)
-            else:
-                if isinstance(org, dict):
-                    inner = org.get("Organisation", org)
-                    if isinstance(inner, dict) and isinstance(inner.get("name"), str):
-                        name = inner["name"]
+            org = self._get_json("organisations/view", orgc_id, "Organisation")
+            name = org.get("name") if org else None
+            if not isinstance(name, str) and event.id:
+                ev = self._get_json("events/view", str(event.id), "Event")
+                orgc = ev.get("Orgc") if ev else None
+                name = orgc.get("name") if isinstance(orgc, dict) else None
+            name = name if isinstance(name, str) else ""
             self._orgs[orgc_id] = name
         return name
+
+    def _get_json(self, what: str, ref: str, key: str) -> dict[str, Any] | None:
+        """``GET what/ref`` parsed, the ``key`` object of it; None on any failure."""
+        misp = self.misp
+        try:
+            with self._session_lock, warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                response = misp._prepare_request("GET", f"{what}/{ref}")
+        except requests.RequestException as exc:
+            log.debug("%s: %s/%s: %s", self.label, what, ref, self._describe(exc))
+            return None
+        if response.status_code != 200:
+            log.debug("%s: %s/%s: HTTP %s", self.label, what, ref, response.status_code)
+            return None
+        try:
+            data = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            return None
+        inner = data.get(key) if isinstance(data, dict) else None
+        return inner if isinstance(inner, dict) else None
 
 
 def _misp_message(text: str) -> str:

@@ -181,6 +181,10 @@ class Normalizer:
             return Rejection("empty", _printable(value))
         if "%" in value:  # a scoped (link-local) address names a local interface
             return Rejection("invalid_ip", _printable(value), "scoped address")
+        if _DOTTED_QUAD.fullmatch(value):
+            fast = _plain_ipv4(value)
+            if fast is not None:
+                return fast
         net: ipaddress.IPv4Network | ipaddress.IPv6Network
         try:
             if "/" in value:
@@ -211,6 +215,18 @@ class Normalizer:
 
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_DOTTED_QUAD = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}")
+
+
+def _plain_ipv4(value: str) -> Indicator | Rejection | None:
+    """Fast path for the common case, a canonical dotted quad; None: use ipaddress."""
+    octets = [int(o) for o in value.split(".")]
+    if any(o > 255 for o in octets):
+        return None
+    first = octets[0]
+    if value == "0.0.0.0" or first == 127 or 224 <= first <= 239 or value == "255.255.255.255":  # noqa: S104
+        return Rejection("reserved_ip", _printable(value))
+    return Indicator("ip", value)
 
 
 def _has_format_char(value: str) -> bool:

@@ -33,6 +33,7 @@ AUTH_FAILED = (
     "along in the Authorization header."
 )
 MAX_BODY = 32 * 1024 * 1024
+MAX_RECORDED = 10_000  # requests kept in MispStandin.requests
 _DESCRIBE_TYPES = {
     "Network activity": (
         "ip-src ip-dst ip-src|port ip-dst|port hostname domain domain|ip hostname|port "
@@ -395,6 +396,8 @@ class MispStandin:
     def record_request(self, path: str, body: Any) -> None:
         with self._lock:
             self.requests.append((path, body))
+            if len(self.requests) > MAX_RECORDED:  # a long-running lab service
+                del self.requests[: MAX_RECORDED // 2]
 
     # -- faults --------------------------------------------------------------------------
 

@@ -217,3 +217,31 @@ def test_once_runs_every_real_step(tmp_path: Path) -> None:
     _out, err2 = proc.communicate(timeout=60)
     assert proc.returncode == 0, err2
     assert "step " not in err2
+
+
+@pytest.mark.slow
+def test_two_agents_on_one_data_root_never_run_a_step_twice(tmp_path: Path) -> None:
+    rec = start_receiver(delay=3.0)
+    try:
+        cfg_path = tmp_path / "agent.yml"
+        write_config(
+            cfg_path,
+            {"data_dir": str(tmp_path), "alerting": {"webhook": {"webhook_url": rec.url()}}},
+        )
+        cfg = load_config(cfg_path)
+        append_alerts(alerts_file(cfg), alert_line())
+        first = start_daemon(cfg_path, "--steps", "alert")
+        try:
+            wait_for(lambda: rec.arrivals == 1)  # agent 1 is inside the alert step
+            second = start_daemon(cfg_path, "--steps", "alert", "--once")
+            _out, err = second.communicate(timeout=30)
+            assert second.returncode == ExitCode.BUSY, err
+            assert "step alert: skipped, alert: another agent is running this step" in err
+        finally:
+            first.send_signal(signal.SIGTERM)
+            _out, err1 = first.communicate(timeout=30)
+        assert first.returncode == 0, err1
+        assert rec.arrivals == 1
+        assert read_steps(state_path(cfg))["alert"]["outcome"] == "ok"
+    finally:
+        rec.stop()

@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -590,6 +591,35 @@ def test_failure_keeps_previous_files(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(m.startswith(f"misp1 ({standin.url}): ") for m in errors)
     assert KEY not in caplog.text
+
+
+def test_failure_in_the_middle_of_paging(standin: MispStandin, tmp_path: Path) -> None:
+    """Pages already read are dropped when a later page fails: no partial list."""
+    standin.add_event(event("e", [attr("domain", f"p{i:02d}.example") for i in range(30)]))
+    cfg = make_config(tmp_path, [server(standin, page_size=1)])
+    fetch_iocs(cfg)
+    before = snapshot(cfg)
+    standin.add_event(event("more", [attr("domain", "more.example")]))
+    standin.requests.clear()
+    stop = threading.Event()
+
+    def break_after_first_page() -> None:
+        while not stop.is_set():
+            if any(path.endswith("restSearch") for path, _ in list(standin.requests)):
+                standin.set_fault("500", path="restSearch")
+                return
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=break_after_first_page)
+    watcher.start()
+    try:
+        result = fetch_iocs(cfg)
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.exit_code is ExitCode.UPSTREAM
+    assert 0 < result.servers[0].seen < 31
+    assert snapshot(cfg) == before
 
 
 def test_stopped_server(standin: MispStandin, tmp_path: Path) -> None:

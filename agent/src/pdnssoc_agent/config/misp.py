@@ -68,9 +68,15 @@ class MispServer:
     verify_ssl: bool = True
     ca_file: Path | None = None
     debug: bool = False
+    """Accepted from pdnssoc-cli configs and ignored: PyMISP's debug output prints
+    request headers, the API key among them (use ``--log-level DEBUG`` instead)."""
     timeout: float = field(default=60.0, metadata={"min": 1})
+    """Seconds to wait for each HTTP request (connect and each read)."""
     page_size: int = field(default=5000, metadata={"min": 1, "max": 100000})
+    """Attributes per restSearch page."""
     args: dict[str, Any] = field(default_factory=dict)
+    """Extra restSearch filters, passed to PyMISP's ``search()`` as pdnssoc-cli does
+    (``enforce_warninglist`` defaults to true; ``excludeDecayed``, ``decayingModel``...)."""
     periods: Periods = field(default_factory=Periods)
     sightings: Sightings = field(default_factory=Sightings)
 

@@ -85,6 +85,7 @@ MAX_NAME = 253
 # After lower-casing: letters, digits, hyphen and underscore (SRV/DKIM-style
 # names occur in intel), dot-separated, no empty label.
 _ASCII_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+_PLAIN_NAME = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
 # Any whitespace or C0/C1 control character, DEL included.
 _CONTROL = re.compile(r"[\x00-\x20\x7f-\xa0\s]")
 
@@ -144,6 +145,17 @@ class Normalizer:
 
     def domain(self, value: str) -> Indicator | Rejection:
         """A normalised domain name, or why it cannot be one."""
+        name = value.lower()
+        if len(name) <= MAX_NAME and _PLAIN_NAME.fullmatch(name):
+            # The common case: plain ASCII labels of valid length, no trailing dot.
+            if name.rpartition(".")[2].isdigit():
+                return Rejection("invalid_domain", _printable(value), "numeric top-level label")
+            if self._psl.is_public(name):
+                return Rejection("public_suffix", _printable(value))
+            return Indicator("domain", name)
+        return self._domain_slow(value)
+
+    def _domain_slow(self, value: str) -> Indicator | Rejection:
         if _CONTROL.search(value) or _has_format_char(value):
             return Rejection("control_character", _printable(value))
         name = value.lower()

@@ -693,6 +693,23 @@ def test_synthetic_set_is_deterministic_and_unique(events: list[dict[str, Any]])
         assert misp.add_sighting({"source": "s"}, attribute=sample["uuid"])["Sighting"]
 
 
+@pytest.mark.parametrize(
+    "flags", [{}, {"includeEventTags": 1}, {"includeEventUuid": 1, "includeEventTags": 1}]
+)
+def test_synthetic_fast_json_equals_the_general_rendering(flags: dict[str, int]) -> None:
+    from misp_standin.query import parse_query
+
+    standin = MispStandin(api_keys={KEY: "ORG"})
+    standin.add_synthetic(500, seed=3)
+    store = standin.store
+    query = parse_query({"limit": 500} | flags, time.time(), store.tags.find)
+    page = list(store.search(query))
+    assert len(page) == 500
+    for item in page:
+        fast = item.restsearch_json(query)  # type: ignore[attr-defined]
+        assert json.loads(fast) == json.loads(json.dumps(store.render_attribute(item, query)))
+
+
 def test_command_line_serves_with_keys_from_a_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"# lab key\n{KEY} LAB-CSIRT\n")

@@ -306,7 +306,10 @@ class Query:
     cache_key: str = ""
 
     def matches(self, attribute: AttributeLike) -> bool:
-        return all(predicate(attribute) for predicate in self.predicates)
+        for predicate in self.predicates:  # noqa: SIM110 (a plain loop: runs per attribute)
+            if not predicate(attribute):
+                return False
+        return True
 
     def window(self) -> tuple[int, int | None]:
         """(offset, count) of the page asked for; count None means everything.
@@ -429,15 +432,23 @@ def parse_query(  # noqa: PLR0915 (one filter a statement, in MISP's order)
     return query
 
 
+def _split(patterns: list[str]) -> tuple[frozenset[str], list[Callable[[str], bool]]]:
+    """Exact values (case-folded, for a set lookup) and LIKE matchers."""
+    exact = frozenset(p.casefold() for p in patterns if not (p.startswith("%") or p.endswith("%")))
+    return exact, [like(p) for p in patterns if p.startswith("%") or p.endswith("%")]
+
+
 def _list_predicate(flt: Filter, getter: Callable[[Any], str]) -> Callable[[Any], bool]:
-    wanted = _matchers(flt.any_of)
-    unwanted = _matchers(flt.none_of)
+    want_exact, want_like = _split(flt.any_of)
+    skip_exact, skip_like = _split(flt.none_of)
+    wanted = bool(flt.any_of)
 
     def predicate(a: Any) -> bool:
         value = str(getter(a))
-        if wanted and not any(m(value) for m in wanted):
+        folded = value.casefold()
+        if wanted and folded not in want_exact and not any(m(value) for m in want_like):
             return False
-        return not any(m(value) for m in unwanted)
+        return folded not in skip_exact and not any(m(value) for m in skip_like)
 
     return predicate
 

@@ -592,7 +592,8 @@ class MispStandin:
             first = True
             encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
             for attribute in result:
-                text = encode(store.render_attribute(attribute, query))
+                fast = getattr(attribute, "restsearch_json", None)
+                text = (fast and fast(query)) or encode(store.render_attribute(attribute, query))
                 parts.append(text if first else "," + text)
                 first = False
                 size += len(text)

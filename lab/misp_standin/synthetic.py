@@ -17,13 +17,14 @@ megabytes of memory.
 from __future__ import annotations
 
 import array
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from misp_standin.store import EventRecord
+from misp_standin.store import EventRecord, inherited_tag
 
 if TYPE_CHECKING:
     from misp_standin.query import Query
@@ -73,6 +74,12 @@ _FIRST_OCTETS = (
 )  # fmt: skip
 _EVENT_TAGS = (["tlp:white"], ["tlp:green"], ["tlp:amber"], ["tlp:amber", "apt"])
 _CACHE_SECONDS = 60.0
+_JSON_TEMPLATE = (
+    '{"id":"%d","event_id":"%s","object_id":"0","object_relation":null,'
+    '"category":"Network activity","type":"%s","to_ids":%s,"uuid":"%s","timestamp":"%d",'
+    '"distribution":"5","sharing_group_id":"0","comment":"synthetic","deleted":false,'
+    '"disable_correlation":false,"first_seen":null,"last_seen":null,"value":"%s"'
+)
 
 
 def _mix(i: int, seed: int) -> int:
@@ -169,6 +176,37 @@ class SyntheticAttribute:
     def misp_tags(self) -> list[dict[str, Any]]:
         return []
 
+    def restsearch_json(self, query: Query) -> str | None:
+        """This attribute as restSearch JSON text, built without a dict (the values are
+        plain ASCII); None when ``query`` asks for output this fast path does not write."""
+        if query.include_context or query.include_sightings or query.include_warninglist_hits:
+            return None
+        event = self.event
+        cached = self.owner.event_json.get(event.id)
+        if cached is None:
+            tags = [inherited_tag(t) for t in event.tags]
+            cached = (
+                json.dumps(event.brief, separators=(",", ":")),
+                json.dumps(tags, separators=(",", ":")) if tags else "",
+            )
+            self.owner.event_json[event.id] = cached
+        brief, tags_json = cached
+        text = _JSON_TEMPLATE % (
+            self.id,
+            event.id,
+            self.type,
+            "true" if self.to_ids else "false",
+            self.uuid,
+            self.timestamp,
+            self.value,
+        )
+        if query.include_event_uuid:
+            text += f',"event_uuid":"{event.uuid}"'
+        text += ',"Event":' + brief
+        if query.include_event_tags and tags_json:
+            text += ',"Tag":' + tags_json
+        return text + "}"
+
 
 class SyntheticSet:
     """``count`` synthetic attributes with ids from ``first_id``."""
@@ -224,6 +262,7 @@ class SyntheticSet:
             tags = [store.tags.get(name) for name in _EVENT_TAGS[e % len(_EVENT_TAGS)]]
             self.events.append(EventRecord(doc, tags))
         self._by_event_id = {ev.id: i for i, ev in enumerate(self.events)}
+        self.event_json: dict[str, tuple[str, str]] = {}  # event id -> (Event, Tag) JSON
         self._cache: dict[tuple[str, int], tuple[float, MatchList]] = {}
         self._lock = threading.Lock()
 

@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab
 
-.PHONY: help deps venv lint test test-agent test-roles lab-host collector bench clean demo demo-down
+.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean demo demo-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,12 @@ $(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e agent
 	touch $@
 
-lint: venv ## ruff, mypy, yamllint, ansible-lint
+syntax: venv ## ansible-playbook --syntax-check of every playbook against every inventory
+	for inv in inventories/*/; do for pb in playbooks/*.yml; do \
+	  ansible-playbook --syntax-check -i "$$inv" "$$pb" >/dev/null || { echo "syntax: $$pb with $$inv failed" >&2; exit 1; }; \
+	done; done; echo "syntax: playbooks/*.yml OK with $$(ls -d inventories/*/ | tr '\n' ' ')"
+
+lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	ruff check $(PYTHON_SOURCES)
 	ruff format --check $(PYTHON_SOURCES)
 	mypy agent/src

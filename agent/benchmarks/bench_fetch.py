@@ -108,7 +108,15 @@ def worker(url: str, data_dir: Path, page_size: int, decoder: str) -> None:
     print(json.dumps(out), flush=True)
 
 
-def _measure(url: str, data_dir: Path, page_size: int, decoder: str) -> dict[str, Any]:
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(
+    url: str, data_dir: Path, page_size: int, decoder: str, server_pid: int
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -124,12 +132,16 @@ def _measure(url: str, data_dir: Path, page_size: int, decoder: str) -> dict[str
         decoder,
     ]
     started = time.perf_counter()
+    server_cpu = _cpu_of(server_pid)
+    load = os.getloadavg()[0]
     proc = subprocess.run(cmd, cwd=ROOT / "agent", capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"fetch worker failed (exit {proc.returncode})")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = time.perf_counter() - started
+    result["server_cpu_seconds"] = _cpu_of(server_pid) - server_cpu
+    result["load"] = max(load, os.getloadavg()[0])
     return result
 
 
@@ -139,7 +151,8 @@ def _fmt(r: dict[str, Any]) -> str:
     )
     return (
         f"{r['seconds']:.1f} s wall ({r['process_seconds']:.1f} s with interpreter start, "
-        f"agent CPU {r['cpu_seconds']:.1f} s), "
+        f"agent CPU {r['cpu_seconds']:.1f} s, stand-in CPU {r['server_cpu_seconds']:.1f} s, "
+        f"load average {r['load']:.1f}), "
         f"peak RSS {r['peak_mb']:.0f} MB (VmHWM {r['vmhwm_mb']:.0f} MB); "
         f"{r['seen']:,} attributes seen, {r['kept']:,} kept, {r['rejected']:,} rejected, "
         f"{r['domains']:,} domains + {r['ips']:,} IPs written [{verdict}]"
@@ -179,13 +192,13 @@ def main() -> None:
             flush=True,
         )
         data = tmp / "data"
-        first = _measure(url, data, page_size, "msgspec")
+        first = _measure(url, data, page_size, "msgspec", server.pid)
         print(f"fetch-iocs, first run (no previous index):    {_fmt(first)}", flush=True)
-        second = _measure(url, data, page_size, "msgspec")
+        second = _measure(url, data, page_size, "msgspec", server.pid)
         print(f"fetch-iocs, second run (previous index read): {_fmt(second)}", flush=True)
         if compare:
             other = tmp / "data-pymisp"
-            via = _measure(url, other, page_size, "pymisp")
+            via = _measure(url, other, page_size, "pymisp", server.pid)
             print(f"same first run, PyMISP's JSON parsing:       {_fmt(via)}", flush=True)
             same = (data / "misp" / "misp_domains.txt").read_bytes() == (
                 other / "misp" / "misp_domains.txt"

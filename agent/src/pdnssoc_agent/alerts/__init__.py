@@ -236,12 +236,14 @@ def _deliver_channel(
         ledger.record_sent(channel, batch, now)
         report.sent[channel] = report.sent.get(channel, 0) + len(batch)
 
+    error: Exception | None = None
     try:
         sink.deliver(channel, pending, record)
     except DeliveryError as exc:
-        error: DeliveryError | None = exc
-    else:
-        error = None
+        error = exc
+    except Exception as exc:  # noqa: BLE001 - one channel must not stop the others
+        # Only the type: the message of an arbitrary exception may carry a webhook URL.
+        error = DeliveryError(f"{channel}: internal error {type(exc).__name__}")
     if error is not None:
         report.failed[channel] = str(error)
         failures, until = ledger.record_failure(

@@ -734,6 +734,9 @@ def test_command_line_serves_with_keys_from_a_file(tmp_path: Path) -> None:
         (events_dir / "two.json").write_text(json.dumps(event("later", [attribute("two.example")])))
         time.sleep(1.1)  # the directory is re-read at most once a second
         assert values(search(misp, value="two.example")) == ["two.example"]
+        (events_dir / "one.json").unlink()
+        time.sleep(1.1)
+        assert values(search(misp, value="cli.example")) == [], "a removed file's event goes"
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from misp_standin.query import QueryError, parse_query
+from misp_standin.query import QueryError, is_numeric, parse_query
 from misp_standin.store import Store, StoreError
 from misp_standin.synthetic import SyntheticSet
 from misp_standin.warninglists import Warninglists
@@ -295,6 +295,7 @@ class MispStandin:
         self.events_dir = Path(events_dir) if events_dir else None
         self._dir_state: dict[str, tuple[float, int, str]] = {}
         self._dir_checked = 0.0
+        self._dir_lock = threading.Lock()
         for event in events:
             self.store.add_event(event)
         if self.events_dir is not None:
@@ -452,7 +453,16 @@ class MispStandin:
         now = time.monotonic()
         if not force and now - self._dir_checked < 1.0:
             return
-        self._dir_checked = now
+        if not self._dir_lock.acquire(blocking=force):
+            return  # another request is re-reading the directory
+        try:
+            self._dir_checked = now
+            self._rescan(force=force)
+        finally:
+            self._dir_lock.release()
+
+    def _rescan(self, *, force: bool) -> None:
+        assert self.events_dir is not None  # noqa: S101 (checked by the caller)
         seen: dict[str, tuple[float, int, str]] = {}
         for path in sorted(self.events_dir.glob("*.json")):
             try:
@@ -628,7 +638,7 @@ class MispStandin:
         message: str | None = None
         if sighting_type not in ("0", "1", "2"):
             message = "Invalid type, please change it before you POST 1000000 sightings."
-        elif not str(timestamp).isdigit():
+        elif not is_numeric(timestamp) or float(timestamp) < 0:
             message = f"Invalid timestamp {timestamp!r}."
         if message is None:
             saved = self.store.add_sightings(
@@ -637,7 +647,7 @@ class MispStandin:
                 values=[str(v) for v in values],
                 sighting_type=sighting_type,
                 source=str(data.get("source") or "").strip(),
-                timestamp=int(str(timestamp)),
+                timestamp=int(float(timestamp)),
                 sighting_uuid=data.get("sighting_uuid"),
             )
             if isinstance(saved, dict):

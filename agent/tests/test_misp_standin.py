@@ -165,6 +165,7 @@ def misp_client(
             session.hooks["response"].append(lambda r, *a, **k: checker.check(r))
         return client
 
+    make.checker = checker  # type: ignore[attr-defined]
     yield make
     if checker is not None:
         assert not checker.errors, "\n".join(checker.errors)
@@ -206,6 +207,35 @@ def test_pymisp_connects_and_reads_the_version(misp_client: Callable[..., PyMISP
     assert isinstance(user, dict)
     assert user["Organisation"]["name"] == "CSIRT-TEST"
     assert "domain" in misp.describe_types["types"]
+
+
+def test_every_route_answers_as_the_spec_says(
+    misp_client: Callable[..., PyMISP], openapi_spec: dict[str, Any] | None
+) -> None:
+    if openapi_spec is None:
+        pytest.skip(f"MISP OpenAPI spec not found under {shared_path()} (set PDNSSOC_SHARED)")
+    misp = misp_client()
+    session = misp._PyMISP__session
+    base = misp.root_url
+    routes = ("servers/getVersion", "servers/getPyMISPVersion", "attributes/describeTypes")
+    for route in (*routes, "users/view/me"):
+        assert session.get(f"{base}/{route}", timeout=10).status_code == 200
+    assert search(misp, type_attribute="domain", include_context=True)
+    target = search(misp, value="evil.example")[0]
+    misp.add_sighting({"source": "x"}, attribute=target["id"])
+    misp.get_event(10)
+    misp.get_event(999)  # 404
+    assert session.get(f"{base}/servers/getVersion", headers={"Authorization": "no"}).ok is False
+    checked = {" ".join(c.split()[:2]) for c in misp_client.checker.checked}  # type: ignore[attr-defined]
+    assert {
+        "GET /servers/getVersion",
+        "GET /servers/getPyMISPVersion",
+        "GET /attributes/describeTypes",
+        "POST /attributes/restSearch",
+        f"POST /sightings/add/{target['id']}",
+        "GET /events/view/10",
+        "GET /events/view/999",
+    } <= checked, checked
 
 
 def test_wrong_or_missing_key_gets_misps_403(

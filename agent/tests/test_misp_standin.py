@@ -151,6 +151,14 @@ class SpecChecker:
         self.checked.append(where)
 
 
+def schema_errors(spec: dict[str, Any], name: str, instance: Any) -> list[str]:
+    """Errors of ``instance`` against the spec's ``components/schemas/<name>``."""
+    from openapi_schema_validator import OAS30Validator
+
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    return [error.message for error in OAS30Validator(schema).iter_errors(instance)]
+
+
 @pytest.fixture
 def misp_client(
     standin: MispStandin, openapi_spec: dict[str, Any] | None
@@ -529,13 +537,18 @@ def test_bad_warninglist_is_named(tmp_path: Path) -> None:
 
 
 def test_sightings_by_value_id_and_uuid(
-    standin: MispStandin, misp_client: Callable[..., PyMISP]
+    standin: MispStandin,
+    misp_client: Callable[..., PyMISP],
+    openapi_spec: dict[str, Any] | None,
 ) -> None:
     misp = misp_client()
     sighting = MISPSighting()
     sighting.from_dict(value="evil.example", source="pdnssoc", type="0", timestamp=NOW)
     by_value = misp.add_sighting(sighting)
     assert isinstance(by_value, dict)
+    if openapi_spec:  # MISP wraps the spec's Sighting in {"Sighting": ...}: check the inside
+        assert schema_errors(openapi_spec, "Sighting", by_value["Sighting"]) == []
+        assert schema_errors(openapi_spec, "Sighting", {"date_sighting": "today"}) != []
     assert by_value["Sighting"]["source"] == "pdnssoc"
     assert by_value["Sighting"]["date_sighting"] == str(NOW)
     target = search(misp, value="203.0.113.7")[0]

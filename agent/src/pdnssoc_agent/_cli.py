@@ -26,6 +26,8 @@ log = logging.getLogger("pdnssoc_agent")
 COMMANDS: list[tuple[str, str, str]] = [
     ("check-config", "check_config", "validate the configuration file and list every problem"),
     ("fetch-iocs", "fetch_iocs", "fetch indicators from MISP into the collector's lists"),
+    ("correlate", "correlate", "match new DNS log lines against the indicators, write alerts"),
+    ("retro", "retro", "search archived DNS logs for indicators added since the last run"),
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
     ("daemonize", "daemonize", "run fetch-iocs, correlate, retro and alert on their schedules"),
     ("status", "status", "show each step's last run, delivery lag and indicator counts"),

@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Correlation of passive DNS with indicators, live (``correlate``) and retroactive (``retro``)."""
+
+from __future__ import annotations
+
+from .indicators import Matcher
+from .run import RunResult, run_correlate, run_retro
+
+__all__ = ["Matcher", "RunResult", "run_correlate", "run_retro"]

@@ -1,0 +1,441 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Alerts: the JSON line format, dedup by window, and durable exactly-once writing.
+
+An alert's ``id`` is derived from what it is about (kind, sensor, client,
+query name, indicator) and the start of the ``correlation.dedup_window``
+bucket the DNS answer fell in, so re-reading the same line always yields the
+same id. Repeats in the same bucket update the alert: a later line with the
+same id carries a higher ``revision`` and the new ``count``/``last_seen``.
+
+Writing is two-phase so a crash at any point neither loses nor repeats a
+line: the step's state file (offsets, dedup table) is first replaced
+atomically together with the alert lines about to be appended ("pending");
+the lines are appended and fsynced; then the state is replaced again without
+them. On start a pending record is completed: whatever part of it is missing
+from the alerts file is appended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ..dnslog import Answer, LogRecord
+from ..fsutil import append_durably, atomic_write_bytes
+from ..iocs.index import IndicatorEntry, IocContext
+from .scan import Hit
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+ALERTS_FILE = "matches.json"
+
+Kind = Literal["live", "retro"]
+
+
+class QueryOut(msgspec.Struct):
+    name: str
+    type: str
+    rcode: str
+
+
+class AnswerOut(msgspec.Struct):
+    name: str
+    type: str
+    data: str
+    ttl: int
+
+
+class MatchOut(msgspec.Struct):
+    how: str
+    indicator: str
+    value: str
+
+
+class MispOut(msgspec.Struct):
+    server: str
+    event_id: str
+    event_uuid: str
+    event_info: str
+    event_url: str
+    org: str
+    tags: list[str]
+    attribute_uuid: str
+    attribute_type: str
+    category: str
+    comment: str
+    timestamp: int
+    tlp: str | None
+
+
+class SourceOut(msgspec.Struct):
+    file: str
+
+
+class Alert(msgspec.Struct):
+    """One line of alerts/matches.json (see schemas/alert.schema.json)."""
+
+    schema_version: int
+    id: str
+    revision: int
+    kind: str
+    detected_at: str
+    first_seen: str
+    last_seen: str
+    count: int
+    sensor: str
+    client: str
+    query: QueryOut
+    answers: list[AnswerOut]
+    match: MatchOut
+    misp: list[MispOut]
+    ioc_added: str | None
+    source: SourceOut
+
+
+alert_encoder = msgspec.json.Encoder()
+alert_decoder = msgspec.json.Decoder(Alert)
+
+_FRACTION = re.compile(r"\.(\d{6})\d+")
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 timestamp (nanoseconds allowed) as an aware UTC datetime."""
+    if not text or text == "-":
+        return None
+    t = _FRACTION.sub(r".\1", text.strip())
+    try:
+        value = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC with a ``Z``; microseconds only when there are some."""
+    v = value.astimezone(UTC)
+    text = v.isoformat(timespec="microseconds" if v.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def window_start(when: datetime, window: timedelta) -> int:
+    """Epoch second at which ``when``'s dedup bucket starts (buckets aligned on 1970)."""
+    size = max(1, int(window.total_seconds()))
+    ts = int(when.timestamp())
+    return ts - ts % size
+
+
+def alert_id(kind: str, *, sensor: str, client: str, qname: str, indicator: str, start: int) -> str:
+    """32 hex digits, stable for (kind, sensor, client, query name, indicator, bucket)."""
+    key = "\x1f".join((kind, sensor, client, qname.lower().rstrip("."), indicator, str(start)))
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass
+class Pending:
+    """An alert being aggregated in this batch."""
+
+    id: str
+    kind: str
+    window_start: int
+    first: datetime
+    last: datetime
+    count: int
+    sensor: str
+    client: str
+    qname: str
+    qtype: str
+    rcode: str
+    answers: tuple[Answer, ...]
+    hit: Hit
+    source: str
+
+
+class Aggregator:
+    """Folds hits into one Pending per alert id."""
+
+    def __init__(self, kind: str, window: timedelta) -> None:
+        self.kind = kind
+        self.window = window
+        self.items: dict[str, Pending] = {}
+        self.unparsed_times = 0
+
+    def add(self, rec: LogRecord, hits: list[Hit], source: str, when: datetime) -> None:
+        d = rec.dns
+        if d is not None:
+            tap, net, rrs = rec.dnstap, rec.network, d.rrs
+            sensor = tap.identity if tap is not None else ""
+            client = net.query_ip if net is not None else ""
+            qname, qtype, rcode = d.qname, d.qtype, d.rcode
+            answers = tuple(rrs.an or ()) if rrs is not None else ()
+        else:
+            sensor, client = rec.client_id, rec.client
+            qname, qtype, rcode = rec.query, "", ""
+            answers = tuple(rec.answers or ())
+        start = window_start(when, self.window)
+        seen: set[str] = set()
+        for hit in hits:
+            if hit[1] in seen:
+                continue
+            seen.add(hit[1])
+            aid = alert_id(
+                self.kind, sensor=sensor, client=client, qname=qname, indicator=hit[1], start=start
+            )
+            p = self.items.get(aid)
+            if p is None:
+                self.items[aid] = Pending(
+                    aid, self.kind, start, when, when, 1, sensor, client, qname, qtype, rcode,
+                    answers, hit, source,
+                )  # fmt: skip
+            else:
+                p.count += 1
+                p.first = min(p.first, when)
+                p.last = max(p.last, when)
+
+
+def event_time(rec: LogRecord) -> datetime | None:
+    """When the DNS message was seen by the sensor."""
+    tap = rec.dnstap
+    return parse_time(tap.timestamp if tap is not None else rec.timestamp)
+
+
+# ---------------------------------------------------------------------- dedup state
+
+
+class Seen(msgspec.Struct, array_like=True):
+    """What was last written for an alert id."""
+
+    revision: int
+    count: int
+    first: str
+    last: str
+    window_end: int
+
+
+class PendingWrite(msgspec.Struct):
+    alerts_file: str
+    size_before: int
+    data: str
+
+
+class FileMark(msgspec.Struct):
+    """How far a file's content has been read; found again by its first bytes."""
+
+    fp_len: int
+    fp: str
+    offset: int
+    path: str
+    seen: int
+
+
+class StepState(msgspec.Struct):
+    """Everything a step must remember between runs, replaced atomically."""
+
+    version: int = 1
+    files: list[FileMark] = msgspec.field(default_factory=list)
+    alerts: dict[str, Seen] = msgspec.field(default_factory=dict)
+    pending: PendingWrite | None = None
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_state_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(StepState)
+
+
+class StateError(ValueError):
+    """The state file is unreadable; the message names it."""
+
+
+def load_state(path: Path) -> StepState:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return StepState()
+    try:
+        return _state_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise StateError(
+            f"{path}: unreadable state ({exc}); move it away to start over "
+            "(inputs would then be read again from the start)"
+        ) from None
+
+
+def save_state(path: Path, state: StepState) -> None:
+    atomic_write_bytes(path, _state_encoder.encode(state) + b"\n")
+
+
+@contextlib.contextmanager
+def alerts_lock(alerts_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the alerts file for correlate and retro (blocking)."""
+    alerts_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(alerts_dir / f".{ALERTS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_range(path: Path, start: int, length: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            return fh.read(length)
+    except FileNotFoundError:
+        return b""
+
+
+def recover(state_path: Path, state: StepState) -> StepState:
+    """Finish a write that a crash interrupted; returns the state without ``pending``."""
+    p = state.pending
+    if p is None:
+        return state
+    target = Path(p.alerts_file)
+    data = p.data.encode("utf-8")
+    with alerts_lock(target.parent):
+        size = _size(target)
+        have = _read_range(target, p.size_before, len(data)) if size > p.size_before else b""
+        if have == data:
+            missing = b""
+        elif data.startswith(have) and size == p.size_before + len(have):
+            missing = data[len(have) :]
+        else:
+            log.warning(
+                "%s changed since an interrupted write; appending its %d alert line(s) again",
+                target,
+                data.count(b"\n"),
+            )
+            missing = data
+        if missing:
+            append_durably(target, missing)
+            log.info("completed an interrupted write of %d byte(s) to %s", len(missing), target)
+        state.pending = None
+        save_state(state_path, state)
+    return state
+
+
+def commit(state_path: Path, state: StepState, alerts_file: Path, lines: list[bytes]) -> None:
+    """Append ``lines`` and persist ``state`` so that both happen exactly once."""
+    if not lines:
+        state.pending = None
+        save_state(state_path, state)
+        return
+    data = b"".join(line + b"\n" for line in lines)
+    with alerts_lock(alerts_file.parent):
+        state.pending = PendingWrite(str(alerts_file), _size(alerts_file), data.decode("utf-8"))
+        save_state(state_path, state)
+        _crash_point("after-pending")
+        append_durably(alerts_file, data)
+        _crash_point("after-append")
+        state.pending = None
+        save_state(state_path, state)
+
+
+def _crash_point(name: str) -> None:
+    """Die here when PDNSSOC_AGENT_CRASH_AT names this point (crash-recovery tests)."""
+    if os.environ.get("PDNSSOC_AGENT_CRASH_AT") == name:
+        os._exit(77)
+
+
+# ---------------------------------------------------------------------- building lines
+
+
+def _misp(entry: IndicatorEntry | None) -> list[MispOut]:
+    if entry is None:
+        return []
+    return [_misp_one(c) for c in entry.contexts]
+
+
+def _misp_one(c: IocContext) -> MispOut:
+    return MispOut(
+        server=c.server,
+        event_id=c.event_id,
+        event_uuid=c.event_uuid,
+        event_info=c.event_info,
+        event_url=c.event_url,
+        org=c.org,
+        tags=list(c.tags),
+        attribute_uuid=c.attribute_uuid,
+        attribute_type=c.attribute_type,
+        category=c.category,
+        comment=c.comment,
+        timestamp=c.timestamp,
+        tlp=c.tlp,
+    )
+
+
+def build_lines(
+    pending: dict[str, Pending],
+    seen: dict[str, Seen],
+    *,
+    window: timedelta,
+    context: dict[str, IndicatorEntry],
+    ioc_added: dict[str, datetime | None],
+    now: datetime,
+) -> list[bytes]:
+    """Alert lines for this batch (revisions continue ``seen``, which is updated)."""
+    out: list[bytes] = []
+    size = max(1, int(window.total_seconds()))
+    detected = rfc3339(now)
+    for p in sorted(pending.values(), key=lambda p: (p.first, p.id)):
+        prev = seen.get(p.id)
+        first, last, count, revision = p.first, p.last, p.count, 1
+        if prev is not None:
+            pf, pl = parse_time(prev.first), parse_time(prev.last)
+            first = min(first, pf) if pf else first
+            last = max(last, pl) if pl else last
+            count += prev.count
+            revision = prev.revision + 1
+        seen[p.id] = Seen(revision, count, rfc3339(first), rfc3339(last), p.window_start + size)
+        how, indicator, value = p.hit
+        added = ioc_added.get(indicator)
+        alert = Alert(
+            schema_version=SCHEMA_VERSION,
+            id=p.id,
+            revision=revision,
+            kind=p.kind,
+            detected_at=detected,
+            first_seen=rfc3339(first),
+            last_seen=rfc3339(last),
+            count=count,
+            sensor=p.sensor,
+            client=p.client,
+            query=QueryOut(p.qname, p.qtype, p.rcode),
+            answers=[AnswerOut(a.name, a.rdatatype, a.rdata, a.ttl) for a in p.answers],
+            match=MatchOut(how, indicator, value),
+            misp=_misp(context.get(indicator)),
+            ioc_added=rfc3339(added) if added is not None else None,
+            source=SourceOut(p.source),
+        )
+        out.append(alert_encoder.encode(alert))
+    return out
+
+
+def prune_seen(seen: dict[str, Seen], older_than: int) -> None:
+    """Forget alerts whose dedup bucket ended before ``older_than`` (epoch s)."""
+    for key in [k for k, v in seen.items() if v.window_end < older_than]:
+        del seen[key]

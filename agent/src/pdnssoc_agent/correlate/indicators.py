@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Indicator sets and the matcher: cost per lookup independent of how many IOCs.
+
+Domains live in one set; a query name is looked up as is and then label by
+label towards the root (``a.b.evil.example`` -> ``b.evil.example`` ->
+``evil.example`` -> ``example``), so a subdomain check costs one hash lookup
+per label. IPs and CIDRs are integers grouped by prefix length: an address
+is masked once per prefix length present (at most 33 for IPv4, 129 for IPv6,
+in practice a handful) and looked up in that length's dict. No per-network
+scan. Results for recently seen names and addresses are cached, since DNS
+traffic repeats itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+from ..iocs.index import read_header
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX = 200_000
+
+# (how, indicator) - how is "exact"|"subdomain" for names, "ip"|"cidr" for addresses
+NameHit = tuple[str, str]
+MISS: NameHit = ("", "")
+
+
+def normalise_domain(value: str) -> str:
+    """Lower case, no trailing dot, IDNA (punycode) for non-ASCII names; '' if unusable."""
+    v = value.strip().rstrip(".").lower()
+    if not v or " " in v:
+        return ""
+    if not v.isascii():
+        try:
+            v = v.encode("idna").decode("ascii")
+        except UnicodeError:
+            return ""
+    return v
+
+
+def read_list(path: Path) -> Iterable[str]:
+    """Non-empty, non-comment lines of a plain list file."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            v = line.strip()
+            if v and not v.startswith("#"):
+                yield v
+
+
+class Matcher:
+    """Domains, IPs and CIDRs to look DNS data up against."""
+
+    def __init__(
+        self,
+        domains: Iterable[str] = (),
+        networks: Iterable[str] = (),
+        *,
+        subdomains: bool = True,
+        cnames: bool = True,
+    ) -> None:
+        self.subdomains = subdomains
+        self.cnames = cnames
+        self.domains: set[str] = set()
+        self.invalid: list[str] = []
+        for d in domains:
+            n = normalise_domain(d)
+            if n:
+                self.domains.add(n)
+            else:
+                self.invalid.append(d)
+        # prefix length -> {network int: indicator text}
+        self._v4: dict[int, dict[int, str]] = {}
+        self._v6: dict[int, dict[int, str]] = {}
+        self.network_count = 0
+        self._exact4: dict[str, str] = {}
+        self._cidr_lens4: list[int] = []
+        self._lens6: list[int] = []
+        for text in networks:
+            self.add_network(text)
+        self.name_cache: dict[str, NameHit | None] = {}
+        self.ip_cache: dict[str, NameHit | None] = {}
+
+    def add_network(self, text: str) -> bool:
+        """Add an IP or CIDR; False (and remembered in ``invalid``) if it is not one."""
+        try:
+            net = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            self.invalid.append(text)
+            return False
+        table = self._v4 if net.version == 4 else self._v6
+        bits = net.max_prefixlen
+        plen = net.prefixlen
+        key = int(net.network_address) >> (bits - plen)
+        bucket = table.setdefault(plen, {})
+        if key not in bucket:
+            self.network_count += 1
+        bucket[key] = str(net.network_address) if plen == bits else str(net)
+        if net.version == 4 and plen == bits:
+            self._exact4[str(net.network_address)] = bucket[key]
+        if len(bucket) == 1:
+            self._lens6 = sorted(self._v6, reverse=True)
+            self._cidr_lens4 = sorted((n for n in self._v4 if n < 32), reverse=True)
+        return True
+
+    def network_values(self) -> list[str]:
+        """Every IP/CIDR indicator as written in alerts (canonical text)."""
+        return [
+            v
+            for table in (self._v4, self._v6)
+            for bucket in table.values()
+            for v in bucket.values()
+        ]
+
+    @property
+    def empty(self) -> bool:
+        return not self.domains and not self.network_count
+
+    @property
+    def indicator_count(self) -> int:
+        return len(self.domains) + self.network_count
+
+    # ------------------------------------------------------------------ names
+
+    def match_name(self, name: str) -> NameHit | None:
+        """('exact'|'subdomain', indicator) for a DNS name, or None."""
+        cache = self.name_cache
+        hit = cache.get(name, MISS)
+        if hit is not MISS:
+            return hit
+        hit = None
+        q = name.lower()
+        if q.endswith("."):
+            q = q.rstrip(".")
+        domains = self.domains
+        if q in domains:
+            hit = ("exact", q)
+        elif self.subdomains:
+            i = q.find(".")
+            while i >= 0:
+                i += 1
+                if q[i:] in domains:
+                    hit = ("subdomain", q[i:])
+                    break
+                i = q.find(".", i)
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[name] = hit
+        return hit
+
+    # ------------------------------------------------------------------ addresses
+
+    def match_ip(self, text: str) -> NameHit | None:
+        """('ip'|'cidr', indicator) for an address in an A/AAAA answer, or None."""
+        cache = self.ip_cache
+        hit = cache.get(text, MISS)
+        if hit is not MISS:
+            return hit
+        hit = None
+        exact = self._exact4.get(text)
+        if exact is not None:
+            hit = ("ip", exact)
+        elif ":" in text:
+            hit = self._lookup(text, socket.AF_INET6, self._v6, self._lens6, 128)
+        elif self._cidr_lens4:
+            hit = self._lookup(text, socket.AF_INET, self._v4, self._cidr_lens4, 32)
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[text] = hit
+        return hit
+
+    @staticmethod
+    def _lookup(
+        text: str, family: int, table: dict[int, dict[int, str]], lens: list[int], bits: int
+    ) -> NameHit | None:
+        if not lens:
+            return None
+        try:
+            value = int.from_bytes(socket.inet_pton(family, text.split("%", 1)[0]))
+        except OSError:
+            return None
+        for plen in lens:
+            found = table[plen].get(value >> (bits - plen))
+            if found is not None:
+                return ("ip" if plen == bits else "cidr", found)
+        return None
+
+
+class _IndexDates(msgspec.Struct):
+    value: str
+    kind: str = ""
+    added: int = 0
+    updated: int = 0
+
+
+_dates_decoder = msgspec.json.Decoder(_IndexDates)
+
+
+def index_dates(path: Path) -> dict[str, int]:
+    """value -> ``added`` (epoch s) for every entry of the IOC index, contexts skipped."""
+    read_header(path)  # validates the format; raises IndexFormatError
+    out: dict[str, int] = {}
+    with path.open("rb") as fh:
+        fh.readline()
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                e = _dates_decoder.decode(line)
+            except msgspec.DecodeError:
+                continue
+            out[e.value] = e.added
+    return out

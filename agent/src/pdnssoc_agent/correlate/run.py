@@ -1,0 +1,563 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``correlate`` and ``retro``: files in, alerts out, checkpoints kept."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from ..config import Config
+from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
+from ..errors import AgentError, ExitCode
+from ..fsutil import atomic_write_text
+from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
+from ..state import read_pointer, step_lock, utcnow, write_pointer
+from .alerts import (
+    ALERTS_FILE,
+    Aggregator,
+    FileMark,
+    StepState,
+    build_lines,
+    commit,
+    event_time,
+    from_epoch,
+    load_state,
+    parse_time,
+    prune_seen,
+    recover,
+    rfc3339,
+)
+from .indicators import Matcher, index_dates, normalise_domain, read_list
+from .scan import Hit, OnHit, scan_chunk
+
+log = logging.getLogger(__name__)
+
+FP_LEN = 1024
+"""Bytes of content that identify a file across renames, rotation and compression."""
+COMMIT_BYTES = 256 << 20
+"""Commit alerts and offsets at least this often (bytes of content read)."""
+FORGET_FILES_AFTER = timedelta(days=7)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while scanning.
+
+    The scan allocates many short-lived objects and creates no reference
+    cycles; generation sweeps over the large indicator sets and caches would
+    otherwise cost more than the matching itself.
+    """
+    was = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.unfreeze()
+
+
+class UsageError(AgentError):
+    """A path or option on the command line is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass
+class RunResult:
+    """What a correlate or retro run did."""
+
+    stats: ReadStats = field(default_factory=ReadStats)
+    alerts: int = 0
+    """Alert lines written (new alerts and revisions)."""
+    indicators: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where indicators come from."""
+
+    domain_files: tuple[Path, ...]
+    ip_files: tuple[Path, ...]
+    index_file: Path | None
+
+
+def sources_from(
+    config: Config, domain_files: Iterable[Path] = (), ip_files: Iterable[Path] = ()
+) -> Sources:
+    """Command-line list files if any were given, else the configured ones."""
+    corr = config.correlation
+    d, i = tuple(domain_files), tuple(ip_files)
+    if not d and not i:
+        d, i = (corr.malicious_domains_file,), (corr.malicious_ips_file,)
+    missing = [p for p in (*d, *i) if not p.is_file()]
+    if len(missing) == len(d) + len(i):
+        raise AgentError(
+            "no indicator list found ("
+            + ", ".join(str(p) for p in missing)
+            + "); run fetch-iocs first or give --malicious-domains-file/--malicious-ips-file"
+        )
+    for p in missing:
+        log.warning("indicator list %s not found; continuing without it", p)
+    index = corr.ioc_index_file if corr.ioc_index_file.is_file() else None
+    return Sources(tuple(p for p in d if p.is_file()), tuple(p for p in i if p.is_file()), index)
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Regular files under ``paths`` (recursively), sorted; hidden names skipped."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+        elif p.is_file():
+            out.append(p)
+    return out
+
+
+def check_paths(paths: Iterable[Path]) -> list[Path]:
+    given = list(paths)
+    bad = [p for p in given if not p.exists()]
+    if bad:
+        raise UsageError("no such file or directory: " + ", ".join(str(p) for p in bad))
+    return given
+
+
+def _fp(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _context(index: Path | None, values: set[str]) -> dict[str, IndicatorEntry]:
+    if index is None or not values:
+        return {}
+    try:
+        return lookup(index, values)
+    except (OSError, IndexFormatError) as exc:
+        log.warning("IOC index unusable, alerts carry no MISP context: %s", exc)
+        return {}
+
+
+def _log_stats(step: str, result: RunResult) -> None:
+    s = result.stats
+    rate = s.lines / result.seconds if result.seconds > 0 else 0.0
+    log.info(
+        "%s: %s; %d alert line(s) written; %d indicator(s); %.1f s (%.0f lines/s)",
+        step,
+        s.summary(),
+        result.alerts,
+        result.indicators,
+        result.seconds,
+        rate,
+    )
+    if s.skipped or s.truncated_gzip:
+        for example in s.examples:
+            log.warning("%s: skipped %s", step, example)
+
+
+# ====================================================================== correlate
+
+
+def run_correlate(
+    config: Config,
+    paths: Iterable[Path] = (),
+    *,
+    domain_files: Iterable[Path] = (),
+    ip_files: Iterable[Path] = (),
+    gzip_backend: str = "thread",
+    now: datetime | None = None,
+) -> RunResult:
+    """Match new lines of ``paths`` (default: correlation.input_dir) and write alerts."""
+    corr = config.correlation
+    started = time.monotonic()
+    given = check_paths(paths)
+    with step_lock(corr.state_dir, "correlate"):
+        job = _Correlate(config, sources_from(config, domain_files, ip_files), now or utcnow())
+        job.gzip_backend = gzip_backend
+        with gc_paused():
+            for path in discover(given or [corr.input_dir]):
+                job.file(path)
+        job.finish()
+    job.result.seconds = time.monotonic() - started
+    _log_stats("correlate", job.result)
+    return job.result
+
+
+def _fill(matcher: Matcher, src: Sources) -> None:
+    for p in src.domain_files:
+        for v in read_list(p):
+            n = normalise_domain(v)
+            if n:
+                matcher.domains.add(n)
+            else:
+                matcher.invalid.append(v)
+    for p in src.ip_files:
+        for v in read_list(p):
+            matcher.add_network(v)
+    if matcher.invalid:
+        log.warning(
+            "%d indicator value(s) are not a domain, IP or CIDR and were ignored, e.g. %r",
+            len(matcher.invalid),
+            matcher.invalid[0][:80],
+        )
+
+
+class _Correlate:
+    """One correlate run: per-file offsets, alerts committed with them."""
+
+    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+        corr = config.correlation
+        self.corr = corr
+        self.src = src
+        self.now = now
+        self.gzip_backend = "thread"
+        self.matcher = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
+        _fill(self.matcher, src)
+        self.state_path = corr.state_dir / "correlate.state.json"
+        self.state = recover(self.state_path, load_state(self.state_path))
+        self.alerts_file = corr.output_dir / ALERTS_FILE
+        self.result = RunResult(indicators=self.matcher.indicator_count)
+
+    def _find_mark(self, head: bytes) -> FileMark | None:
+        for m in self.state.files:
+            if len(head) >= m.fp_len and _fp(head[: m.fp_len]) == m.fp:
+                return m
+        return None
+
+    def file(self, path: Path) -> None:
+        """Read ``path`` from its checkpoint to its last complete line."""
+        stats = ReadStats()
+        try:
+            head = head_bytes(path, FP_LEN)
+            size = path.stat().st_size
+        except OSError as exc:
+            self.result.stats.note("unreadable", f"{path}: {exc.strerror}")
+            return
+        if not head:
+            return
+        now_s = int(self.now.timestamp())
+        mark = self._find_mark(head)
+        if mark is None:
+            mark = FileMark(len(head), _fp(head), 0, str(path), now_s)
+            self.state.files.append(mark)
+        mark.seen, mark.path = now_s, str(path)
+        gz = is_gzip(path)
+        if not gz and size < mark.offset:
+            log.warning("%s is shorter than what was read before; reading it from the start", path)
+            mark.offset = 0
+        stats.files = 1
+        agg = Aggregator("live", self.corr.dedup_window)
+        where = str(path)
+        unparsed = 0
+
+        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
+            nonlocal unparsed
+            when = event_time(rec)
+            if when is None:
+                unparsed += 1
+                when = self.now
+            agg.add(rec, hits, where, when)
+
+        reader = LineReader(
+            path,
+            stats,
+            offset=mark.offset,
+            max_line_bytes=self.corr.max_line_bytes,
+            gzip_backend=self.gzip_backend,
+            limit=None if gz else size,
+        )
+        start = last = mark.offset
+        try:
+            for chunk in reader.chunks():
+                scan_chunk(chunk.data, self.matcher, stats, on_hit, where)
+                last = chunk.end
+                if last - start >= COMMIT_BYTES:
+                    self._flush(agg, mark, last)
+                    start = last
+        except OSError as exc:
+            stats.note("unreadable", f"{path}: {exc.strerror}")
+        stats.bytes = reader.offset - mark.offset
+        if unparsed:
+            log.warning("%s: %d matching line(s) had no usable timestamp; used now", path, unparsed)
+        new_head = head_bytes(path, FP_LEN)
+        if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
+            mark.fp_len, mark.fp = len(new_head), _fp(new_head)
+        self._flush(agg, mark, reader.offset)
+        self.result.stats.merge(stats)
+
+    def _flush(self, agg: Aggregator, mark: FileMark, offset: int) -> None:
+        """Write this file's alerts so far and its new offset, exactly once."""
+        mark.offset = offset
+        lines: list[bytes] = []
+        if agg.items:
+            indicators = {p.hit[1] for p in agg.items.values()}
+            ctx = _context(self.src.index_file, indicators)
+            added: dict[str, datetime | None] = {
+                k: from_epoch(e.added) for k, e in ctx.items() if e.added
+            }
+            lines = build_lines(
+                agg.items,
+                self.state.alerts,
+                window=self.corr.dedup_window,
+                context=ctx,
+                ioc_added=added,
+                now=self.now,
+            )
+            agg.items = {}
+        commit(self.state_path, self.state, self.alerts_file, lines)
+        self.result.alerts += len(lines)
+
+    def finish(self) -> None:
+        """Forget old files and alerts; record the run in correlation.last."""
+        horizon = int((self.now - FORGET_FILES_AFTER).timestamp())
+        self.state.files = [m for m in self.state.files if m.seen >= horizon]
+        keep_from = self.now - self.corr.dedup_window - timedelta(days=1)
+        prune_seen(self.state.alerts, int(keep_from.timestamp()))
+        commit(self.state_path, self.state, self.alerts_file, [])
+        write_pointer(self.corr.last_correlation_pointer_file, self.now)
+
+
+# ====================================================================== retro
+
+
+class Progress:
+    """Files, lines, rate and ETA on a terminal; nothing otherwise (the log summarises)."""
+
+    def __init__(self, total_bytes: int, total_files: int, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.total_bytes = max(1, total_bytes)
+        self.total_files = total_files
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, files_done: int, lines: int, bytes_done: int, *, final: bool = False) -> None:
+        if self.stream is None:
+            return
+        t = time.monotonic()
+        if not final and t - self._last < 0.5:
+            return
+        self._last = t
+        elapsed = max(t - self.started, 1e-6)
+        rate = lines / elapsed
+        frac = min(1.0, bytes_done / self.total_bytes)
+        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
+        eta_txt = "done" if final else f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        self.stream.write(
+            f"\rretro: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
+            f"{lines:,} lines, {rate:,.0f} lines/s, {frac:.0%}, {eta_txt}   "
+        )
+        if final:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+SNAPSHOT = "retro.indicators"
+
+
+def run_retro(
+    config: Config,
+    paths: Iterable[Path] = (),
+    *,
+    domain_files: Iterable[Path] = (),
+    ip_files: Iterable[Path] = (),
+    gzip_backend: str = "thread",
+    now: datetime | None = None,
+    progress: TextIO | None = None,
+) -> RunResult:
+    """Search archived query logs for indicators that are new since the last retro run."""
+    corr = config.correlation
+    started = time.monotonic()
+    given = check_paths(paths)
+    run_now = now or utcnow()
+    with step_lock(corr.state_dir, "retro"):
+        job = _Retro(config, sources_from(config, domain_files, ip_files), run_now)
+        job.gzip_backend = gzip_backend
+        files = discover(given or [corr.archive_dir, corr.queries_file])
+        if not given:
+            files = [f for f in files if _mtime(f) >= job.since.timestamp()]
+        if not job.matcher.empty:
+            with gc_paused():
+                job.scan(files, progress if progress is not None else sys.stderr)
+        job.finish()
+    job.result.seconds = time.monotonic() - started
+    _log_stats("retro", job.result)
+    return job.result
+
+
+class _Retro:
+    """One retro run: new indicators x archived lines, committed once at the end."""
+
+    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+        corr = config.correlation
+        self.corr = corr
+        self.src = src
+        self.now = now
+        self.gzip_backend = "thread"
+        self.since = now - corr.retro_lookback
+        self.state_path = corr.state_dir / "retro.state.json"
+        self.state = recover(self.state_path, load_state(self.state_path))
+        last = read_pointer(corr.last_retro_pointer_file)
+        committed = self.state.extra.get("retro_last")
+        c = parse_time(committed) if isinstance(committed, str) else None
+        if c is not None and (last is None or c > last):
+            last = c  # the pointer write after the last commit was lost
+        self.everything = Matcher()
+        _fill(self.everything, src)
+        self.dates: dict[str, int] | None = None
+        if src.index_file is not None:
+            try:
+                self.dates = index_dates(src.index_file)
+            except (OSError, IndexFormatError) as exc:
+                log.warning("IOC index unusable, falling back to the plain lists: %s", exc)
+        previous = _read_snapshot(corr.state_dir, self.state)
+        domains, nets = _new_indicators(self.everything, self.dates, last, previous)
+        self.matcher = Matcher(
+            domains, nets, subdomains=corr.match_subdomains, cnames=corr.match_cnames
+        )
+        self.result = RunResult(indicators=self.matcher.indicator_count)
+        self.agg = Aggregator("retro", corr.dedup_window)
+        log.info(
+            "retro: %d of %d indicator(s) are new since %s",
+            self.matcher.indicator_count,
+            self.everything.indicator_count,
+            rfc3339(last) if last else "ever (first retro run)",
+        )
+
+    def scan(self, files: list[Path], stream: TextIO) -> None:
+        sizes = [_size(f) for f in files]
+        progress = Progress(sum(sizes), len(files), stream)
+        done_bytes = 0
+        for i, path in enumerate(files):
+            stats = ReadStats(files=1)
+            reader = LineReader(
+                path,
+                stats,
+                max_line_bytes=self.corr.max_line_bytes,
+                gzip_backend=self.gzip_backend,
+                limit=sizes[i],
+            )
+            on_hit = self._on_hit(str(path))
+            try:
+                for chunk in reader.chunks():
+                    scan_chunk(chunk.data, self.matcher, stats, on_hit, str(path))
+                    lines = self.result.stats.lines + stats.lines
+                    progress.update(i, lines, done_bytes + chunk.raw_position)
+            except OSError as exc:
+                stats.note("unreadable", f"{path}: {exc.strerror}")
+            stats.bytes = reader.offset
+            done_bytes += sizes[i]
+            self.result.stats.merge(stats)
+        progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
+
+    def _on_hit(self, where: str) -> OnHit:
+        dates, since, agg = self.dates, self.since, self.agg
+
+        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
+            when = event_time(rec)
+            if when is None or when < since:
+                return
+            ts = when.timestamp()
+            # An indicator known before the answer was live correlate's to find.
+            keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
+            if keep:
+                agg.add(rec, keep, where, when)
+
+        return on_hit
+
+    def finish(self) -> None:
+        """Write the alerts, the indicator snapshot and retro.last, in a crash-safe order."""
+        corr, state = self.corr, self.state
+        indicators = {p.hit[1] for p in self.agg.items.values()}
+        ctx = _context(self.src.index_file, indicators)
+        added: dict[str, datetime | None] = {}
+        for value in indicators:
+            if self.dates is not None and self.dates.get(value):
+                added[value] = from_epoch(self.dates[value])
+            elif value in ctx and ctx[value].added:
+                added[value] = from_epoch(ctx[value].added)
+            else:
+                # plain lists: new since the previous run, first searched now
+                added[value] = self.now if self.dates is None else None
+        lines = build_lines(
+            self.agg.items,
+            state.alerts,
+            window=corr.dedup_window,
+            context=ctx,
+            ioc_added=added,
+            now=self.now,
+        )
+        snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
+        old = state.extra.get("snapshot")
+        state.extra["snapshot"] = snapshot.name
+        state.extra["retro_last"] = rfc3339(self.now)
+        prune_seen(state.alerts, int((self.since - corr.dedup_window).timestamp()))
+        commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
+        if isinstance(old, str) and old != snapshot.name:
+            (corr.state_dir / old).unlink(missing_ok=True)
+        write_pointer(corr.last_retro_pointer_file, self.now)
+        self.result.alerts = len(lines)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_snapshot(state_dir: Path, state: StepState) -> set[str] | None:
+    name = state.extra.get("snapshot")
+    if not isinstance(name, str):
+        return None
+    try:
+        return set(read_list(state_dir / name))
+    except FileNotFoundError:
+        return None
+
+
+def _write_snapshot(state_dir: Path, matcher: Matcher, now: datetime) -> Path:
+    """The indicator values this run searched for (plain lists carry no dates)."""
+    path = state_dir / f"{SNAPSHOT}.{int(now.timestamp())}"
+    values = sorted(matcher.domains) + sorted(matcher.network_values())
+    atomic_write_text(path, "".join(v + "\n" for v in values))
+    return path
+
+
+def _new_indicators(
+    everything: Matcher,
+    dates: dict[str, int] | None,
+    last: datetime | None,
+    previous: set[str] | None,
+) -> tuple[list[str], list[str]]:
+    """Indicators added after ``last`` (index dates), or unseen by the previous run."""
+    domains = sorted(everything.domains)
+    nets = sorted(everything.network_values())
+    if last is None:
+        return domains, nets
+    cutoff = last.timestamp()
+
+    def is_new(v: str) -> bool:
+        if dates is not None and v in dates:
+            return dates[v] > cutoff
+        return previous is None or v not in previous
+
+    return [d for d in domains if is_new(d)], [n for n in nets if is_new(n)]

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The hot loop: decode lines, match them, hand the rare hits on.
+
+A chunk of complete lines is decoded in one call into
+:class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
+data only). When any line of the chunk cannot be read, the chunk is decoded
+again line by line so that only the bad lines are counted and skipped. The
+matcher's name and address caches are consulted inline; only a line that
+matches is decoded again in full for its alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
+from .indicators import MISS, Matcher
+
+# (how, indicator, value)
+Hit = tuple[str, str, str]
+OnHit = Callable[[LogRecord, list[Hit]], None]
+
+_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+
+
+def scan_chunk(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str) -> None:
+    """Match every line of ``data`` (complete lines); count what cannot be read."""
+    try:
+        records = hot_decoder.decode_lines(data)
+    except _ERRORS:
+        _scan_slow(data, matcher, stats, on_hit, where)
+        return
+    found = _match(records, matcher, stats, where)
+    stats.lines += len(records)
+    if found:
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        for i, hits in found:
+            on_hit(record_decoder.decode(lines[i]), hits)
+
+
+def _scan_slow(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str) -> None:
+    good: list[bytes] = []
+    records: list[HotRecord] = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        stats.lines += 1
+        try:
+            records.append(hot_decoder.decode(line))
+        except msgspec.ValidationError:
+            stats.note("wrong_type", where)
+            continue
+        except msgspec.DecodeError:
+            stats.note("malformed", where)
+            continue
+        except UnicodeDecodeError:
+            stats.note("invalid_utf8", where)
+            continue
+        good.append(line)
+    for i, hits in _match(records, matcher, stats, where):
+        on_hit(record_decoder.decode(good[i]), hits)
+
+
+def _match(
+    records: list[HotRecord], matcher: Matcher, stats: ReadStats, where: str
+) -> list[tuple[int, list[Hit]]]:
+    name_cache = matcher.name_cache
+    ip_cache = matcher.ip_cache
+    match_name = matcher.match_name
+    match_ip = matcher.match_ip
+    cnames = matcher.cnames
+    check_ips = matcher.network_count > 0
+    check_answers = check_ips or cnames
+    miss = MISS
+    found: list[tuple[int, list[Hit]]] = []
+    for i, rec in enumerate(records):
+        d = rec.dns
+        if d is not None:
+            qname = d.qname
+            rrs = d.rrs
+            an = rrs.an if rrs is not None else None
+        else:
+            qname = rec.query
+            an = rec.answers
+        if not qname:
+            stats.note("missing_fields", where)
+            continue
+        hits: list[Hit] | None = None
+        h = name_cache.get(qname, miss)
+        if h is miss:
+            h = match_name(qname)
+        if h is not None:
+            hits = [(h[0], h[1], qname)]
+        if an and check_answers:
+            for rr in an:
+                t = rr.rdatatype
+                if t == "A" or t == "AAAA":  # noqa: PLR1714 - faster than a set here
+                    if not check_ips:
+                        continue
+                    value = rr.rdata
+                    h = ip_cache.get(value, miss)
+                    if h is miss:
+                        h = match_ip(value)
+                    if h is not None:
+                        if hits is None:
+                            hits = []
+                        hits.append((h[0], h[1], value))
+                elif t == "CNAME" and cnames:
+                    value = rr.rdata
+                    h = name_cache.get(value, miss)
+                    if h is miss:
+                        h = match_name(value)
+                    if h is not None:
+                        if hits is None:
+                            hits = []
+                        hits.append(("cname", h[1], value))
+        if hits is not None:
+            found.append((i, hits))
+    return found

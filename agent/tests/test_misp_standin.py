@@ -656,7 +656,7 @@ def test_fault_garbage_and_truncated(standin: MispStandin) -> None:
 
 def test_fault_timeout_outlasts_the_client(standin: MispStandin) -> None:
     misp = PyMISP(standin.url, KEY, ssl=False, timeout=0.5)
-    standin.set_fault("timeout")
+    standin.set_fault("timeout", delay=3)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout):
         misp.search(controller="attributes", type_attribute="domain")
@@ -687,6 +687,8 @@ def test_admin_endpoint_sets_faults_and_adds_events(standin: MispStandin) -> Non
     assert raw_search(standin, {"type": "domain"}).status_code == 500
     assert raw_search(standin, {"type": "domain"}).status_code == 200
     assert post("fault", {"fault": "bogus"}).status_code == 400
+    assert post("fault", {"fault": None, "delay": 2}).status_code == 200
+    assert standin.timeout_delay == 2
     added = post("events", event("via admin", [attribute("admin-added.example")])).json()
     hits = raw_search(standin, {"value": "admin-added.example"}).json()["response"]["Attribute"]
     assert hits[0]["Event"]["id"] == added["Event"]["id"]

@@ -403,17 +403,27 @@ class MispStandin:
     # -- faults --------------------------------------------------------------------------
 
     def set_fault(
-        self, fault: str | None, *, path: str | None = None, times: int | None = None
+        self,
+        fault: str | None,
+        *,
+        path: str | None = None,
+        times: int | None = None,
+        delay: float | None = None,
     ) -> None:
         """Fail requests from now on: ``down`` (connection closed without answer),
         ``403``, ``500``, ``timeout`` (no answer for ``timeout_delay`` seconds),
         ``garbage`` (invalid JSON), ``truncated`` (body cut short). ``None`` clears.
-        ``path`` limits the fault to paths containing it; ``times`` to that many requests.
+        ``path`` limits the fault to paths containing it; ``times`` to that many requests;
+        ``delay`` sets ``timeout_delay``.
         """
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)} or None, got {fault!r}")
         if times is not None and times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
+        if delay is not None:
+            if delay < 0:
+                raise ValueError(f"delay must not be negative, got {delay}")
+            self.timeout_delay = float(delay)
         with self._lock:
             self._fault = Fault(fault, path, times) if fault else None
 
@@ -679,7 +689,12 @@ class MispStandin:
         data = body if isinstance(body, dict) else {}
         try:
             if action == "fault" and method == "POST":
-                self.set_fault(data.get("fault"), path=data.get("path"), times=data.get("times"))
+                self.set_fault(
+                    data.get("fault"),
+                    path=data.get("path"),
+                    times=data.get("times"),
+                    delay=data.get("delay"),
+                )
                 return json_response(200, {"fault": data.get("fault")})
             if action == "events" and method == "POST":
                 return json_response(200, {"Event": self.add_event(data)})

@@ -165,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
         except (ValueError, OSError) as exc:
+            self.close_connection = True  # the rest of the body is still on the wire
             self._send(error_response(400, f"Unreadable request body: {exc}", path))
             return
         body: Any = None

@@ -187,7 +187,6 @@ class _ServerFetch:
         self._events: dict[str, tuple[str, str, str, str]] = {}
         self._tags: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._shared: dict[str, str] = {}
-        self._shared_ints: dict[int, int] = {}
         self._reject = _Rejections(report)
         periods = self.server.periods
         self.generic: timedelta = periods.generic.delta
@@ -294,9 +293,10 @@ class _ServerFetch:
                 cached = ("", "", f"{self.server.base_url}/events/view/{event_id}", "")
             self._events[event_id] = cached
         uuid, info, url, org = cached
-        # Comments and timestamps repeat across an event's attributes: share them.
-        comment = self._shared.setdefault(attr.comment, attr.comment)
-        timestamp = self._shared_ints.setdefault(attr.timestamp, attr.timestamp)
+        # Short comments repeat across attributes ("C2", "phishing"): share them.
+        comment = attr.comment
+        if len(comment) <= 64:
+            comment = self._shared.setdefault(comment, comment)
         return IocContext(
             server=self.report.label,
             event_id=event_id,
@@ -309,7 +309,7 @@ class _ServerFetch:
             attribute_type=sys.intern(attr.type),
             category=sys.intern(attr.category),
             comment=comment,
-            timestamp=timestamp,
+            timestamp=attr.timestamp,
         )
 
 

@@ -178,14 +178,21 @@ def test_fetch_writes_lists_and_index_with_context(standin: MispStandin, tmp_pat
     assert idx["192.0.2.10"].contexts[0].tags == ("tlp:amber",)
 
 
-def test_search_asks_for_what_the_agent_needs(standin: MispStandin, tmp_path: Path) -> None:
+def test_search_asks_for_what_the_agent_needs(
+    standin: MispStandin, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     standin.add_event(event("e", [attr("domain", "a.evil.example")]))
     cfg = make_config(
         tmp_path,
-        [server(standin, args={"excludeDecayed": True, "decayingModel": [1]})],
+        [server(standin, args={"excludeDecayed": True, "decayingModel": [1]}, debug=True)],
         types=["domain", "ip-dst"],
     )
+    caplog.set_level(logging.DEBUG)
     fetch_iocs(cfg)
+    # pdnssoc-cli's "debug" would make PyMISP log request headers: it is ignored.
+    assert "'debug' is ignored" in caplog.text
+    assert logging.getLogger("pymisp").getEffectiveLevel() >= logging.INFO
+    assert KEY not in caplog.text
     searches = [body for path, body in standin.requests if path.endswith("restSearch")]
     (body,) = searches
     assert body["type"] == ["domain", "ip-dst"]

@@ -323,8 +323,13 @@ class _Correlate:
         """Forget old files and alerts; record the run in correlation.last."""
         horizon = int((self.now - FORGET_FILES_AFTER).timestamp())
         self.state.files = [m for m in self.state.files if m.seen >= horizon]
-        keep_from = self.now - self.corr.dedup_window - timedelta(days=1)
-        prune_seen(self.state.alerts, int(keep_from.timestamp()))
+        # By the data's clock (the newest dedup bucket), not the wall clock, so
+        # that old logs read late still fold into their alerts.
+        alerts = self.state.alerts
+        if alerts:
+            newest = max(v.window_end for v in alerts.values())
+            keep = self.corr.dedup_window + timedelta(days=1)
+            prune_seen(alerts, newest - int(keep.total_seconds()))
         commit(self.state_path, self.state, self.alerts_file, [])
         write_pointer(self.corr.last_correlation_pointer_file, self.now)
 

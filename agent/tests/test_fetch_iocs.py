@@ -559,17 +559,18 @@ def test_all_servers_failing_writes_nothing(
 # -- failures keep the last good lists ---------------------------------------------------
 
 FAULTS = [
-    ("down", None, "cannot connect"),
-    ("403", None, "HTTP 403"),
-    ("500", None, "HTTP 500"),
+    ("down", None, "connection closed by the server without an answer"),
+    ("403", None, "HTTP 403: Authentication failed"),
+    ("500", None, "HTTP 500: An Internal Error Has Occurred."),
     ("timeout", None, "timed out after 1 s"),
-    ("garbage", None, "garbled"),
-    ("truncated", None, ""),
-    ("403", "restSearch", "HTTP 403"),
-    ("500", "restSearch", "HTTP 500"),
-    ("garbage", "restSearch", "garbled response to restSearch"),
-    ("truncated", "restSearch", ""),
-    ("down", "restSearch", ""),
+    ("garbage", None, "garbled response"),
+    ("truncated", None, "response cut short: IncompleteRead("),
+    ("403", "restSearch", "HTTP 403: Authentication failed"),
+    ("500", "restSearch", "HTTP 500: An Internal Error Has Occurred."),
+    ("garbage", "restSearch", "garbled response to restSearch page 1"),
+    ("truncated", "restSearch", "response cut short: IncompleteRead("),
+    ("down", "restSearch", "connection closed by the server without an answer"),
+    ("timeout", "restSearch", "timed out after 1 s"),
 ]
 
 

@@ -187,18 +187,22 @@ class MispSource:
                 return f"TLS error: {m.group(0) if m else text}"
             if isinstance(e, requests.exceptions.Timeout):
                 return f"timed out after {self.server.timeout:g} s"
-            if isinstance(e, requests.exceptions.ConnectionError):
-                m = re.search(r"\[Errno -?\d+\] ([^'\")]*)", str(e))
-                return f"cannot connect: {m.group(1) if m else e}"
             if isinstance(e, _CUT_SHORT):
-                return f"response cut short: {e}"
+                m = re.search(r"IncompleteRead\([^)]*\)", str(e))
+                return f"response cut short: {m.group(0) if m else e}"
+            if isinstance(e, requests.exceptions.ConnectionError):
+                text = str(e)
+                if "RemoteDisconnected" in text or "Connection aborted" in text:
+                    return "connection closed by the server without an answer"
+                m = re.search(r"\[Errno -?\d+\] ([^'\")]*)", text)
+                return f"cannot connect: {m.group(1) if m else text}"
         text = str(exc)
         m = re.search(r"\((\d{3}), (.*)\)$", text, re.S)  # PyMISP's "(403, {...})"
         if m:
             return f"HTTP {m.group(1)}: {_misp_message(m.group(2))}"
         m = re.search(r"Error code (\d{3}):?\s*(.*)", text, re.S)
         if m:
-            return f"HTTP {m.group(1)}: {m.group(2)}"
+            return f"HTTP {m.group(1)}: {_misp_message(m.group(2))}"
         if "Unexpected response" in text:
             return "garbled response (not JSON)"
         return f"{type(exc).__name__}: {text}"

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
+
 from ..config import Config, MispServer, Secret, read_secret
 from ..errors import AgentError, ExitCode
 from ..reload import ReloadResult, reload_collector
@@ -41,6 +43,7 @@ from .index import (
     IndicatorEntry,
     IocContext,
     iter_index,
+    read_header,
     write_index,
 )
 from .misp import Decoder, MispAttribute, MispError, MispSource
@@ -331,6 +334,8 @@ def _carry_over(
     reports: dict[str, ServerReport],
 ) -> bool:
     """Bring ``added`` forward and the kept servers' contexts in; False if the index is unusable."""
+    if not keep_labels:
+        return _carry_added(index_path, entries)
     try:
         old_entries = iter_index(index_path)
         for old in old_entries:
@@ -352,6 +357,38 @@ def _carry_over(
                 )
             for label in {c.server for c in carried}:
                 reports[label].carried += 1
+    except FileNotFoundError:
+        return False
+    except (IndexFormatError, OSError) as exc:
+        log.warning("previous IOC index unusable, indicators start afresh: %s", exc)
+        return False
+    return True
+
+
+class _Added(msgspec.Struct):
+    value: str
+    added: int = 0
+
+
+_added_decoder = msgspec.json.Decoder(_Added)
+
+
+def _carry_added(index_path: Path, entries: dict[str, IndicatorEntry]) -> bool:
+    """Only ``added`` from the previous index (contexts are skipped, not built)."""
+    try:
+        read_header(index_path)
+        with index_path.open("rb") as fh:
+            fh.readline()
+            for lineno, line in enumerate(fh, start=2):
+                if not line.strip():
+                    continue
+                try:
+                    old = _added_decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    raise IndexFormatError(f"{index_path}:{lineno}: {exc}") from None
+                cur = entries.get(old.value)
+                if cur is not None and old.added:
+                    cur.added = old.added
     except FileNotFoundError:
         return False
     except (IndexFormatError, OSError) as exc:

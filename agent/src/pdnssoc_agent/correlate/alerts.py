@@ -243,6 +243,8 @@ class FileMark(msgspec.Struct):
     offset: int
     path: str
     seen: int
+    stat: str = ""
+    """device:inode:size:mtime when last read to its end; unchanged means nothing new."""
 
 
 class StepState(msgspec.Struct):

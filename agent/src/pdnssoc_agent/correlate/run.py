@@ -240,8 +240,8 @@ class _Correlate:
         """Read ``path`` from its checkpoint to its last complete line."""
         stats = ReadStats()
         try:
+            st = path.stat()
             head = head_bytes(path, FP_LEN)
-            size = path.stat().st_size
         except OSError as exc:
             self.result.stats.note("unreadable", f"{path}: {exc.strerror}")
             return
@@ -253,6 +253,10 @@ class _Correlate:
             mark = FileMark(len(head), _fp(head), 0, str(path), now_s)
             self.state.files.append(mark)
         mark.seen, mark.path = now_s, str(path)
+        stat_key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        if mark.stat == stat_key:
+            return  # read to its end before and not changed since
+        size = st.st_size
         gz = is_gzip(path)
         if not gz and size < mark.offset:
             log.warning("%s is shorter than what was read before; reading it from the start", path)
@@ -260,13 +264,12 @@ class _Correlate:
         stats.files = 1
         agg = Aggregator("live", self.corr.dedup_window)
         where = str(path)
-        unparsed = 0
+        unparsed: list[int] = []
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            nonlocal unparsed
             when = event_time(rec)
             if when is None:
-                unparsed += 1
+                unparsed.append(1)
                 when = self.now
             agg.add(rec, hits, where, when)
 
@@ -290,10 +293,9 @@ class _Correlate:
             stats.note("unreadable", f"{path}: {exc.strerror}")
         stats.bytes = reader.offset - mark.offset
         if unparsed:
-            log.warning("%s: %d matching line(s) had no usable timestamp; used now", path, unparsed)
-        new_head = head_bytes(path, FP_LEN)
-        if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
-            mark.fp_len, mark.fp = len(new_head), _fp(new_head)
+            log.warning("%s: %d matching line(s) had no timestamp; used now", path, len(unparsed))
+        _refresh_fingerprint(mark, path, head)
+        mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
 
@@ -418,7 +420,7 @@ class _Retro:
         c = parse_time(committed) if isinstance(committed, str) else None
         if c is not None and (last is None or c > last):
             last = c  # the pointer write after the last commit was lost
-        self.everything = Matcher()
+        self.everything = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
         _fill(self.everything, src)
         self.dates: dict[str, int] | None = None
         if src.index_file is not None:
@@ -428,9 +430,18 @@ class _Retro:
                 log.warning("IOC index unusable, falling back to the plain lists: %s", exc)
         previous = _read_snapshot(corr.state_dir, self.state)
         domains, nets = _new_indicators(self.everything, self.dates, last, previous)
-        self.matcher = Matcher(
-            domains, nets, subdomains=corr.match_subdomains, cnames=corr.match_cnames
-        )
+        del previous
+        if self.dates is not None:  # only the new ones can match: keep their dates only
+            dates = self.dates
+            self.dates = {v: dates[v] for v in (*domains, *nets) if v in dates}
+            del dates
+        if len(domains) + len(nets) == self.everything.indicator_count:
+            self.matcher = self.everything  # all new (first run): no second copy in memory
+        else:
+            self.matcher = Matcher(
+                domains, nets, subdomains=corr.match_subdomains, cnames=corr.match_cnames
+            )
+        del domains, nets
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
         log.info(
@@ -513,6 +524,22 @@ class _Retro:
             (corr.state_dir / old).unlink(missing_ok=True)
         write_pointer(corr.last_retro_pointer_file, self.now)
         self.result.alerts = len(lines)
+
+
+def _refresh_fingerprint(mark: FileMark, path: Path, head: bytes) -> None:
+    """Lengthen a short fingerprint once the file has grown past it."""
+    if mark.fp_len >= FP_LEN:
+        return
+    new_head = head_bytes(path, FP_LEN)
+    if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
+        mark.fp_len, mark.fp = len(new_head), _fp(new_head)
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _mtime(path: Path) -> float:

@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 from test_correlate_support import (
     SAMPLE,
@@ -21,6 +22,7 @@ from test_correlate_support import (
     latest,
     make_config,
     read_alerts,
+    validator,
     write_lists,
 )
 
@@ -372,3 +374,23 @@ def test_alert_state_is_pruned_by_the_data_clock(config: Config) -> None:
     # the week-old bucket is forgotten, the newest kept (whatever the wall clock says)
     assert len(state["alerts"]) == 1
     assert config.correlation.dedup_window == timedelta(hours=1)
+
+
+def test_the_schema_rejects_what_the_contract_forbids(config: Config) -> None:
+    _feed(config, "m.json", SAMPLE.read_bytes())
+    run_correlate(config)
+    good = read_alerts(config)[0]
+    check = validator()
+    check.validate(good)
+    for field, value in [
+        ("kind", "later"),
+        ("id", "XYZ"),
+        ("revision", 0),
+        ("first_seen", "2025-11-27 10:40:02"),
+        ("match", {**good["match"], "how": "fuzzy"}),
+        ("extra", 1),
+    ]:
+        with pytest.raises(jsonschema.ValidationError):
+            check.validate({**good, field: value})
+    with pytest.raises(jsonschema.ValidationError):
+        check.validate({k: v for k, v in good.items() if k != "misp"})

@@ -26,7 +26,7 @@ SAMPLE_DAY = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(
@@ -55,7 +55,7 @@ def read_alerts(config: Config) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text().splitlines():
         alert = json.loads(line)
-        _validator().validate(alert)
+        validator().validate(alert)
         out.append(alert)
     return out
 

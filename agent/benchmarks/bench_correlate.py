@@ -275,7 +275,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def _run_worker(
-    kind: str, file: Path, domains: Path, ips: Path, *, gzip_backend: str = "auto", pin: bool = True
+    kind: str, file: Path, domains: Path, ips: Path, *, gzip_backend: str = "zlib", pin: bool = True
 ) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "benchmarks.bench_correlate", "--worker", kind,
@@ -457,7 +457,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--domains")
     p.add_argument("--ips")
     p.add_argument("--data-dir")
-    p.add_argument("--gzip", default="auto")
+    p.add_argument("--gzip", default="zlib")
     p.add_argument("--pin", action="store_true")
     return p.parse_args()
 

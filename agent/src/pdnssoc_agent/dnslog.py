@@ -363,7 +363,7 @@ class _ThreadSource(_Source):
         self._inner.close()
 
 
-GZIP_BACKENDS = ("thread", "zlib")
+GZIP_BACKENDS = ("zlib", "thread")
 
 
 def _gzip_source(path: Path, backend: str) -> _Source:
@@ -402,7 +402,7 @@ class LineReader:
         *,
         offset: int = 0,
         max_line_bytes: int = 65536,
-        gzip_backend: str = "thread",
+        gzip_backend: str = "zlib",
         limit: int | None = None,
     ) -> None:
         self.path = path

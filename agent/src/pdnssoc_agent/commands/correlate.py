@@ -43,8 +43,9 @@ def add_common(parser: argparse.ArgumentParser, default_paths: str) -> None:
     parser.add_argument(
         "--gzip",
         choices=GZIP_BACKENDS,
-        default="thread",
-        help="gzip decompression: in a helper thread (default) or inline",
+        default="zlib",
+        help="gzip decompression: inline (default) or in a helper thread, which can use "
+        "a second idle core",
     )
 
 

@@ -176,7 +176,7 @@ def run_correlate(
     *,
     domain_files: Iterable[Path] = (),
     ip_files: Iterable[Path] = (),
-    gzip_backend: str = "thread",
+    gzip_backend: str = "zlib",
     now: datetime | None = None,
 ) -> RunResult:
     """Match new lines of ``paths`` (default: correlation.input_dir) and write alerts."""
@@ -222,7 +222,7 @@ class _Correlate:
         self.corr = corr
         self.src = src
         self.now = now
-        self.gzip_backend = "thread"
+        self.gzip_backend = "zlib"
         self.matcher = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
         _fill(self.matcher, src)
         self.state_path = corr.state_dir / "correlate.state.json"
@@ -379,7 +379,7 @@ def run_retro(
     *,
     domain_files: Iterable[Path] = (),
     ip_files: Iterable[Path] = (),
-    gzip_backend: str = "thread",
+    gzip_backend: str = "zlib",
     now: datetime | None = None,
     progress: TextIO | None = None,
 ) -> RunResult:
@@ -411,7 +411,7 @@ class _Retro:
         self.corr = corr
         self.src = src
         self.now = now
-        self.gzip_backend = "thread"
+        self.gzip_backend = "zlib"
         self.since = now - corr.retro_lookback
         self.state_path = corr.state_dir / "retro.state.json"
         self.state = recover(self.state_path, load_state(self.state_path))

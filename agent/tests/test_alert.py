@@ -461,3 +461,53 @@ def test_missing_input_is_not_an_error(tmp_path: Path, receiver: Receiver) -> No
     report = deliver(cfg, NOW)
     assert report.ok
     assert report.read == 0
+
+
+def test_failure_mid_channel_keeps_only_the_refused_messages(tmp_path: Path) -> None:
+    rec = start_receiver()
+    rec.fail_after = 1  # the first message is accepted, the next ones refused
+    try:
+        cfg = make_config(tmp_path, {"slack": {"webhook_url": rec.url()}})
+        append_alerts(
+            alerts_file(cfg),
+            alert_line(sensor="inst-a"),
+            alert_line(sensor="inst-b"),
+            alert_line(sensor="inst-c"),
+        )
+        report = deliver(cfg, NOW)
+        assert report.sent == {"slack": 1}
+        assert report.failed == {"slack": "slack webhook: HTTP 500"}
+        with Ledger(ledger_dir(cfg)) as ledger:
+            assert {a.sensor for a in ledger.pending("slack")} == {"inst-b", "inst-c"}
+        rec.fail_after = None
+        report = deliver(cfg, NOW + timedelta(hours=1))
+        assert report.sent == {"slack": 2}
+        accepted = [b["text"] for p, b in rec.requests if not p.endswith("#refused")]
+        assert len(accepted) == 3
+        assert sum("inst-a" in t for t in accepted) == 1
+    finally:
+        rec.stop()
+
+
+def test_smtp_server_that_never_answers_times_out(tmp_path: Path, receiver: Receiver) -> None:
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # accepts connections (kernel backlog) but never greets
+    try:
+        port = silent.getsockname()[1]
+        cfg = make_config(
+            tmp_path,
+            {"email": email_section(port, timeout=1), "webhook": {"webhook_url": receiver.url()}},
+        )
+        append_alerts(alerts_file(cfg), alert_line())
+        started = datetime.now(UTC)
+        report = deliver(cfg, NOW)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        assert set(report.failed) == {"email:summary", "email:inst-a"}
+        assert "timed out" in report.failed["email:summary"]
+        assert report.sent == {"webhook": 1}
+        assert elapsed < 5  # one connection attempt for all e-mail channels
+    finally:
+        silent.close()

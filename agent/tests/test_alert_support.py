@@ -219,6 +219,8 @@ class Receiver:
     release: threading.Event = field(default_factory=threading.Event)
     arrivals: int = 0
     """Requests that arrived (counted before the delay)."""
+    fail_after: int | None = None
+    """Answer 500 once this many requests were accepted."""
 
     @property
     def port(self) -> int:
@@ -254,9 +256,14 @@ def start_receiver(status: int = 200, delay: float = 0.0) -> Receiver:
                 return
             if rec.delay:
                 time.sleep(rec.delay)
-            rec.requests.append((self.path, body))
+            status = rec.status
+            if rec.fail_after is not None and len(rec.requests) >= rec.fail_after:
+                status = 500
+            rec.requests.append(
+                (self.path, body) if status < 300 else (self.path + "#refused", body)
+            )
             payload = b"ok"
-            self.send_response(rec.status)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -365,6 +365,26 @@ def test_warninglists_enforced_by_default(tmp_path: Path) -> None:
         assert ips(off) == ["192.0.2.1", "198.51.100.1"]
 
 
+def test_short_page_after_warninglist_filtering_is_not_the_last(tmp_path: Path) -> None:
+    """MISP cuts a page, then drops warninglisted attributes: a short page is not the end."""
+    wl = _write_warninglist(tmp_path / "wl")
+    ev = event(
+        "wl first",
+        [
+            attr("domain", "www.benign.example"),
+            attr("domain", "a-evil.example"),
+            attr("domain", "mail.benign.example"),
+            attr("domain", "ftp.benign.example"),
+            attr("domain", "b-evil.example"),
+            attr("domain", "c-evil.example"),
+        ],
+    )
+    with MispStandin(api_keys={KEY: "O"}, events=[ev], warninglists_dir=wl) as s:
+        cfg = make_config(tmp_path / "on", [server(s, page_size=2)])
+        fetch_iocs(cfg)
+        assert domains(cfg) == ["a-evil.example", "b-evil.example", "c-evil.example"]
+
+
 def test_real_warninglist_and_fixture_event(shared_dir: Path, tmp_path: Path) -> None:
     """The PyMISP fixture event (2017) with MISP's rfc1918 warninglist."""
     ref = shared_dir / "reference" / "misp"

@@ -265,18 +265,28 @@ class MispSource:
             "include_event_tags": True,
             **args,
         }
+        filtered = bool(args.get("enforce_warninglist") or args.get("enforceWarninglist"))
         previous_first: str | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as pool:
-            pending: Future[list[MispAttribute]] = pool.submit(self._search_page, page=1, **query)
+            pending: Future[tuple[list[MispAttribute], int | None]] = pool.submit(
+                self._search_page, page=1, **query
+            )
             page = 1
             while True:
-                attrs = pending.result()
+                attrs, skipped = pending.result()
                 if attrs and page > 1 and attrs[0].uuid and attrs[0].uuid == previous_first:
                     raise self._error(
                         f"page {page} repeats page {page - 1}: the server ignores paging"
                     )
                 previous_first = attrs[0].uuid if attrs else None
-                full = len(attrs) >= page_size
+                # MISP cuts the page first and removes warninglisted attributes
+                # afterwards, so a short page is not the last one when it skipped
+                # some (X-Skipped-Elements-Count). Without that header, a
+                # warninglist-filtered search pages on until an empty page.
+                if skipped is None:
+                    full = len(attrs) >= page_size or (filtered and bool(attrs))
+                else:
+                    full = len(attrs) + skipped >= page_size
                 if full:
                     pending = pool.submit(self._search_page, page=page + 1, **query)
                 try:
@@ -289,14 +299,15 @@ class MispSource:
                     return
                 page += 1
 
-    def _search_page(self, **query: Any) -> list[MispAttribute]:
+    def _search_page(self, **query: Any) -> tuple[list[MispAttribute], int | None]:
+        """One page of attributes, and how many MISP skipped as warninglisted (if it says)."""
         misp = self.misp
         started = time.monotonic()
         try:
             with self._session_lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                 if self._decoder == "pymisp":
-                    return self._via_pymisp(misp, query)
+                    return self._via_pymisp(misp, query), None
                 misp.raw_json = True
                 try:
                     result = misp.search(controller="attributes", pythonify=False, **query)
@@ -324,11 +335,13 @@ class MispSource:
             len(body),
             time.monotonic() - started,
         )
+        skipped_header = response.headers.get("X-Skipped-Elements-Count")
+        skipped = int(skipped_header) if skipped_header and skipped_header.isdigit() else None
         if isinstance(envelope.response, list):
             if envelope.response:
                 raise self._error("garbled response: 'response' is a non-empty list")
-            return []
-        return envelope.response.Attribute
+            return [], skipped
+        return envelope.response.Attribute, skipped
 
     def _via_pymisp(self, misp: PyMISP, query: dict[str, Any]) -> list[MispAttribute]:
         """PyMISP's normal JSON path (dicts), converted; kept to measure against."""

@@ -185,3 +185,22 @@ def test_check_config_secrets_flag(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_invalid_yaml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "a: [1,\n"))
+
+
+def test_explicit_null_on_optional_field_stays_null() -> None:
+    from dataclasses import dataclass
+    from pathlib import Path as P
+
+    from pdnssoc_agent.config._schema import Problem, build
+
+    @dataclass(frozen=True)
+    class Section:
+        pid_file: P | None = P("/run/x.pid")
+        port: int = 25
+
+    problems: list[Problem] = []
+    assert build(Section, {"pid_file": None}, "s", problems).pid_file is None
+    assert problems == []
+    # A bad value falls back to the default (so later checks run) and is reported.
+    assert build(Section, {"port": "x"}, "s", problems).port == 25
+    assert [str(p) for p in problems] == ["s.port: expected an integer, got 'x'"]

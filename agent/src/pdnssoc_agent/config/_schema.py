@@ -203,6 +203,7 @@ def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
         for alias in f.metadata.get("aliases", ()):
             known[alias] = f
     values: dict[str, Any] = {}
+    failed: set[str] = set()
     seen_by: dict[str, str] = {}
     for key, raw in data.items():
         key_s = str(key)
@@ -226,12 +227,17 @@ def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
         ):
             values[f.name] = None
             continue
+        before = len(problems)
         values[f.name] = _convert(tp, raw, prefix + key_s, problems, f.metadata)
+        if len(problems) > before:
+            failed.add(f.name)
     for f in fields:
         if f.name in values:
-            if values[f.name] is None and f.default is not dataclasses.MISSING:
+            # A value that failed to convert falls back to the default so later
+            # checks can run; an explicit null on an optional field stays null.
+            if f.name in failed and f.default is not dataclasses.MISSING:
                 values[f.name] = f.default
-            elif values[f.name] is None and f.default_factory is not dataclasses.MISSING:
+            elif f.name in failed and f.default_factory is not dataclasses.MISSING:
                 values[f.name] = f.default_factory()
             continue
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import ConfigError, load_config, parse_config, read_secret
+from pdnssoc_agent.config._schema import Problem, build
 
 # The configuration tree pdnssoc-cli 0.0.5 reads (shared/reference/pdnssoc-cli-config.md).
 PDNSSOC_CLI_CONFIG = textwrap.dedent(
@@ -187,20 +189,16 @@ def test_invalid_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_config(write(tmp_path, "a: [1,\n"))
 
 
+@dataclass(frozen=True)
+class _Section:
+    pid_file: Path | None = Path("/run/x.pid")
+    port: int = 25
+
+
 def test_explicit_null_on_optional_field_stays_null() -> None:
-    from dataclasses import dataclass
-    from pathlib import Path as P
-
-    from pdnssoc_agent.config._schema import Problem, build
-
-    @dataclass(frozen=True)
-    class Section:
-        pid_file: P | None = P("/run/x.pid")
-        port: int = 25
-
     problems: list[Problem] = []
-    assert build(Section, {"pid_file": None}, "s", problems).pid_file is None
+    assert build(_Section, {"pid_file": None}, "s", problems).pid_file is None
     assert problems == []
     # A bad value falls back to the default (so later checks run) and is reported.
-    assert build(Section, {"port": "x"}, "s", problems).port == 25
+    assert build(_Section, {"port": "x"}, "s", problems).port == 25
     assert [str(p) for p in problems] == ["s.port: expected an integer, got 'x'"]

@@ -181,6 +181,16 @@ def _convert_duration(value: Any, path: str, problems: list[Problem]) -> timedel
     return delta
 
 
+def _keys(fields: list[dataclasses.Field[Any]]) -> dict[str, dataclasses.Field[Any]]:
+    """YAML key (and alias) -> field."""
+    known: dict[str, dataclasses.Field[Any]] = {}
+    for f in fields:
+        known[f.metadata.get("key", f.name)] = f
+        for alias in f.metadata.get("aliases", ()):
+            known[alias] = f
+    return known
+
+
 def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
     """Build dataclass ``cls`` from mapping ``data``, appending to ``problems``.
 
@@ -197,11 +207,7 @@ def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
         data = {}
     hints = get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
-    known: dict[str, dataclasses.Field[Any]] = {}
-    for f in fields:
-        known[f.metadata.get("key", f.name)] = f
-        for alias in f.metadata.get("aliases", ()):
-            known[alias] = f
+    known = _keys(fields)
     values: dict[str, Any] = {}
     failed: set[str] = set()
     seen_by: dict[str, str] = {}

@@ -12,9 +12,9 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Reference data from outside the project (skipped in tests when absent).
 export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
-PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab
+PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab molecule
 
-.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean demo demo-down
+.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean demo demo-down test-e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ test-roles: venv lab-host collector ## molecule test of every role scenario (ROL
 	lab/run-molecule $(ROLES)
 
 test: lint test-agent test-roles ## everything CI runs
+
+test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, ~20 min)
+	molecule test -s default
 
 demo: venv ## the lab end to end: sensor, server, MISP stand-in, mail sink; prints alerts (as root)
 	lab/demo/demo.sh

@@ -1,0 +1,545 @@
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end checks of the pDNSSOC lab (molecule/default's verifier).
+
+The lab is converged with playbooks/site.yml; this drives it from the
+controller the way people use it: a client resolves names through the
+institution's resolver (the sensor), the server's collector and agent do their
+work, and the results are read where an analyst reads them (alerts file, mail
+sink). Faults are injected by stopping real services. Each check prints what
+it did and measured; the exit status is non-zero when one fails.
+
+    python3 e2e.py PARAMS.json [--only NAME ...]
+
+PARAMS.json (written by verify.yml from the inventory) names the hosts, the
+agent's command line, the collector's and agent's supervisor programs, and
+each sensor's identity, contact and client mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from subprocess import CompletedProcess
+from typing import Any
+
+LIVE_DEADLINE = 120.0  # the issue's bound: an alert within 2 minutes
+OUTAGE = 120.0  # the server's collector stays down this long
+
+
+class CheckFailedError(Exception):
+    """A check's expectation was not met."""
+
+
+PODMAN = shutil.which("podman") or "/usr/bin/podman"
+
+
+def podman(*args: str, stdin: str | None = None, timeout: float = 300) -> CompletedProcess[str]:
+    """Run podman on the controller (the lab's hosts are its containers)."""
+    return subprocess.run(  # noqa: S603 (fixed program; arguments built by this script)
+        [PODMAN, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Lab:
+    params: dict[str, Any]
+    figures: dict[str, str] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    # -- hosts ---------------------------------------------------------------------------
+    def sh(self, host: str, command: str, *, check: bool = True, timeout: float = 300) -> str:
+        """Run ``command`` with sh on a lab host; return its stdout."""
+        proc = podman("exec", host, "sh", "-c", command, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise CheckFailedError(
+                f"{host}: `{command}` exited {proc.returncode}: {proc.stderr.strip()[-800:]}"
+            )
+        return proc.stdout
+
+    @property
+    def server(self) -> str:
+        return str(self.params["server"]["host"])
+
+    @property
+    def data_dir(self) -> str:
+        return str(self.params["server"]["data_dir"])
+
+    def agent(self, *args: str, check: bool = True, timeout: float = 600) -> tuple[int, str]:
+        """Run a pdnssoc-agent subcommand on the server as its service user."""
+        cmd = " ".join(shlex.quote(a) for a in [*self.params["server"]["agent_cmd"], *args])
+        proc = podman("exec", self.server, "sh", "-c", cmd + " 2>&1", timeout=timeout)
+        if check and proc.returncode != 0:
+            raise CheckFailedError(
+                f"pdnssoc-agent {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-1500:]}"
+            )
+        return proc.returncode, proc.stdout
+
+    def supervisorctl(self, host: str, *args: str) -> str:
+        return self.sh(host, "supervisorctl " + " ".join(shlex.quote(a) for a in args), check=False)
+
+    # -- DNS -----------------------------------------------------------------------------
+    def resolve(self, names: Iterable[str], sensor: dict[str, Any] | None = None) -> None:
+        """The client resolves each name through the sensor (one dig batch)."""
+        sensor = sensor or self.params["sensors"][0]
+        names = list(names)
+        if not names:
+            return
+        batch = "\n".join(names) + "\n"
+        cmd = (
+            f"cat > /tmp/e2e-batch && dig +time=5 +tries=2 +noall +answer "
+            f"@{sensor['address']} -f /tmp/e2e-batch"
+        )
+        proc = podman(
+            "exec",
+            "-i",
+            self.params["client"],
+            "sh",
+            "-c",
+            cmd,
+            stdin=batch,
+            timeout=60 + 3 * len(names),
+        )
+        if proc.returncode != 0:
+            raise CheckFailedError(f"dig on the client failed: {proc.stderr.strip()[-500:]}")
+
+    def client_address(self) -> str:
+        out = podman(
+            "inspect", "--format", "{{json .NetworkSettings.Networks}}", self.params["client"]
+        ).stdout
+        networks = json.loads(out)
+        return str(next(iter(networks.values()))["IPAddress"])
+
+    # -- what the server holds ------------------------------------------------------------
+    def alert_lines(self) -> list[dict[str, Any]]:
+        raw = self.sh(self.server, f"cat {self.data_dir}/alerts/matches.json 2>/dev/null || true")
+        out = []
+        for line in raw.splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def alerts(self) -> dict[str, dict[str, Any]]:
+        """Alerts by id, each at its highest revision."""
+        latest: dict[str, dict[str, Any]] = {}
+        for alert in self.alert_lines():
+            old = latest.get(alert["id"])
+            if old is None or alert["revision"] > old["revision"]:
+                latest[alert["id"]] = alert
+        return latest
+
+    def alerts_for(self, name: str) -> list[dict[str, Any]]:
+        return [a for a in self.alerts().values() if a["query"]["name"].rstrip(".") == name]
+
+    def logged_names(self, names: set[str]) -> set[str]:
+        """Which of ``names`` the server's collector wrote to its query log or archive."""
+        raw = self.sh(
+            self.server,
+            f"cd {self.data_dir} && find . \\( -name 'queries*' -o -path './archive/*' \\) "
+            f"-type f -print0 | xargs -0 -r zcat -f 2>/dev/null "
+            f'| grep -Eo \'"qname": ?"[^"]*\' | grep -F {self.token} || true',
+        )
+        seen = set()
+        for line in raw.splitlines():
+            qname = line.split('"')[-1].rstrip(".").lower()
+            if qname in names:
+                seen.add(qname)
+        return seen
+
+    def mails(self) -> list[dict[str, Any]]:
+        raw = self.sh(
+            self.params["mail"],
+            "python3 /opt/pdnssoc-lab/sinks/mailsink.py list --dir /var/lib/mailsink --json",
+        )
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    def wait(self, what: str, probe: Callable[[], Any], timeout: float, step: float = 3) -> Any:
+        start = time.monotonic()
+        while True:
+            result = probe()
+            if result:
+                print(f"    {what}: after {time.monotonic() - start:.0f} s")
+                return result
+            if time.monotonic() - start > timeout:
+                raise CheckFailedError(f"{what}: not within {timeout:.0f} s")
+            time.sleep(step)
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+def check_live_alert(lab: Lab) -> None:
+    """A malicious name -> alert within 2 min (sensor, masked client, MISP) and an e-mail."""
+    sensor = lab.params["sensors"][0]
+    name = f"live-{lab.token}.c2.badcorp.test"
+    exact = "evil.example"
+    by_ip = "updates.campus-cdn.test"
+    t0 = time.monotonic()
+    lab.resolve([name, exact, by_ip])
+    alert = lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)[0]
+    elapsed = time.monotonic() - t0
+    lab.figures["live alert latency"] = f"{elapsed:.0f} s"
+    if alert["kind"] != "live":
+        raise CheckFailedError(f"kind is {alert['kind']!r}, not 'live'")
+    if alert["sensor"] != sensor["identity"]:
+        raise CheckFailedError(f"sensor is {alert['sensor']!r}, expected {sensor['identity']!r}")
+    client = lab.client_address()
+    masked = str(
+        ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False).network_address
+    )
+    if alert["client"] != masked:
+        raise CheckFailedError(
+            f"client is {alert['client']!r}, expected {client} masked: {masked!r}"
+        )
+    if alert["match"]["how"] != "subdomain" or alert["match"]["indicator"] != "c2.badcorp.test":
+        raise CheckFailedError(f"match is {alert['match']}, expected subdomain of c2.badcorp.test")
+    infos = [str(c.get("event_info", "")) for c in alert["misp"]]
+    if not any("botnet C2" in i for i in infos):
+        raise CheckFailedError(f"MISP context lacks the event: {alert['misp']}")
+    print(
+        f"    alert: sensor={alert['sensor']} client={alert['client']} "
+        f"match={alert['match']['how']}:{alert['match']['indicator']} misp={infos}"
+    )
+    for other, how in ((exact, "exact"), (by_ip, "ip")):
+        found = lab.wait(f"alert for {other}", lambda o=other: lab.alerts_for(o), 60)
+        if found[0]["match"]["how"] != how:
+            raise CheckFailedError(f"{other}: match {found[0]['match']}, expected {how}")
+
+    def mail_for_contact() -> list[dict[str, Any]]:
+        return [
+            m for m in lab.mails() if sensor["contact"] in m["envelope_to"] and name in m["body"]
+        ]
+
+    mail = lab.wait(f"e-mail to {sensor['contact']}", mail_for_contact, LIVE_DEADLINE)[0]
+    lab.figures["live alert to e-mail"] = f"{time.monotonic() - t0:.0f} s"
+    print(f"    mail: to={mail['envelope_to']} subject={mail['subject']!r}")
+
+
+def check_benign_silent(lab: Lab) -> None:
+    """Benign names produce no alert and no match line (but are logged)."""
+    names = [f"b{i}-{lab.token}.load.univ-a.test" for i in range(5)] + [
+        "www.univ-a.test",
+        "library.univ-a.test",
+        "portal.univ-a.test",
+        "news.research.test",
+    ]
+    marker = f"benign-marker-{lab.token}.c2.badcorp.test"
+    lab.resolve([*names, marker])
+    # Once the malicious marker resolved after them has alerted, correlation has
+    # read past the benign replies.
+    lab.wait(f"alert for the marker {marker}", lambda: lab.alerts_for(marker), LIVE_DEADLINE)
+    unique = {n for n in names if lab.token in n}
+    logged = lab.wait("benign replies in the query log", lambda: lab.logged_names(unique), 60)
+    alerted = [n for n in names if lab.alerts_for(n)]
+    if alerted:
+        raise CheckFailedError(f"benign names alerted: {alerted}")
+    matches = lab.sh(lab.server, f"cat {lab.data_dir}/matches/*.json 2>/dev/null || true")
+    leaked = [n for n in names if n in matches]
+    if leaked:
+        raise CheckFailedError(f"benign names reached the matches files: {leaked}")
+    print(f"    {len(names)} benign names: no alert, no match line; {len(logged)} seen in the log")
+
+
+def check_retro(lab: Lab) -> None:
+    """An IOC published after the resolution is found by retro, marked retro."""
+    name = f"r-{lab.token}.late-intel.test"
+    lab.resolve([name])
+    lab.wait(f"{name} in the query log", lambda: lab.logged_names({name}), 60)
+    if lab.alerts_for(name):
+        raise CheckFailedError(f"{name} alerted before its IOC was published")
+    misp = lab.params["misp"]
+    lab.sh(
+        misp["host"],
+        f"python3 {misp['stamp']} {misp['events_dir']} {misp['later_dir']}/*.json"
+        f" && chown -R root:misp {misp['events_dir']}",
+    )
+    lab.agent("fetch-iocs")
+    lab.agent("retro")
+    alerts = lab.alerts_for(name)
+    if not alerts:
+        raise CheckFailedError(f"retro found no alert for {name}")
+    alert = alerts[0]
+    if alert["kind"] != "retro":
+        raise CheckFailedError(f"kind is {alert['kind']!r}, not 'retro'")
+    if not alert.get("ioc_added"):
+        raise CheckFailedError("a retro alert must carry ioc_added")
+    print(
+        f"    retro alert: {name} first_seen={alert['first_seen']} ioc_added={alert['ioc_added']}"
+    )
+    lab.sh(misp["host"], f"rm -f {misp['events_dir']}/1003-*.json")
+
+
+def check_collector_outage(lab: Lab) -> None:
+    """Server collector down 2 min while the sensor resolves; reconnect and count loss."""
+    program = lab.params["server"]["collector_program"]
+    for sensor in lab.params["sensors"]:
+        names_before = [f"pre-{lab.token}.load.univ-a.test"]
+        lab.resolve(names_before, sensor)
+        lab.wait(
+            "replies flowing before the outage",
+            lambda nb=set(names_before): lab.logged_names(nb),
+            60,
+        )
+    out = lab.supervisorctl(lab.server, "stop", program)
+    print(f"    server collector stopped: {out.strip()}")
+    sent: dict[str, list[str]] = {s["host"]: [] for s in lab.params["sensors"]}
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < OUTAGE:
+        for sensor in lab.params["sensors"]:
+            name = f"o{i}-{sensor['host']}-{lab.token}.load.univ-a.test"
+            lab.resolve([name], sensor)
+            sent[sensor["host"]].append(name)
+        i += 1
+        time.sleep(max(0.0, start + i * 2.0 - time.monotonic()))
+    out = lab.supervisorctl(lab.server, "start", program)
+    print(
+        f"    server collector started again after {time.monotonic() - start:.0f} s: {out.strip()}"
+    )
+    back = time.monotonic()
+    failures = []
+    for sensor in lab.params["sensors"]:
+        after: set[str] = set()
+
+        def after_names_arrive(s: dict[str, Any] = sensor, after: set[str] = after) -> bool:
+            # Keep resolving new names; any one reaching the server proves the link.
+            name = f"a{len(after)}-{s['host']}-{lab.token}.load.univ-a.test"
+            after.add(name)
+            lab.resolve([name], s)
+            return bool(lab.logged_names(after))
+
+        lab.wait(f"{sensor['host']} reconnected by itself", after_names_arrive, 120, step=2)
+        lab.figures[f"reconnect after outage ({sensor['host']})"] = (
+            f"{time.monotonic() - back:.0f} s"
+        )
+        names = set(sent[sensor["host"]])
+        # Store-and-forward ships what it kept; give it a moment to do so.
+        settle = 90 if sensor["transport"] != "stream" else 10
+        deadline = time.monotonic() + settle
+        seen = lab.logged_names(names)
+        while len(seen) < len(names) and time.monotonic() < deadline:
+            time.sleep(5)
+            seen = lab.logged_names(names)
+        lost = len(names) - len(seen)
+        lab.figures[
+            f"replies lost in a {OUTAGE:.0f} s outage ({sensor['transport']}, {sensor['host']})"
+        ] = f"{lost} of {len(names)}"
+        print(
+            f"    {sensor['host']} ({sensor['transport']}): {len(names)} names resolved "
+            f"during the outage, {len(seen)} reached the server, {lost} lost"
+        )
+        if sensor["transport"] != "stream" and lost:
+            failures.append(f"{sensor['host']}: store-and-forward lost {lost} replies")
+    if failures:
+        raise CheckFailedError("; ".join(failures))
+
+
+def _list_digest(lab: Lab) -> str:
+    return lab.sh(
+        lab.server,
+        f"cd {lab.data_dir}/misp && sha256sum misp_domains.txt misp_ips.txt && "
+        f"wc -l misp_domains.txt misp_ips.txt",
+    )
+
+
+def _standin_admin(lab: Lab, payload: dict[str, Any]) -> None:
+    misp = lab.params["misp"]
+    body = json.dumps(payload)
+    lab.sh(
+        misp["host"],
+        "python3 - <<'EOF'\n"
+        "import json, ssl, urllib.request\n"
+        f"token = open('{misp['admin_token_file']}').read().strip()\n"
+        f"req = urllib.request.Request('https://127.0.0.1:{misp['port']}/_standin/fault',"
+        f" data={body!r}.encode(), method='POST',"
+        " headers={'X-Standin-Admin': token, 'Content-Type': 'application/json'})\n"
+        "ctx = ssl._create_unverified_context()\n"
+        "print(urllib.request.urlopen(req, context=ctx).read().decode())\n"
+        "EOF",
+    )
+
+
+def check_misp_down(lab: Lab) -> None:
+    """MISP stand-in stopped / dying mid-response during fetch-iocs: lists kept, filters on."""
+    misp = lab.params["misp"]
+    before = _list_digest(lab)
+    lab.sh(misp["host"], "systemctl stop misp-standin")
+    try:
+        code, out = lab.agent("fetch-iocs", check=False)
+        print(f"    fetch-iocs with MISP stopped: exit {code}: {out.strip().splitlines()[-1:]}")
+        if code == 0:
+            raise CheckFailedError("fetch-iocs succeeded with MISP stopped")
+    finally:
+        lab.sh(misp["host"], "systemctl start misp-standin")
+    time.sleep(1)
+    _standin_admin(lab, {"fault": "truncated", "path": "restSearch", "times": 5})
+    code, out = lab.agent("fetch-iocs", check=False)
+    print(
+        f"    fetch-iocs with the answer cut mid-transfer: exit {code}: "
+        f"{out.strip().splitlines()[-1:]}"
+    )
+    if code == 0:
+        raise CheckFailedError("fetch-iocs succeeded although MISP's answer was cut")
+    _standin_admin(lab, {"fault": None})
+    after = _list_digest(lab)
+    if after != before:
+        raise CheckFailedError(f"IOC lists changed:\n{before}\n->\n{after}")
+    name = f"m-{lab.token}.c2.badcorp.test"
+    lab.resolve([name])
+    lab.wait(f"alert for {name} with the kept lists", lambda: lab.alerts_for(name), LIVE_DEADLINE)
+    lab.agent("fetch-iocs")
+    print("    lists unchanged, filters active, next fetch-iocs succeeded")
+
+
+def check_mail_down(lab: Lab) -> None:
+    """Mail sink down during alert: delivered once it is back, once each."""
+    sensor = lab.params["sensors"][0]
+    mail_host = lab.params["mail"]
+    lab.sh(mail_host, "systemctl stop mailsink")
+    name = f"mail-{lab.token}.c2.badcorp.test"
+    try:
+        lab.resolve([name])
+        lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)
+        # let at least one delivery attempt fail
+        time.sleep(float(lab.params["server"]["alert_interval_s"]) + 15)
+        if any(name in m["body"] for m in lab.mails()):
+            raise CheckFailedError("a mail arrived while the sink was down")
+    finally:
+        lab.sh(mail_host, "systemctl start mailsink")
+
+    def delivered() -> list[dict[str, Any]]:
+        return [m for m in lab.mails() if name in m["body"]]
+
+    lab.wait(
+        f"mail for {name} after the sink came back",
+        delivered,
+        float(lab.params["server"]["retry_s"])
+        + 2 * float(lab.params["server"]["alert_interval_s"])
+        + 60,
+    )
+    time.sleep(float(lab.params["server"]["alert_interval_s"]) + 15)
+    got = delivered()
+    to_contact = [m for m in got if sensor["contact"] in m["envelope_to"]]
+    if len(to_contact) != 1:
+        raise CheckFailedError(
+            f"{len(to_contact)} mails to {sensor['contact']} for {name}, expected exactly 1"
+        )
+    print(
+        f"    {len(got)} message(s) for {name} after recovery, "
+        f"{len(to_contact)} to {sensor['contact']}"
+    )
+
+
+def check_agent_killed(lab: Lab) -> None:
+    """The agent killed mid-correlation: no alert lost, none repeated."""
+    program = lab.params["server"]["agent_program"]
+    lab.supervisorctl(lab.server, "stop", program)
+    names = [f"k{i}-{lab.token}.c2.badcorp.test" for i in range(400)]
+    try:
+        lab.resolve(names)
+        lab.wait(
+            "the replies in the matches file",
+            lambda: all(
+                n in lab.sh(lab.server, f"cat {lab.data_dir}/matches/*.json") for n in names[-3:]
+            ),
+            60,
+        )
+        kills = 0
+        for delay in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2, 3, 5):
+            partial = len([a for a in lab.alert_lines() if lab.token in a["query"]["name"]])
+            # SIGKILL the agent process itself (timeout runs as its parent).
+            cmd = list(lab.params["server"]["agent_cmd"])
+            at = cmd.index("--") + 1 if "--" in cmd else 0
+            cmd[at:at] = ["timeout", "-s", "KILL", str(delay)]
+            code = lab.sh(
+                lab.server,
+                " ".join(shlex.quote(c) for c in cmd) + " correlate >/dev/null 2>&1; echo $?",
+                check=False,
+            ).strip()
+            now = len([a for a in lab.alert_lines() if lab.token in a["query"]["name"]])
+            if code == "137":
+                kills += 1
+                print(f"    killed after {delay} s: {now - partial} alert line(s) written")
+            else:
+                print(f"    correlate finished within {delay} s (exit {code})")
+                break
+    finally:
+        lab.supervisorctl(lab.server, "start", program)
+    lab.agent("correlate")
+    lines = [a for a in lab.alert_lines() if a["query"]["name"].rstrip(".") in set(names)]
+    ids = {}
+    for a in lines:
+        ids.setdefault(a["id"], []).append(a["revision"])
+    repeated = {i: r for i, r in ids.items() if len(r) != len(set(r))}
+    alerted = {a["query"]["name"].rstrip(".") for a in lines}
+    missing = set(names) - alerted
+    if kills == 0:
+        raise CheckFailedError("correlate was never killed mid-run")
+    if missing:
+        raise CheckFailedError(f"{len(missing)} alerts lost, e.g. {sorted(missing)[:3]}")
+    if repeated:
+        raise CheckFailedError(
+            f"{len(repeated)} alerts repeated, e.g. {list(repeated.items())[:2]}"
+        )
+    print(
+        f"    {kills} kill(s) mid-correlation; {len(names)} names -> {len(ids)} alerts, "
+        "none lost, none repeated"
+    )
+
+
+CHECKS: dict[str, Callable[[Lab], None]] = {
+    "live": check_live_alert,
+    "benign": check_benign_silent,
+    "retro": check_retro,
+    "collector-outage": check_collector_outage,
+    "misp-down": check_misp_down,
+    "mail-down": check_mail_down,
+    "agent-killed": check_agent_killed,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("params", type=argparse.FileType("r"))
+    parser.add_argument("--only", nargs="+", choices=sorted(CHECKS), default=None)
+    args = parser.parse_args(argv)
+    lab = Lab(json.load(args.params))
+    results: list[tuple[str, str, float]] = []
+    t_all = time.monotonic()
+    for name, check in CHECKS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"--- {name}: {check.__doc__}", flush=True)
+        t0 = time.monotonic()
+        try:
+            check(lab)
+            outcome = "PASS"
+        except (CheckFailedError, subprocess.SubprocessError, KeyError, ValueError) as exc:
+            outcome = "FAIL"
+            print(f"    FAIL: {exc}")
+        results.append((name, outcome, time.monotonic() - t0))
+        sys.stdout.flush()
+    print("\n=== end-to-end results")
+    for name, outcome, seconds in results:
+        print(f"  {outcome}  {name:<18} {seconds:6.0f} s")
+    print(f"  total {time.monotonic() - t_all:.0f} s")
+    for what, value in lab.figures.items():
+        print(f"  figure: {what}: {value}")
+    return 0 if all(o == "PASS" for _, o, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

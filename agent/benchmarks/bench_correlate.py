@@ -357,22 +357,26 @@ def _fmt(r: dict[str, Any]) -> str:
 def _prepare(n: int) -> tuple[Path, Path, dict[str, Path]]:
     """Indicator lists and the query log (plain and gzip), generated once into .cache/."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    doms, nets = make_iocs(random.Random(1), 1_000_000, 20_000)
+    doms, nets = make_iocs(random.Random(1), 1_000_000, 100_000)
     files = {
+        "d100": CACHE / "iocs-domains-100.txt",
         "d50k": CACHE / "iocs-domains-50k.txt",
         "d1m": CACHE / "iocs-domains-1m.txt",
+        "ips100": CACHE / "iocs-ips-100.txt",
         "ips": CACHE / "iocs-ips-20k.txt",
-        "none": CACHE / "iocs-one.txt",
+        "ips100k": CACHE / "iocs-ips-100k.txt",
     }
+    files["d100"].write_text("".join(d + "\n" for d in doms[:100]))
     files["d50k"].write_text("".join(d + "\n" for d in doms[:50_000]))
     files["d1m"].write_text("".join(d + "\n" for d in doms))
-    files["ips"].write_text("".join(x + "\n" for x in nets))
-    files["none"].write_text("placeholder-ioc.invalid\n")
+    files["ips100"].write_text("".join(x + "\n" for x in nets[:100]))
+    files["ips"].write_text("".join(x + "\n" for x in nets[:20_000]))
+    files["ips100k"].write_text("".join(x + "\n" for x in nets))
     plain = CACHE / f"queries-{n}.json"
     gz = CACHE / f"queries-{n}.json.gz"
     if not plain.exists() or not gz.exists():
         print(f"generating {n:,} go-dnscollector JSON lines ...", flush=True)
-        hits = generate(plain, n, doms[:50_000], nets)
+        hits = generate(plain, n, doms[:50_000], nets[:20_000])
         with plain.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         print(f"  {hits:,} lines made to look like hits", flush=True)
@@ -381,11 +385,13 @@ def _prepare(n: int) -> tuple[Path, Path, dict[str, Path]]:
 
 def _correlate_figures(plain: Path, files: dict[str, Path]) -> None:
     for label, doms, ips in (
-        ("50k domains + 20k IPs/CIDRs", files["d50k"], files["ips"]),
-        ("1M domains + 20k IPs/CIDRs ", files["d1m"], files["ips"]),
-        ("1 indicator (floor)        ", files["none"], files["none"]),
+        ("100 domains + 100 IPs/CIDRs ", "d100", "ips100"),
+        ("50k domains + 20k IPs/CIDRs ", "d50k", "ips"),
+        ("1M domains + 20k IPs/CIDRs  ", "d1m", "ips"),
+        ("1M domains + 100k IPs/CIDRs ", "d1m", "ips100k"),
     ):
-        print(f"correlate, plain JSON, {label}: {_fmt(_run_worker('correlate', plain, doms, ips))}")
+        r = _run_worker("correlate", plain, files[doms], files[ips])
+        print(f"correlate, plain JSON, {label}: {_fmt(r)}")
 
 
 def _retro_figures(gz: Path, n: int, files: dict[str, Path]) -> None:

@@ -175,3 +175,13 @@ def test_every_kind_of_bad_line_is_counted_and_good_lines_still_match() -> None:
     assert stats.lines == 9  # blank lines are not counted
     assert "skipped" in stats.summary()
     assert stats.examples
+
+
+def test_two_values_on_one_line_do_not_shift_the_alerts() -> None:
+    matcher = Matcher(["evil.example"], [])
+    data = b'{"query": "a.example"} {"query": "b.example"}\n' + dns_line("evil.example")
+    stats = ReadStats()
+    hits: list[str] = []
+    scan_chunk(data, matcher, stats, lambda rec, h: hits.append(rec.dns.qname), "t")  # type: ignore[union-attr]
+    assert hits == ["evil.example"]
+    assert stats.malformed == 1

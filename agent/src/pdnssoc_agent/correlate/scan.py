@@ -30,12 +30,15 @@ def scan_chunk(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, w
     try:
         records = hot_decoder.decode_lines(data)
     except _ERRORS:
+        records = None
+    if records is None or len(records) != data.count(b"\n"):
+        # a bad line, a blank one, or two values on one line: line by line
         _scan_slow(data, matcher, stats, on_hit, where)
         return
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
     if found:
-        lines = [line for line in data.split(b"\n") if line.strip()]
+        lines = data.split(b"\n")
         for i, hits in found:
             on_hit(record_decoder.decode(lines[i]), hits)
 

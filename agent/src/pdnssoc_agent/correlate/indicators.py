@@ -70,11 +70,7 @@ class Matcher:
         self.domains: set[str] = set()
         self.invalid: list[str] = []
         for d in domains:
-            n = normalise_domain(d)
-            if n:
-                self.domains.add(n)
-            else:
-                self.invalid.append(d)
+            self.add_domain(d)
         # prefix length -> {network int: indicator text}
         self._v4: dict[int, dict[int, str]] = {}
         self._v6: dict[int, dict[int, str]] = {}
@@ -87,23 +83,49 @@ class Matcher:
         self.name_cache: dict[str, NameHit | None] = {}
         self.ip_cache: dict[str, NameHit | None] = {}
 
+    def add_domain(self, text: str) -> bool:
+        """Add a domain; False (and remembered in ``invalid``) if it is not one."""
+        v = text.strip()
+        # fast path: already normalised, as fetch-iocs writes the lists
+        if v and v.isascii() and v == v.lower() and not v.endswith(".") and " " not in v:
+            self.domains.add(v)
+            return True
+        n = normalise_domain(v)
+        if n:
+            self.domains.add(n)
+            return True
+        self.invalid.append(text)
+        return False
+
     def add_network(self, text: str) -> bool:
         """Add an IP or CIDR; False (and remembered in ``invalid``) if it is not one."""
+        t = text.strip()
+        if "/" not in t and ":" not in t:
+            try:
+                packed = socket.inet_pton(socket.AF_INET, t)
+            except OSError:
+                self.invalid.append(text)
+                return False
+            return self._add(4, 32, int.from_bytes(packed), ".".join(map(str, packed)))
         try:
-            net = ipaddress.ip_network(text.strip(), strict=False)
+            net = ipaddress.ip_network(t, strict=False)
         except ValueError:
             self.invalid.append(text)
             return False
-        table = self._v4 if net.version == 4 else self._v6
         bits = net.max_prefixlen
-        plen = net.prefixlen
-        key = int(net.network_address) >> (bits - plen)
+        text_form = str(net.network_address) if net.prefixlen == bits else str(net)
+        return self._add(net.version, net.prefixlen, int(net.network_address), text_form)
+
+    def _add(self, version: int, plen: int, address: int, text_form: str) -> bool:
+        table = self._v4 if version == 4 else self._v6
+        bits = 32 if version == 4 else 128
+        key = address >> (bits - plen)
         bucket = table.setdefault(plen, {})
         if key not in bucket:
             self.network_count += 1
-        bucket[key] = str(net.network_address) if plen == bits else str(net)
-        if net.version == 4 and plen == bits:
-            self._exact4[str(net.network_address)] = bucket[key]
+        bucket[key] = text_form
+        if version == 4 and plen == bits:
+            self._exact4[text_form] = text_form
         if len(bucket) == 1:
             self._lens6 = sorted(self._v6, reverse=True)
             self._cidr_lens4 = sorted((n for n in self._v4 if n < 32), reverse=True)

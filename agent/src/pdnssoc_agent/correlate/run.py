@@ -37,7 +37,7 @@ from .alerts import (
     recover,
     rfc3339,
 )
-from .indicators import Matcher, index_dates, normalise_domain, read_list
+from .indicators import Matcher, index_dates, read_list
 from .scan import Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
@@ -198,11 +198,7 @@ def run_correlate(
 def _fill(matcher: Matcher, src: Sources) -> None:
     for p in src.domain_files:
         for v in read_list(p):
-            n = normalise_domain(v)
-            if n:
-                matcher.domains.add(n)
-            else:
-                matcher.invalid.append(v)
+            matcher.add_domain(v)
     for p in src.ip_files:
         for v in read_list(p):
             matcher.add_network(v)

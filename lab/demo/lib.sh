@@ -11,7 +11,7 @@ LAB_CLIENT=pdnssoc-lab-client
 LAB_MAIL=pdnssoc-lab-mail
 DATA_DIR=/var/dnscollector
 AGENT_USER=pdnssoc
-AGENT_CMD="runuser -u $AGENT_USER -- pdnssoc-agent"
+AGENT_CMD="runuser -u $AGENT_USER -- /opt/pdnssoc-agent/bin/pdnssoc-agent"
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 # Names of lab/dns/: what an institution's users resolve on an ordinary day...

@@ -28,6 +28,8 @@ from test_correlate_support import (
 
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import Matcher, run_correlate
+from pdnssoc_agent.correlate.scan import scan_chunk
+from pdnssoc_agent.dnslog import ReadStats
 from pdnssoc_agent.errors import AgentError
 from pdnssoc_agent.iocs.index import (
     FORMAT,
@@ -394,3 +396,34 @@ def test_the_schema_rejects_what_the_contract_forbids(config: Config) -> None:
             check.validate({**good, field: value})
     with pytest.raises(jsonschema.ValidationError):
         check.validate({k: v for k, v in good.items() if k != "misp"})
+
+
+@pytest.mark.parametrize(
+    "networks",
+    [
+        ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "192.0.2.7"],  # octet-aligned: text path
+        ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "192.0.2.7", "172.16.0.0/12"],  # int path
+    ],
+)
+def test_answers_in_the_scan_loop(networks: list[str]) -> None:
+    m = Matcher(["evil.example"], [*networks, "2001:db8:bad::/48"])
+    answers = {
+        "10.1.2.3": ("cidr", "10.1.2.0/24"),
+        "10.1.9.9": ("cidr", "10.1.0.0/16"),
+        "10.9.9.9": ("cidr", "10.0.0.0/8"),
+        "192.0.2.7": ("ip", "192.0.2.7"),
+        "11.1.2.3": None,
+        "2001:db8:bad:1::5": ("cidr", "2001:db8:bad::/48"),
+        "2001:db8:beef::5": None,
+    }
+    data = b"".join(
+        dns_line("benign.example", [("benign.example", "AAAA" if ":" in a else "A", a)])
+        for a in answers
+    ) + dns_line("x.example", [("x.example", "CNAME", "cdn.EVIL.example."), ("x", "MX", "y")])
+    stats = ReadStats()
+    got: list[list[tuple[str, str, str]]] = []
+    scan_chunk(data, m, stats, lambda rec, hits: got.append(hits), "t")
+    expected = [[(how, ind, a)] for a, hit in answers.items() if hit for how, ind in [hit]]
+    expected.append([("cname", "evil.example", "cdn.EVIL.example.")])
+    assert got == expected
+    assert stats.lines == len(answers) + 1

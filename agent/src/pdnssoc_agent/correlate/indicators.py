@@ -75,7 +75,13 @@ class Matcher:
         self._v4: dict[int, dict[int, str]] = {}
         self._v6: dict[int, dict[int, str]] = {}
         self.network_count = 0
-        self._exact4: dict[str, str] = {}
+        self.exact4: dict[str, str] = {}
+        """IPv4 indicators (text) by their text: the common case costs one lookup."""
+        self._octet4: dict[int, dict[str, str]] = {24: {}, 16: {}, 8: {}}
+        self.v4_bit_aligned = True
+        """Every IPv4 network is a /8, /16 or /24: matched on the address text."""
+        self.v4_cidrs = False
+        self.v6 = False
         self._cidr_lens4: list[int] = []
         self._lens6: list[int] = []
         for text in networks:
@@ -125,10 +131,18 @@ class Matcher:
             self.network_count += 1
         bucket[key] = text_form
         if version == 4 and plen == bits:
-            self._exact4[text_form] = text_form
+            self.exact4[text_form] = text_form
+        elif version == 4 and plen in (8, 16, 24):
+            # "a.b.c" for a /24: found by cutting an address's text at a dot
+            octets = ".".join(str((address >> (24 - 8 * i)) & 0xFF) for i in range(plen // 8))
+            self._octet4[plen][octets] = text_form
+        elif version == 4:
+            self.v4_bit_aligned = False
         if len(bucket) == 1:
             self._lens6 = sorted(self._v6, reverse=True)
             self._cidr_lens4 = sorted((n for n in self._v4 if n < 32), reverse=True)
+        self.v4_cidrs = bool(self._cidr_lens4)
+        self.v6 = bool(self._v6)
         return True
 
     def network_values(self) -> list[str]:
@@ -185,7 +199,7 @@ class Matcher:
         if hit is not MISS:
             return hit
         hit = None
-        exact = self._exact4.get(text)
+        exact = self.exact4.get(text)
         if exact is not None:
             hit = ("ip", exact)
         elif ":" in text:
@@ -196,6 +210,18 @@ class Matcher:
             cache.clear()
         cache[text] = hit
         return hit
+
+    def match_ip4_cidr(self, text: str) -> NameHit | None:
+        """('cidr', network) for an IPv4 address text in a /24, /16 or /8 indicator."""
+        o = self._octet4
+        j = text.rfind(".")
+        found = o[24].get(text[:j])
+        if found is None and o[16]:
+            j = text.rfind(".", 0, j)
+            found = o[16].get(text[:j])
+        if found is None and o[8]:
+            found = o[8].get(text[: text.find(".")])
+        return None if found is None else ("cidr", found)
 
     @staticmethod
     def _lookup(

@@ -66,16 +66,19 @@ def _scan_slow(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, w
         on_hit(record_decoder.decode(good[i]), hits)
 
 
-def _match(
+def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
     records: list[HotRecord], matcher: Matcher, stats: ReadStats, where: str
 ) -> list[tuple[int, list[Hit]]]:
     name_cache = matcher.name_cache
     ip_cache = matcher.ip_cache
     match_name = matcher.match_name
     match_ip = matcher.match_ip
+    exact4 = matcher.exact4
+    v4_cidrs = matcher.v4_cidrs
+    v4_text = matcher.v4_bit_aligned
+    match_ip4_cidr = matcher.match_ip4_cidr
+    v6 = matcher.v6
     cnames = matcher.cnames
-    check_ips = matcher.network_count > 0
-    check_answers = check_ips or cnames
     miss = MISS
     found: list[tuple[int, list[Hit]]] = []
     for i, rec in enumerate(records):
@@ -96,29 +99,41 @@ def _match(
             h = match_name(qname)
         if h is not None:
             hits = [(h[0], h[1], qname)]
-        if an and check_answers:
-            for rr in an:
-                t = rr.rdatatype
-                if t == "A" or t == "AAAA":  # noqa: PLR1714 - faster than a set here
-                    if not check_ips:
-                        continue
-                    value = rr.rdata
+        for rr in an or ():
+            t = rr.rdatatype
+            if t == "A":
+                value = rr.rdata
+                e = exact4.get(value)
+                if e is not None:
+                    h = ("ip", e)
+                elif not v4_cidrs:
+                    continue
+                elif v4_text:
+                    h = match_ip4_cidr(value)
+                else:
                     h = ip_cache.get(value, miss)
                     if h is miss:
                         h = match_ip(value)
-                    if h is not None:
-                        if hits is None:
-                            hits = []
-                        hits.append((h[0], h[1], value))
-                elif t == "CNAME" and cnames:
-                    value = rr.rdata
-                    h = name_cache.get(value, miss)
-                    if h is miss:
-                        h = match_name(value)
-                    if h is not None:
-                        if hits is None:
-                            hits = []
-                        hits.append(("cname", h[1], value))
+            elif t == "AAAA":
+                if not v6:
+                    continue
+                value = rr.rdata
+                h = ip_cache.get(value, miss)
+                if h is miss:
+                    h = match_ip(value)
+            elif t == "CNAME" and cnames:
+                value = rr.rdata
+                h = name_cache.get(value, miss)
+                if h is miss:
+                    h = match_name(value)
+                if h is not None:
+                    h = ("cname", h[1])
+            else:
+                continue
+            if h is not None:
+                if hits is None:
+                    hits = []
+                hits.append((h[0], h[1], value))
         if hits is not None:
             found.append((i, hits))
     return found

@@ -216,6 +216,22 @@ def test_rotation_mid_read_rename_and_compress(config: Config) -> None:
     assert clients == Counter(f"192.0.2.{i}" for i in range(1, 7))
 
 
+def test_half_written_gzip_copy_does_not_rewind(config: Config) -> None:
+    """The collector compresses a rotated file: for a while a partial .gz sits beside it."""
+    body = b"".join(dns_line("evil.example.com", client=f"192.0.2.{i}") for i in range(1, 200))
+    plain = _feed(config, "matches_domains-1.json", body)
+    packed = gzip.compress(body)
+    partial = config.correlation.input_dir / "matches_domains-1.json.gz"
+    partial.write_bytes(packed[: len(packed) // 2])
+    first = run_correlate(config)
+    assert first.alerts == 199
+    assert first.stats.truncated_gzip == 1
+    plain.unlink()
+    partial.write_bytes(packed)  # compression finished, original removed
+    assert run_correlate(config).alerts == 0
+    assert len(read_alerts(config)) == 199
+
+
 def test_dedup_window_folds_repeats_into_revisions(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, dedup_window={"hours": 1})
     write_lists(cfg, ["evil.example"], ["192.0.2.250"])

@@ -297,7 +297,9 @@ class _Correlate:
 
     def _flush(self, agg: Aggregator, mark: FileMark, offset: int) -> None:
         """Write this file's alerts so far and its new offset, exactly once."""
-        mark.offset = offset
+        # Never backwards: a copy of the same content (a .gz being written
+        # beside its plain original) may end earlier than what was read.
+        mark.offset = max(mark.offset, offset)
         lines: list[bytes] = []
         if agg.items:
             indicators = {p.hit[1] for p in agg.items.values()}

@@ -211,6 +211,15 @@ class Matcher:
         cache[text] = hit
         return hit
 
+    @property
+    def slash24(self) -> dict[str, str]:
+        """IPv4 /24 indicators by their first three octets ("192.0.2")."""
+        return self._octet4[24]
+
+    @property
+    def has_slash16_or_8(self) -> bool:
+        return bool(self._octet4[16] or self._octet4[8])
+
     def match_ip4_cidr(self, text: str) -> NameHit | None:
         """('cidr', network) for an IPv4 address text in a /24, /16 or /8 indicator."""
         o = self._octet4

@@ -83,6 +83,8 @@ class RunResult:
     """Alert lines written (new alerts and revisions)."""
     indicators: int = 0
     seconds: float = 0.0
+    load_seconds: float = 0.0
+    """Of ``seconds``, the time spent loading indicators and state."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def run_correlate(
     given = check_paths(paths)
     with step_lock(corr.state_dir, "correlate"):
         job = _Correlate(config, sources_from(config, domain_files, ip_files), now or utcnow())
+        job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         with gc_paused():
             for path in discover(given or [corr.input_dir]):
@@ -388,6 +391,7 @@ def run_retro(
     run_now = now or utcnow()
     with step_lock(corr.state_dir, "retro"):
         job = _Retro(config, sources_from(config, domain_files, ip_files), run_now)
+        job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         files = discover(given or [corr.archive_dir, corr.queries_file])
         if not given:

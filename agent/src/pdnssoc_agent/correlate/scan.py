@@ -77,6 +77,8 @@ def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
     v4_cidrs = matcher.v4_cidrs
     v4_text = matcher.v4_bit_aligned
     match_ip4_cidr = matcher.match_ip4_cidr
+    slash24 = matcher.slash24
+    wider = v4_text and matcher.has_slash16_or_8
     v6 = matcher.v6
     cnames = matcher.cnames
     miss = MISS
@@ -109,7 +111,13 @@ def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
                 elif not v4_cidrs:
                     continue
                 elif v4_text:
-                    h = match_ip4_cidr(value)
+                    e = slash24.get(value[: value.rfind(".")])
+                    if e is not None:
+                        h = ("cidr", e)
+                    elif wider:
+                        h = match_ip4_cidr(value)
+                    else:
+                        continue
                 else:
                     h = ip_cache.get(value, miss)
                     if h is miss:

@@ -53,25 +53,34 @@ expected=${#MALICIOUS_NAMES[@]}
 deadline=$(($(date +%s) + WAIT))
 seen=$alerts_before
 mails=$mail_before
+last_change=$(date +%s)
 while [ "$(date +%s)" -lt "$deadline" ]; do
   now_lines=$(alert_lines)
   if [ "$now_lines" -gt "$seen" ]; then
     lab_exec "$LAB_SERVER" tail -n "+$((seen + 1))" "$DATA_DIR/alerts/matches.json" | python3 lab/demo/show_alerts.py
     seen=$now_lines
+    last_change=$(date +%s)
   fi
   now_mail=$(mail_count)
   if [ "$now_mail" -gt "$mails" ]; then
     lab_exec "$LAB_MAIL" python3 /opt/pdnssoc-lab/sinks/mailsink.py list --dir /var/lib/mailsink \
       | tail -n "+$((mails + 1))" | sed 's/^/  mail: /'
     mails=$now_mail
+    last_change=$(date +%s)
   fi
   distinct=$(lab_exec "$LAB_SERVER" sh -c "cat $DATA_DIR/alerts/matches.json 2>/dev/null" \
     | python3 lab/demo/show_alerts.py --count-queries)
-  if [ "$distinct" -ge "$expected" ] && [ "$mails" -gt "$mail_before" ]; then
+  # Done when every malicious name alerted and mail went out, or when alerts
+  # and mail came and nothing new arrived for longer than the agent's cycle.
+  if [ "$mails" -gt "$mail_before" ] && { [ "$distinct" -ge "$expected" ] \
+    || [ $(($(date +%s) - last_change)) -gt 75 ]; }; then
     break
   fi
   sleep 3
 done
+
+step "What each name produced"
+alert_summary "${MALICIOUS_NAMES[@]}" "${BENIGN_NAMES[@]}"
 
 step "Status of the agent (pdnssoc-agent status on the server)"
 agent status || true

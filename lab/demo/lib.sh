@@ -37,12 +37,14 @@ agent() {
   podman exec "$LAB_SERVER" $AGENT_CMD "$@"
 }
 
-# Run a playbook, keep its full log, print its recap (the log's tail on failure).
+# Run a playbook: its plays as they start, its recap; the full log is kept
+# (and its tail printed on failure).
 run_playbook() {
   local log
   log="$PDNSSOC_LAB_STATE/$(basename "$1" .yml).log"
   mkdir -p "$PDNSSOC_LAB_STATE"
-  if ansible-playbook -i inventories/lab "$@" >"$log" 2>&1; then
+  if ansible-playbook -i inventories/lab "$@" 2>&1 | tee "$log" \
+    | sed -un 's/^PLAY \[\(.*\)\] \**$/  play: \1/p'; then
     sed -n '/^PLAY RECAP/,$p' "$log"
     echo "(full log: $log)"
   else
@@ -64,4 +66,10 @@ alert_lines() {
 
 mail_count() {
   lab_exec "$LAB_MAIL" sh -c 'ls /var/lib/mailsink/*.eml 2>/dev/null | wc -l'
+}
+
+# One line per name: which alert (kind, match) it produced, if any.
+alert_summary() {
+  lab_exec "$LAB_SERVER" sh -c "cat $DATA_DIR/alerts/matches.json 2>/dev/null || true" \
+    | python3 lab/demo/show_alerts.py --summary "$@"
 }

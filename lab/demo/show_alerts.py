@@ -45,7 +45,10 @@ def describe(alert: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count-queries", action="store_true")
+    parser.add_argument("--summary", nargs="+", metavar="NAME")
     args = parser.parse_args(argv)
+    quiet = args.count_queries or args.summary
+    first: dict[str, dict[str, Any]] = {}
     names: set[str] = set()
     for raw in sys.stdin:
         line = raw.strip()
@@ -54,14 +57,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             alert = json.loads(line)
         except ValueError:
-            if not args.count_queries:
+            if not quiet:
                 print(f"  (not JSON: {line[:120]})")
             continue
-        names.add(str((alert.get("query") or {}).get("name")))
-        if not args.count_queries:
+        name = str((alert.get("query") or {}).get("name")).rstrip(".")
+        names.add(name)
+        first.setdefault(name, alert)
+        if not quiet:
             print(describe(alert))
     if args.count_queries:
         print(len(names))
+    for name in args.summary or []:
+        found = first.get(name)
+        if found is None:
+            print(f"  {name:<34} no alert")
+        else:
+            match = found.get("match") or {}
+            print(
+                f"  {name:<34} {found.get('kind')} alert: {match.get('how')} "
+                f"on {match.get('indicator')}"
+            )
     return 0
 
 

@@ -427,7 +427,7 @@ class LineReader:
             src.close()
 
     def _too_long(self, at: int) -> None:
-        self.stats.note("too_long", f"{self.path}@{at}")
+        self.stats.note("too_long", f"{self.path}: byte {at}")
 
     def _chunks(self, src: _Source) -> Iterator[Chunk]:  # noqa: PLR0915 - one state machine
         size = self.max_line_bytes

@@ -283,7 +283,8 @@ class _Correlate:
         start = last = mark.offset
         try:
             for chunk in reader.chunks():
-                scan_chunk(chunk.data, self.matcher, stats, on_hit, where)
+                at = chunk.end - len(chunk.data)
+                scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at)
                 last = chunk.end
                 if last - start >= COMMIT_BYTES:
                     self._flush(agg, mark, last)
@@ -469,7 +470,8 @@ class _Retro:
             on_hit = self._on_hit(str(path))
             try:
                 for chunk in reader.chunks():
-                    scan_chunk(chunk.data, self.matcher, stats, on_hit, str(path))
+                    at = chunk.end - len(chunk.data)
+                    scan_chunk(chunk.data, self.matcher, stats, on_hit, str(path), at)
                     lines = self.result.stats.lines + stats.lines
                     progress.update(i, lines, done_bytes + chunk.raw_position)
             except OSError as exc:

@@ -25,15 +25,20 @@ OnHit = Callable[[LogRecord, list[Hit]], None]
 _ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
-def scan_chunk(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str) -> None:
-    """Match every line of ``data`` (complete lines); count what cannot be read."""
+def scan_chunk(  # noqa: PLR0917 - the hot path's signature
+    data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int = 0
+) -> None:
+    """Match every line of ``data`` (complete lines); count what cannot be read.
+
+    ``start`` is the offset of ``data`` in the file's content, for the log.
+    """
     try:
         records = hot_decoder.decode_lines(data)
     except _ERRORS:
         records = None
     if records is None or len(records) != data.count(b"\n"):
         # a bad line, a blank one, or two values on one line: line by line
-        _scan_slow(data, matcher, stats, on_hit, where)
+        _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
@@ -43,26 +48,31 @@ def scan_chunk(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, w
             on_hit(record_decoder.decode(lines[i]), hits)
 
 
-def _scan_slow(data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str) -> None:
+def _scan_slow(  # noqa: PLR0917
+    data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int
+) -> None:
     good: list[bytes] = []
     records: list[HotRecord] = []
+    pos = start
     for line in data.split(b"\n"):
+        at = pos
+        pos += len(line) + 1
         if not line.strip():
             continue
         stats.lines += 1
         try:
             records.append(hot_decoder.decode(line))
         except msgspec.ValidationError:
-            stats.note("wrong_type", where)
+            stats.note("wrong_type", f"{where} {at}")
             continue
         except msgspec.DecodeError:
-            stats.note("malformed", where)
+            stats.note("malformed", f"{where} {at}")
             continue
         except UnicodeDecodeError:
-            stats.note("invalid_utf8", where)
+            stats.note("invalid_utf8", f"{where} {at}")
             continue
         good.append(line)
-    for i, hits in _match(records, matcher, stats, where):
+    for i, hits in _match(records, matcher, stats, where.removesuffix(": byte")):
         on_hit(record_decoder.decode(good[i]), hits)
 
 

@@ -166,8 +166,10 @@ def test_every_kind_of_bad_line_is_counted_and_good_lines_still_match() -> None:
     data = dns_line("evil.example") + b"\n".join(bad) + b"\n\n" + dns_line("www.evil.example")
     stats = ReadStats()
     hits: list[str] = []
-    scan_chunk(data, matcher, stats, lambda rec, h: hits.append(h[0][2]), "t")
+    scan_chunk(data, matcher, stats, lambda rec, h: hits.append(h[0][2]), "t", 1000)
     assert hits == ["evil.example", "www.evil.example"]
+    first_bad = 1000 + len(dns_line("evil.example"))
+    assert stats.examples[0] == f"t: byte {first_bad}: malformed"
     assert stats.malformed == 2
     assert stats.invalid_utf8 == 1
     assert stats.wrong_type == 2

@@ -3,8 +3,12 @@
 
 A chunk of complete lines is decoded in one call into
 :class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
-data only). When any line of the chunk cannot be read, the chunk is decoded
-again line by line so that only the bad lines are counted and skipped. The
+data only): its newlines become commas and the whole is read as one JSON array,
+which is valid exactly when every line holds one well-formed object, so record
+``i`` is line ``i``. When any line of the chunk cannot be read (or is blank, or
+holds two values, or a value spans two lines), the array is invalid and the
+chunk is decoded again line by line so that only the bad lines are counted and
+skipped. The
 matcher's name and address caches are consulted inline; only a line that
 matches is decoded again in full for its alert.
 """
@@ -15,7 +19,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
+from ..dnslog import HotRecord, LogRecord, ReadStats, hot_chunk_decoder, hot_decoder, record_decoder
 from .indicators import MISS, Matcher
 
 # (how, indicator, value)
@@ -33,11 +37,10 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
     ``start`` is the offset of ``data`` in the file's content, for the log.
     """
     try:
-        records = hot_decoder.decode_lines(data)
+        # data ends with a newline: "[" line "," line ... line "]"
+        records = hot_chunk_decoder.decode(b"".join((b"[", data[:-1].replace(b"\n", b","), b"]")))
     except _ERRORS:
-        records = None
-    if records is None or len(records) != data.count(b"\n"):
-        # a bad line, a blank one, or two values on one line: line by line
+        # a bad line, a blank one, two values on one line, a value over two lines
         _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
     found = _match(records, matcher, stats, where)

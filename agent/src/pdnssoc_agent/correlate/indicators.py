@@ -78,6 +78,9 @@ class Matcher:
         self.exact4: dict[str, str] = {}
         """IPv4 indicators (text) by their text: the common case costs one lookup."""
         self._octet4: dict[int, dict[str, str]] = {24: {}, 16: {}, 8: {}}
+        self.prefix4: set[str] = set()
+        """First three octets ("192.0.2") of every IPv4 address and /24 indicator: an
+        answer whose address text is cut to a prefix not in here matches neither."""
         self.v4_bit_aligned = True
         """Every IPv4 network is a /8, /16 or /24: matched on the address text."""
         self.v4_cidrs = False
@@ -132,10 +135,13 @@ class Matcher:
         bucket[key] = text_form
         if version == 4 and plen == bits:
             self.exact4[text_form] = text_form
+            self.prefix4.add(text_form[: text_form.rfind(".")])
         elif version == 4 and plen in (8, 16, 24):
             # "a.b.c" for a /24: found by cutting an address's text at a dot
             octets = ".".join(str((address >> (24 - 8 * i)) & 0xFF) for i in range(plen // 8))
             self._octet4[plen][octets] = text_form
+            if plen == 24:
+                self.prefix4.add(octets)
         elif version == 4:
             self.v4_bit_aligned = False
         if len(bucket) == 1:
@@ -219,6 +225,19 @@ class Matcher:
     @property
     def has_slash16_or_8(self) -> bool:
         return bool(self._octet4[16] or self._octet4[8])
+
+    @property
+    def v4_by_prefix(self) -> bool:
+        """Every IPv4 indicator is an address or a /24: :attr:`prefix4` rules answers out."""
+        return self.v4_bit_aligned and not self.has_slash16_or_8
+
+    def match_ip4_text(self, text: str) -> NameHit | None:
+        """('ip'|'cidr', indicator) for an IPv4 address text when :attr:`v4_by_prefix`."""
+        found = self.exact4.get(text)
+        if found is not None:
+            return ("ip", found)
+        found = self._octet4[24].get(text[: text.rfind(".")])
+        return None if found is None else ("cidr", found)
 
     def match_ip4_cidr(self, text: str) -> NameHit | None:
         """('cidr', network) for an IPv4 address text in a /24, /16 or /8 indicator."""

@@ -92,6 +92,9 @@ def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
     match_ip4_cidr = matcher.match_ip4_cidr
     slash24 = matcher.slash24
     wider = v4_text and matcher.has_slash16_or_8
+    by_prefix = matcher.v4_by_prefix
+    prefix4 = matcher.prefix4
+    match_ip4_text = matcher.match_ip4_text
     v6 = matcher.v6
     cnames = matcher.cnames
     miss = MISS
@@ -118,6 +121,17 @@ def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
             t = rr.rdatatype
             if t == "A":
                 value = rr.rdata
+                if by_prefix:
+                    # one set lookup rules out almost every answer
+                    if value[: value.rfind(".")] not in prefix4:
+                        continue
+                    h = match_ip4_text(value)
+                    if h is None:
+                        continue
+                    if hits is None:
+                        hits = []
+                    hits.append((h[0], h[1], value))
+                    continue
                 e = exact4.get(value)
                 if e is not None:
                     h = ("ip", e)

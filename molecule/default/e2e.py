@@ -59,6 +59,7 @@ class Lab:
     params: dict[str, Any]
     figures: dict[str, str] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_hex(3))
+    resolved: dict[str, float] = field(default_factory=dict)
 
     # -- hosts ---------------------------------------------------------------------------
     def sh(self, host: str, command: str, *, check: bool = True, timeout: float = 300) -> str:
@@ -115,6 +116,15 @@ class Lab:
         )
         if proc.returncode != 0:
             raise CheckFailedError(f"dig on the client failed: {proc.stderr.strip()[-500:]}")
+
+    def resolve_once(self, names: Iterable[str]) -> float:
+        """Resolve the names not resolved yet (checks share a first batch); when they were."""
+        todo = [n for n in names if n not in self.resolved]
+        if todo:
+            self.resolve(todo)
+            for n in todo:
+                self.resolved[n] = time.monotonic()
+        return min(self.resolved[n] for n in names)
 
     def client_address(self) -> str:
         out = podman(
@@ -181,14 +191,60 @@ class Lab:
 # -- the checks ---------------------------------------------------------------------------
 
 
+def live_name(lab: Lab) -> str:
+    # A benign-looking name whose address is an indicator: unique per run, so
+    # a fresh cache miss and a fresh alert.
+    return f"live-{lab.token}.campus-cdn.test"
+
+
+def kind_cases(lab: Lab) -> dict[str, tuple[str, str]]:
+    return {
+        "evil.example": ("exact", "evil.example"),
+        "files.sharehost.test": ("cidr", "203.0.113.0/28"),
+    }
+
+
+def gap_cases(lab: Lab) -> dict[str, tuple[str, str]]:
+    return {
+        f"kind-{lab.token}.c2.badcorp.test": ("subdomain", "c2.badcorp.test"),
+        "mail.partner-univ.test": ("cname", "evil.example"),
+    }
+
+
+def benign_names(lab: Lab) -> list[str]:
+    return [f"b{i}-{lab.token}.load.univ-a.test" for i in range(5)] + [
+        "www.univ-a.test",
+        "library.univ-a.test",
+        "portal.univ-a.test",
+        "news.research.test",
+    ]
+
+
+def marker(lab: Lab, what: str) -> str:
+    """A name that alerts (IP match), resolved after the names of a check."""
+    return f"{what}-marker-{lab.token}.campus-cdn.test"
+
+
+def prime(lab: Lab) -> None:
+    """Resolve the names of the first checks in one batch: they then wait together."""
+    lab.resolve_once(
+        [
+            *benign_names(lab),
+            *kind_cases(lab),
+            *gap_cases(lab),
+            live_name(lab),
+            marker(lab, "benign"),
+            marker(lab, "kinds"),
+            marker(lab, "gaps"),
+        ]
+    )
+
+
 def check_live_alert(lab: Lab) -> None:
     """A malicious name -> alert within 2 min (sensor, masked client, MISP) and an e-mail."""
     sensor = lab.params["sensors"][0]
-    # A benign-looking name whose address is an indicator: unique per run, so
-    # a fresh cache miss and a fresh alert.
-    name = f"live-{lab.token}.campus-cdn.test"
-    t0 = time.monotonic()
-    lab.resolve([name])
+    name = live_name(lab)
+    t0 = lab.resolve_once([name])
     alert = lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)[0]
     lab.figures["live alert latency (resolution to alert line)"] = f"{time.monotonic() - t0:.0f} s"
     if alert["kind"] != "live":
@@ -223,18 +279,10 @@ def check_live_alert(lab: Lab) -> None:
     print(f"    mail: to={mail['envelope_to']} subject={mail['subject']!r}")
 
 
-def check_match_kinds(lab: Lab) -> None:
-    """Exact, subdomain, CNAME-chain and CIDR matches each alert, with the right kind."""
-    cases = {
-        "evil.example": ("exact", "evil.example"),
-        f"kind-{lab.token}.c2.badcorp.test": ("subdomain", "c2.badcorp.test"),
-        "mail.partner-univ.test": ("cname", "evil.example"),
-        "files.sharehost.test": ("cidr", "203.0.113.0/28"),
-    }
-    lab.resolve(cases)
-    marker = f"kinds-{lab.token}.campus-cdn.test"
-    lab.resolve([marker])
-    lab.wait(f"alert for the marker {marker}", lambda: lab.alerts_for(marker), LIVE_DEADLINE)
+def _check_kinds(lab: Lab, cases: dict[str, tuple[str, str]], mark: str) -> None:
+    lab.resolve_once([*cases, mark])
+    # The marker is resolved last: once it has alerted, the others were read.
+    lab.wait(f"alert for the marker {mark}", lambda: lab.alerts_for(mark), LIVE_DEADLINE)
     time.sleep(5)
     problems = []
     for name, (how, indicator) in cases.items():
@@ -251,19 +299,24 @@ def check_match_kinds(lab: Lab) -> None:
         raise CheckFailedError("; ".join(problems))
 
 
+def check_match_kinds(lab: Lab) -> None:
+    """Exact and CIDR matches each alert, with the right kind."""
+    _check_kinds(lab, kind_cases(lab), marker(lab, "kinds"))
+
+
+def check_subdomain_cname(lab: Lab) -> None:
+    """Subdomain and CNAME-chain matches alert live, with the right kind."""
+    _check_kinds(lab, gap_cases(lab), marker(lab, "gaps"))
+
+
 def check_benign_silent(lab: Lab) -> None:
     """Benign names produce no alert and no match line (but are logged)."""
-    names = [f"b{i}-{lab.token}.load.univ-a.test" for i in range(5)] + [
-        "www.univ-a.test",
-        "library.univ-a.test",
-        "portal.univ-a.test",
-        "news.research.test",
-    ]
-    marker = f"benign-marker-{lab.token}.campus-cdn.test"
-    lab.resolve([*names, marker])
+    names = benign_names(lab)
+    mark = marker(lab, "benign")
+    lab.resolve_once([*names, mark])
     # Once the malicious marker resolved after them has alerted, correlation has
     # read past the benign replies.
-    lab.wait(f"alert for the marker {marker}", lambda: lab.alerts_for(marker), LIVE_DEADLINE)
+    lab.wait(f"alert for the marker {mark}", lambda: lab.alerts_for(mark), LIVE_DEADLINE)
     unique = {n for n in names if lab.token in n}
     logged = lab.wait("benign replies in the query log", lambda: lab.logged_names(unique), 60)
     alerted = [n for n in names if lab.alerts_for(n)]
@@ -526,6 +579,7 @@ def check_agent_killed(lab: Lab) -> None:
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
     "match-kinds": check_match_kinds,
+    "subdomain-cname": check_subdomain_cname,
     "benign": check_benign_silent,
     "retro": check_retro,
     "collector-outage": check_collector_outage,
@@ -541,28 +595,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(CHECKS), default=None)
     args = parser.parse_args(argv)
     lab = Lab(json.load(args.params))
+    # Checks of a known, reported gap: they run and must fail (XFAIL); one that
+    # passes (XPASS) fails the run, so that the gap's closing is noticed.
+    known_gaps: dict[str, str] = lab.params.get("known_gaps", {})
     results: list[tuple[str, str, float]] = []
     t_all = time.monotonic()
     for name, check in CHECKS.items():
         if args.only and name not in args.only:
             continue
+        if name in {"live", "match-kinds", "subdomain-cname", "benign"} and not lab.resolved:
+            prime(lab)
         print(f"--- {name}: {check.__doc__}", flush=True)
         t0 = time.monotonic()
+        gap = known_gaps.get(name)
         try:
             check(lab)
-            outcome = "PASS"
+            outcome = "XPASS" if gap else "PASS"
+            if gap:
+                print(f"    XPASS: passes although listed as a known gap ({gap}); unlist it")
         except (CheckFailedError, subprocess.SubprocessError, KeyError, ValueError) as exc:
-            outcome = "FAIL"
-            print(f"    FAIL: {exc}")
+            outcome = "XFAIL" if gap else "FAIL"
+            print(f"    {outcome}: {exc}")
+            if gap:
+                print(f"    (known gap: {gap})")
         results.append((name, outcome, time.monotonic() - t0))
         sys.stdout.flush()
     print("\n=== end-to-end results")
     for name, outcome, seconds in results:
         print(f"  {outcome}  {name:<18} {seconds:6.0f} s")
     print(f"  total {time.monotonic() - t_all:.0f} s")
+    for name, gap in known_gaps.items():
+        print(f"  known gap: {name}: {gap}")
     for what, value in lab.figures.items():
         print(f"  figure: {what}: {value}")
-    return 0 if all(o == "PASS" for _, o, _ in results) else 1
+    return 0 if all(o in {"PASS", "XFAIL"} for _, o, _ in results) else 1
 
 
 if __name__ == "__main__":

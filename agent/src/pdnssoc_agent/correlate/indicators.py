@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,10 @@ from ..iocs.index import read_header
 log = logging.getLogger(__name__)
 
 CACHE_MAX = 200_000
+
+# A list file made only of these characters holds one normalised name a line
+# (no spaces, comments, upper case or non-ASCII), as fetch-iocs writes it.
+_PLAIN_NAMES = re.compile(r"[a-z0-9.\-_\n]*")
 
 # (how, indicator) - how is "exact"|"subdomain" for names, "ip"|"cidr" for addresses
 NameHit = tuple[str, str]
@@ -105,6 +110,20 @@ class Matcher:
             return True
         self.invalid.append(text)
         return False
+
+    def add_domain_file(self, path: Path) -> None:
+        """Add every name of a list file; the same as :meth:`add_domain` on each line
+        of :func:`read_list`, done in bulk when the file is already normalised."""
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+            text = fh.read()
+        if _PLAIN_NAMES.fullmatch(text) and ".\n" not in text and not text.endswith("."):
+            names = text.split("\n")
+            self.domains.update(names)
+            if "" in names:
+                self.domains.discard("")  # from blank lines: never a domain
+            return
+        for v in read_list(path):
+            self.add_domain(v)
 
     def add_network(self, text: str) -> bool:
         """Add an IP or CIDR; False (and remembered in ``invalid``) if it is not one."""

@@ -200,8 +200,7 @@ def run_correlate(
 
 def _fill(matcher: Matcher, src: Sources) -> None:
     for p in src.domain_files:
-        for v in read_list(p):
-            matcher.add_domain(v)
+        matcher.add_domain_file(p)
     for p in src.ip_files:
         for v in read_list(p):
             matcher.add_network(v)

@@ -59,6 +59,30 @@ def read_list(path: Path) -> Iterable[str]:
                 yield v
 
 
+def _parse_network(t: str) -> tuple[int, int, int, str] | None:
+    """(version, prefix length, network address, canonical text) of an IPv6 address or a
+    CIDR written with a prefix length, as ``ipaddress.ip_network(t, strict=False)`` gives
+    them; None when ipaddress should decide (IPv4 inside IPv6, scopes, netmasks, errors).
+    The C library's inet_ntop writes IPv6 as ipaddress does (RFC 5952) except for an
+    embedded IPv4 address, which is left to ipaddress."""
+    addr, slash, plen_text = t.partition("/")
+    v6 = ":" in addr
+    family, bits = (socket.AF_INET6, 128) if v6 else (socket.AF_INET, 32)
+    if slash and not (plen_text.isascii() and plen_text.isdigit() and int(plen_text) <= bits):
+        return None
+    try:
+        packed = socket.inet_pton(family, addr)
+    except OSError:
+        return None
+    plen = int(plen_text) if slash else bits
+    host = bits - plen
+    value = int.from_bytes(packed) >> host << host
+    net_text = socket.inet_ntop(family, value.to_bytes(bits // 8))
+    if v6 and "." in net_text:
+        return None
+    return (6 if v6 else 4, plen, value, net_text if plen == bits else f"{net_text}/{plen}")
+
+
 class Matcher:
     """Domains, IPs and CIDRs to look DNS data up against."""
 
@@ -135,6 +159,9 @@ class Matcher:
                 self.invalid.append(text)
                 return False
             return self._add(4, 32, int.from_bytes(packed), ".".join(map(str, packed)))
+        fast = _parse_network(t)
+        if fast is not None:
+            return self._add(*fast)
         try:
             net = ipaddress.ip_network(t, strict=False)
         except ValueError:

@@ -58,9 +58,9 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-test: lint test-agent test-roles ## everything CI runs
+test: lint test-agent test-roles test-e2e ## everything CI runs
 
-test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, ~20 min)
+test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default
 
 demo: venv ## the lab end to end: sensor, server, MISP stand-in, mail sink; prints alerts (as root)

@@ -68,7 +68,7 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     mails=$now_mail
     last_change=$(date +%s)
   fi
-  distinct=$(lab_exec "$LAB_SERVER" sh -c "cat $DATA_DIR/alerts/matches.json 2>/dev/null" \
+  distinct=$(lab_exec "$LAB_SERVER" sh -c "cat $DATA_DIR/alerts/matches.json 2>/dev/null || true" \
     | python3 lab/demo/show_alerts.py --count-queries)
   # Done when every malicious name alerted and mail went out, or when alerts
   # and mail came and nothing new arrived for longer than the agent's cycle.

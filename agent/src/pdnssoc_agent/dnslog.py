@@ -19,6 +19,7 @@ counted in :class:`ReadStats` instead of stopping the read.
 
 from __future__ import annotations
 
+import abc
 import queue
 import threading
 import zlib
@@ -242,19 +243,22 @@ def is_gzip(path: Path) -> bool:
 # --------------------------------------------------------------------------- raw byte streams
 
 
-class _Source:
+class _Source(abc.ABC):
     """A stream of decompressed bytes plus how far into the file it has got."""
 
     truncated = False
 
-    def read(self) -> bytes:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self) -> bytes:
+        """The next block of decompressed bytes; empty at the end."""
 
-    def position(self) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def position(self) -> int:
+        """Bytes of the file (compressed, for gzip) consumed so far."""
 
-    def close(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the file."""
 
 
 class _PlainSource(_Source):

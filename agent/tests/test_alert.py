@@ -381,6 +381,27 @@ def test_dedup_and_renotify_window(tmp_path: Path, receiver: Receiver) -> None:
     assert bodies[2]["alerts"][0]["count"] == 9
 
 
+def test_live_and_retro_finds_of_one_reply_are_one_notification(tmp_path: Path) -> None:
+    """Retro also reads lines logged shortly before an indicator arrived, as live does."""
+    rec = start_receiver(status=503)
+    try:
+        cfg = make_config(tmp_path, {"webhook": {"webhook_url": rec.url()}})
+        src = alerts_file(cfg)
+        append_alerts(src, alert_line(kind="live"), alert_line(kind="retro"))
+        assert deliver(cfg, NOW).failed  # both taken in while the channel is down
+        append_alerts(src, alert_line(kind="retro", window="2026-11-27T11:00:00Z"))
+        deliver(cfg, NOW + timedelta(minutes=10))  # still down: queued behind the first
+        rec.status = 200
+        assert deliver(cfg, NOW + timedelta(hours=1)).sent == {"webhook": 1}
+        body = rec.bodies()[-1]  # the earlier ones were refused with 503
+        assert [a["kind"] for a in body["alerts"]] == ["live"]
+        # another client resolving the same name is still its own incident
+        append_alerts(src, alert_line(kind="retro", client="192.0.2.99"))
+        assert deliver(cfg, NOW + timedelta(hours=2)).sent == {"webhook": 1}
+    finally:
+        rec.stop()
+
+
 def test_revision_update_while_pending_sends_newest(tmp_path: Path) -> None:
     rec = start_receiver(status=503)
     try:

@@ -114,7 +114,9 @@ def test_invalid_indicators_are_reported_not_fatal() -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    cfg = make_config(tmp_path / "data")
+    # The collector's matches files as input (live_input: matches); the query
+    # log, the default input, is tested in test_correlate_live.py.
+    cfg = make_config(tmp_path / "data", live_input="matches")
     write_lists(cfg, ["evil.example.com", "bad-cdn.net"], ["2001:db8:bad::/48", "198.51.100.99"])
     cfg.correlation.input_dir.mkdir(parents=True)
     return cfg
@@ -235,8 +237,7 @@ def test_half_written_gzip_copy_does_not_rewind(config: Config) -> None:
 def test_dedup_window_folds_repeats_into_revisions(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, dedup_window={"hours": 1})
     write_lists(cfg, ["evil.example"], ["192.0.2.250"])
-    cfg.correlation.input_dir.mkdir(parents=True)
-    f = cfg.correlation.input_dir / "m.json"
+    f = cfg.correlation.queries_file
     f.write_bytes(
         dns_line("evil.example", ts="2025-11-27T10:00:01Z")
         + dns_line("www.evil.example", ts="2025-11-27T10:00:02Z")
@@ -339,8 +340,7 @@ def test_crash_between_alert_write_and_checkpoint(tmp_path: Path, point: str) ->
     cfg_file = _write_yaml(tmp_path, data)
     cfg = make_config(data, dedup_window={"hours": 1})
     write_lists(cfg, ["evil.example.com", "bad-cdn.net"], ["2001:db8:bad::/48", "198.51.100.99"])
-    cfg.correlation.input_dir.mkdir(parents=True)
-    f = cfg.correlation.input_dir / "m.json"
+    f = cfg.correlation.queries_file  # the default input: the collector's query log
     f.write_bytes(SAMPLE.read_bytes())
     assert _agent(cfg_file, "correlate", env={"PDNSSOC_AGENT_CRASH_AT": point}) == 77
     assert _agent(cfg_file, "correlate") == 0

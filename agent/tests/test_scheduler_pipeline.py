@@ -119,8 +119,8 @@ def test_daemonize_once_runs_the_whole_pipeline(tmp_path: Path) -> None:
             )
         )
         cfg = load_config(config_path)
-        matches = cfg.correlation.input_dir / "matches_domains.json"
-        matches.parent.mkdir(parents=True)
+        matches = cfg.correlation.queries_file  # what the server's collector writes
+        matches.parent.mkdir(parents=True, exist_ok=True)
         when = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(now - 60))
         matches.write_text(collector_line(when) + "\n")
 

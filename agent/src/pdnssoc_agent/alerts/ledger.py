@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     channel TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL,
-    state TEXT NOT NULL, queued_at REAL NOT NULL, done_at REAL,
+    state TEXT NOT NULL, queued_at REAL NOT NULL, done_at REAL, key TEXT,
     PRIMARY KEY (channel, id)
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, channel);
@@ -103,6 +103,9 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "key" not in columns:  # a ledger written before outbox carried the incident key
+            self._db.execute("ALTER TABLE outbox ADD COLUMN key TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -189,14 +192,28 @@ class Ledger:
             sent_id, sent_revision, sent_at = sent
             if ts - sent_at < window or (sent_id == alert.id and alert.revision <= sent_revision):
                 state = "suppressed"
+        owed = db.execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND key = ? AND state = 'pending' AND id != ?",
+            (channel, alert.incident_key, alert.id),
+        ).fetchone()
+        if owed is not None:  # the same incident is already on its way
+            state = "suppressed"
         if state == "suppressed" and row is not None:
             return 0
         db.execute(
-            "INSERT INTO outbox (channel, id, revision, state, queued_at, done_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, id) DO UPDATE SET "
+            "INSERT INTO outbox (channel, id, revision, state, queued_at, done_at, key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, id) DO UPDATE SET "
             "revision = excluded.revision, state = excluded.state, "
-            "queued_at = excluded.queued_at, done_at = excluded.done_at",
-            (channel, alert.id, alert.revision, state, ts, ts if state != "pending" else None),
+            "queued_at = excluded.queued_at, done_at = excluded.done_at, key = excluded.key",
+            (
+                channel,
+                alert.id,
+                alert.revision,
+                state,
+                ts,
+                ts if state != "pending" else None,
+                alert.incident_key,
+            ),
         )
         return 1 if state == "pending" else 0
 

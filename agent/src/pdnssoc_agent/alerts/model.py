@@ -64,11 +64,13 @@ class Alert:
     def incident_key(self) -> str:
         """Identity for re-notification: the same client resolving the same indicator.
 
-        The alert id also carries the de-duplication window; this key does
-        not, so a client that keeps resolving a domain is not re-announced
-        every window but once per ``alerting.renotify_after``.
+        The alert id also carries the de-duplication window and the kind; this
+        key carries neither, so a client that keeps resolving a domain is not
+        re-announced every window, and a reply that both live correlation and
+        retro found (retro also reads the lines logged shortly before an
+        indicator arrived) is announced once per ``alerting.renotify_after``.
         """
-        parts = (self.kind, self.sensor, self.client, self.query_name, self.indicator)
+        parts = (self.sensor, self.client, self.query_name, self.indicator)
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
     def seen_epoch(self) -> int:

@@ -50,7 +50,7 @@ def add_common(parser: argparse.ArgumentParser, default_paths: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common(parser, "correlation.input_dir")
+    add_common(parser, "the query log and what rotated since the previous run")
     parser.epilog = (
         "Each file is read from where the previous run stopped to its last complete line; "
         "alerts are appended to <correlation.output_dir>/matches.json. Exit 0 whether or "

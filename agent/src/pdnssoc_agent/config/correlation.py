@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from ._schema import Deprecated
 
@@ -14,6 +15,13 @@ from ._schema import Deprecated
 class Correlation:
     """Paths are relative to ``data_dir`` unless absolute."""
 
+    live_input: Literal["query_log", "matches"] = "query_log"
+    """What ``correlate`` reads without paths: ``query_log`` (every reply the
+    collector logged: ``queries_file``, its rotated copies and the archive files
+    rotated since the previous run), so that subdomains of an indicator and
+    CNAMEs into one are found; or ``matches`` (``input_dir`` only: the
+    collector's exact-name and IP keep filters, cheaper, but blind to
+    subdomains and CNAMEs)."""
     input_dir: Path = Path("matches")
     output_dir: Path = Path("alerts")
     archive_dir: Path = Path("archive")

@@ -8,6 +8,7 @@ import gc
 import hashlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -130,6 +131,58 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+ROTATION_SLACK = timedelta(minutes=10)
+"""Archive files modified this long before the previous correlate run are still read."""
+BEING_COMPRESSED = 120.0
+"""Seconds: a rotated ``.gz`` this fresh beside the query log may still be written."""
+
+
+def rotated_query_logs(queries_file: Path, *, now: float | None = None) -> list[Path]:
+    """The collector's rotated copies of ``queries_file`` still beside it.
+
+    go-dnscollector renames ``queries.json`` to ``queries-<ns>.json`` and later
+    compresses it to ``queries-<ns>.json.gz``, which the role's post-command moves
+    into the archive directory. A ``.gz`` that is still being written is left for
+    the next run; its plain original is still there while it is.
+    """
+    stem, suffix = queries_file.stem, queries_file.suffix
+    pattern = re.compile(re.escape(stem) + r"-\d+" + re.escape(suffix) + r"(\.gz)?")
+    t = time.time() if now is None else now
+    out = []
+    try:
+        entries = sorted(queries_file.parent.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        if not pattern.fullmatch(p.name) or not p.is_file():
+            continue
+        if p.name.endswith(".gz") and t - _mtime(p) < BEING_COMPRESSED:
+            continue
+        out.append(p)
+    return out
+
+
+def live_files(config: Config, previous_run: datetime | None) -> list[Path]:
+    """What ``correlate`` reads without paths (``correlation.live_input``).
+
+    ``matches``: everything under ``correlation.input_dir``. ``query_log``: the
+    archive files and rotated copies written since the previous run (they hold
+    the lines the collector wrote after that run read the log, up to rotation),
+    oldest first, then the query log itself. A first run starts at the live log
+    and leaves the history to ``retro``. Files read to their end before are
+    recognised by content and skipped.
+    """
+    corr = config.correlation
+    if corr.live_input == "matches":
+        return discover([corr.input_dir])
+    rotated: list[Path] = []
+    if previous_run is not None:
+        since = (previous_run - ROTATION_SLACK).timestamp()
+        candidates = discover([corr.archive_dir]) + rotated_query_logs(corr.queries_file)
+        rotated = sorted((p for p in candidates if _mtime(p) >= since), key=_mtime)
+    return rotated + ([corr.queries_file] if corr.queries_file.is_file() else [])
+
+
 def check_paths(paths: Iterable[Path]) -> list[Path]:
     given = list(paths)
     bad = [p for p in given if not p.exists()]
@@ -181,7 +234,7 @@ def run_correlate(
     gzip_backend: str = "zlib",
     now: datetime | None = None,
 ) -> RunResult:
-    """Match new lines of ``paths`` (default: correlation.input_dir) and write alerts."""
+    """Match new lines of ``paths`` (default: :func:`live_files`) and write alerts."""
     corr = config.correlation
     started = time.monotonic()
     given = check_paths(paths)
@@ -189,8 +242,12 @@ def run_correlate(
         job = _Correlate(config, sources_from(config, domain_files, ip_files), now or utcnow())
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
+        if given:
+            files = discover(given)
+        else:
+            files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
         with gc_paused():
-            for path in discover(given or [corr.input_dir]):
+            for path in files:
                 job.file(path)
         job.finish()
     job.result.seconds = time.monotonic() - started
@@ -229,8 +286,14 @@ class _Correlate:
         self.result = RunResult(indicators=self.matcher.indicator_count)
 
     def _find_mark(self, head: bytes) -> FileMark | None:
+        digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
         for m in self.state.files:
-            if len(head) >= m.fp_len and _fp(head[: m.fp_len]) == m.fp:
+            if len(head) < m.fp_len:
+                continue
+            digest = digests.get(m.fp_len)
+            if digest is None:
+                digest = digests[m.fp_len] = _fp(head[: m.fp_len])
+            if digest == m.fp:
                 return m
         return None
 
@@ -393,7 +456,12 @@ def run_retro(
         job = _Retro(config, sources_from(config, domain_files, ip_files), run_now)
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
-        files = discover(given or [corr.archive_dir, corr.queries_file])
+        if given:
+            files = discover(given)
+        else:
+            files = discover([corr.archive_dir])
+            files += rotated_query_logs(corr.queries_file)
+            files += [corr.queries_file] if corr.queries_file.is_file() else []
         if not given:
             files = [f for f in files if _mtime(f) >= job.since.timestamp()]
         if not job.matcher.empty:

@@ -18,6 +18,7 @@ each sensor's identity, contact and client mask.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import secrets
@@ -176,6 +177,19 @@ class Lab:
         )
         return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
+    def webhooks(self) -> list[dict[str, Any]]:
+        """What the generic webhook sink received: each POST's JSON body."""
+        raw = self.sh(
+            self.params["mail"],
+            "python3 /opt/pdnssoc-lab/sinks/webhooksink.py list --dir /var/lib/webhooksink",
+        )
+        out = []
+        for line in raw.splitlines():
+            if line.strip():
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(json.loads(line)["body"]))
+        return out
+
     def wait(self, what: str, probe: Callable[[], Any], timeout: float, step: float = 3) -> Any:
         start = time.monotonic()
         while True:
@@ -277,6 +291,17 @@ def check_live_alert(lab: Lab) -> None:
     mail = lab.wait(f"e-mail to {sensor['contact']}", mail_for_contact, LIVE_DEADLINE)[0]
     lab.figures["live alert latency (resolution to e-mail)"] = f"{time.monotonic() - t0:.0f} s"
     print(f"    mail: to={mail['envelope_to']} subject={mail['subject']!r}")
+
+    def webhook_for_alert() -> list[dict[str, Any]]:
+        return [
+            a
+            for body in lab.webhooks()
+            for a in body.get("alerts", [])
+            if a.get("query", {}).get("name") == name and a.get("id") == alert["id"]
+        ]
+
+    hook = lab.wait(f"webhook with the alert for {name}", webhook_for_alert, LIVE_DEADLINE)[0]
+    print(f"    webhook: alert {hook['id']} ({hook['match']['how']}) posted to the generic webhook")
 
 
 def _check_kinds(lab: Lab, cases: dict[str, tuple[str, str]], mark: str) -> None:

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 IMAGE=${LAB_IMAGE:-localhost/pdnssoc-lab-debian:bookworm}
 NETWORK=${LAB_NETWORK:-pdnssoc-lab}
 HOSTS=(pdnssoc-lab-dns pdnssoc-lab-misp pdnssoc-lab-mail pdnssoc-lab-server pdnssoc-lab-sensor
-  pdnssoc-lab-client)
+  pdnssoc-lab-sensor-b pdnssoc-lab-client)
 LABEL=pdnssoc.lab=demo
 
 up() {
@@ -30,7 +30,7 @@ up() {
     esac
     extra=()
     # The sensor may sniff with AF_PACKET when a resolver has no dnstap.
-    [ "$host" = pdnssoc-lab-sensor ] && extra+=(--cap-add NET_RAW)
+    case "$host" in pdnssoc-lab-sensor*) extra+=(--cap-add NET_RAW) ;; esac
     podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \
       --label "$LABEL" --systemd=always "${extra[@]}" "$IMAGE" /sbin/init >/dev/null
     echo "lab: started $host"

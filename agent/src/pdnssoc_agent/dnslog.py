@@ -134,6 +134,8 @@ class HotRecord(msgspec.Struct, gc=False):
 
 
 hot_decoder = msgspec.json.Decoder(HotRecord)
+hot_chunk_decoder = msgspec.json.Decoder(list[HotRecord])
+"""Decodes a chunk of lines turned into one JSON array (see ``correlate.scan``)."""
 
 
 def to_event(rec: LogRecord) -> DnsEvent | None:

@@ -1,28 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """The hot loop: decode lines, match them, hand the rare hits on.
 
-A chunk of complete lines is decoded in one call
-(``Decoder.decode_lines``) into :class:`~pdnssoc_agent.dnslog.HotRecord`
-objects (query name, answer types and data only). That call is lenient: it
-skips blank lines and accepts two values on one line or one value over two.
-The fast path is therefore taken only when every line starts with ``{`` and
-ends with ``}`` and the chunk gives exactly one record per line. In JSON a
-``}`` can never be followed by ``{`` inside one value, so no value then spans
-two lines, and with as many records as lines no line holds two: record ``i``
-is line ``i``. Otherwise the chunk is decoded again line by line, so that only
-the bad lines are counted and skipped. The matcher's name and address caches
-are consulted inline; only a line that matches is decoded again in full for
-its alert.
+A chunk of complete lines is decoded in one call into
+:class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
+data only): its newlines become commas and the whole is read as one JSON array,
+which is valid exactly when every line holds one well-formed object, so record
+``i`` is line ``i``. When any line of the chunk cannot be read (or is blank, or
+holds two values, or a value spans two lines), the array is invalid and the
+chunk is decoded again line by line so that only the bad lines are counted and
+skipped. The
+matcher's name and address caches are consulted inline; only a line that
+matches is decoded again in full for its alert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import repeat
 
 import msgspec
 
-from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
+from ..dnslog import HotRecord, LogRecord, ReadStats, hot_chunk_decoder, hot_decoder, record_decoder
 from .indicators import MISS, Matcher
 
 # (how, indicator, value)
@@ -39,24 +36,19 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
 
     ``start`` is the offset of ``data`` in the file's content, for the log.
     """
-    lines = data.split(b"\n")
-    lines.pop()  # data ends with a newline
     try:
-        records = hot_decoder.decode_lines(data)
+        # data ends with a newline: "[" line "," line ... line "]"
+        records = hot_chunk_decoder.decode(b"".join((b"[", data[:-1].replace(b"\n", b","), b"]")))
     except _ERRORS:
-        records = None
-    if (
-        records is None  # a line that is not JSON, or of the wrong shape
-        or len(records) != len(lines)  # a blank line, or two values on one
-        or not all(map(bytes.startswith, lines, repeat(b"{")))
-        or not all(map(bytes.endswith, lines, repeat(b"}")))
-    ):
+        # a bad line, a blank one, two values on one line, a value over two lines
         _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
-    for i, hits in found:
-        on_hit(record_decoder.decode(lines[i]), hits)
+    if found:
+        lines = data.split(b"\n")
+        for i, hits in found:
+            on_hit(record_decoder.decode(lines[i]), hits)
 
 
 def _scan_slow(  # noqa: PLR0917

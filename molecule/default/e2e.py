@@ -610,10 +610,8 @@ def check_agent_killed(lab: Lab) -> None:
     try:
         lab.resolve(names)
         lab.wait(
-            "the replies in the matches file",
-            lambda: all(
-                n in lab.sh(lab.server, f"cat {lab.data_dir}/matches/*.json") for n in names[-3:]
-            ),
+            "the replies in the query log",
+            lambda: len(lab.logged_names(set(names[-3:]))) == 3,
             60,
         )
         kills = 0

@@ -91,7 +91,8 @@ cat <<TXT
 
 The lab is up and stays up ($(( deployed - start )) s to deploy, $(( end - start )) s in all). Look next at:
   alerts on the server     podman exec $LAB_SERVER tail -f $DATA_DIR/alerts/matches.json
-  DNS replies that matched podman exec $LAB_SERVER ls -l $DATA_DIR/matches/
+  every DNS reply logged   podman exec $LAB_SERVER tail -f $DATA_DIR/queries.json
+  webhook posts            podman exec $LAB_MAIL python3 /opt/pdnssoc-lab/sinks/webhooksink.py list --dir /var/lib/webhooksink
   the agent's health       podman exec $LAB_SERVER $AGENT_CMD status
   the agent's log          podman exec $LAB_SERVER supervisorctl tail -f pdnssoc-agent
   e-mail sent              podman exec $LAB_MAIL python3 /opt/pdnssoc-lab/sinks/mailsink.py list --dir /var/lib/mailsink

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,29 @@ def test_live_and_retro_finds_of_one_reply_are_one_notification(tmp_path: Path) 
         assert deliver(cfg, NOW + timedelta(hours=2)).sent == {"webhook": 1}
     finally:
         rec.stop()
+
+
+def test_a_ledger_from_before_incident_keys_is_upgraded_in_place(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    cfg = make_config(tmp_path, {"webhook": {"webhook_url": receiver.url()}})
+    ledger_dir(cfg).mkdir(parents=True)
+    old = sqlite3.connect(ledger_dir(cfg) / "alert-ledger.sqlite3")
+    old.execute(
+        "CREATE TABLE outbox (channel TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL,"
+        " state TEXT NOT NULL, queued_at REAL NOT NULL, done_at REAL, PRIMARY KEY (channel, id))"
+    )
+    sent_at = NOW.timestamp()
+    old.execute(
+        "INSERT INTO outbox VALUES ('webhook', 'old-alert', 1, 'sent', ?, ?)", (sent_at, sent_at)
+    )
+    old.commit()
+    old.close()
+    append_alerts(alerts_file(cfg), alert_line())
+    assert deliver(cfg, NOW).sent == {"webhook": 1}
+    with Ledger(ledger_dir(cfg)) as ledger:
+        assert ledger.was_sent("webhook", "old-alert")
+        assert ledger.was_sent("webhook", alert_line()["id"])
 
 
 def test_revision_update_while_pending_sends_newest(tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ class Ledger:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "key" not in columns:  # a ledger written before outbox carried the incident key
             self._db.execute("ALTER TABLE outbox ADD COLUMN key TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_key ON outbox (channel, key, state)")
 
     def close(self) -> None:
         self._db.close()

@@ -14,6 +14,7 @@ from test_correlate_support import dns_line, make_config, read_alerts, write_lis
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import run_correlate
 from pdnssoc_agent.correlate.run import BEING_COMPRESSED, live_files, rotated_query_logs
+from pdnssoc_agent.state import read_pointer
 
 
 @pytest.fixture
@@ -150,3 +151,15 @@ def test_matches_mode_reads_the_collectors_matches_files_only(tmp_path: Path) ->
 def test_an_unknown_live_input_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"correlation\.live_input.*query_log"):
         make_config(tmp_path, live_input="matchez")
+
+
+def test_a_run_over_given_paths_does_not_move_the_live_pointer(
+    config: Config, tmp_path: Path
+) -> None:
+    other = tmp_path / "elsewhere.json"
+    other.write_bytes(dns_line("evil.example.com", client="192.0.2.9"))
+    run_correlate(config, [other])
+    assert read_pointer(config.correlation.last_correlation_pointer_file) is None
+    _append(config.correlation.queries_file, dns_line("evil.example.com", client="192.0.2.1"))
+    run_correlate(config)
+    assert read_pointer(config.correlation.last_correlation_pointer_file) is not None

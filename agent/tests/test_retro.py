@@ -60,6 +60,23 @@ def config(tmp_path: Path) -> Config:
     return cfg
 
 
+def test_a_search_of_given_paths_leaves_the_scheduled_run_its_work(
+    config: Config, tmp_path: Path
+) -> None:
+    _index(config, {"evil.example.com": ANSWER + timedelta(hours=5)})
+    now = SAMPLE_DAY + timedelta(days=2)
+    elsewhere = tmp_path / "other-archive.json.gz"
+    elsewhere.write_bytes(gzip.compress(dns_line("unrelated.example")))
+    run_retro(config, [elsewhere], now=now)
+    assert read_pointer(config.correlation.last_retro_pointer_file) is None
+    # the scheduled run still treats the indicator as new and finds it in the archive
+    scheduled = run_retro(config, now=now + timedelta(minutes=5))
+    assert scheduled.indicators == 1
+    alerts = read_alerts(config)
+    assert scheduled.alerts == len(alerts) == 2  # the exact name and a subdomain of it
+    assert {a["match"]["indicator"] for a in alerts} == {"evil.example.com"}
+
+
 def test_indicator_added_after_the_answer_reveals_it(config: Config) -> None:
     _index(
         config,

@@ -249,7 +249,9 @@ def run_correlate(
         with gc_paused():
             for path in files:
                 job.file(path)
-        job.finish()
+        # Only a run over the live inputs moves correlation.last, from which
+        # the next one finds what rotated meanwhile.
+        job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("correlate", job.result)
     return job.result
@@ -385,8 +387,8 @@ class _Correlate:
         commit(self.state_path, self.state, self.alerts_file, lines)
         self.result.alerts += len(lines)
 
-    def finish(self) -> None:
-        """Forget old files and alerts; record the run in correlation.last."""
+    def finish(self, *, live: bool = True) -> None:
+        """Forget old files and alerts; record a ``live`` run in correlation.last."""
         horizon = int((self.now - FORGET_FILES_AFTER).timestamp())
         self.state.files = [m for m in self.state.files if m.seen >= horizon]
         # By the data's clock (the newest dedup bucket), not the wall clock, so
@@ -397,7 +399,8 @@ class _Correlate:
             keep = self.corr.dedup_window + timedelta(days=1)
             prune_seen(alerts, newest - int(keep.total_seconds()))
         commit(self.state_path, self.state, self.alerts_file, [])
-        write_pointer(self.corr.last_correlation_pointer_file, self.now)
+        if live:
+            write_pointer(self.corr.last_correlation_pointer_file, self.now)
 
 
 # ====================================================================== retro
@@ -467,7 +470,9 @@ def run_retro(
         if not job.matcher.empty:
             with gc_paused():
                 job.scan(files, progress if progress is not None else sys.stderr)
-        job.finish()
+        # A search of given paths does not move retro.last: the scheduled run
+        # must still search the archive for the indicators that are new now.
+        job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("retro", job.result)
     return job.result
@@ -563,8 +568,11 @@ class _Retro:
 
         return on_hit
 
-    def finish(self) -> None:
-        """Write the alerts, the indicator snapshot and retro.last, in a crash-safe order."""
+    def finish(self, *, scheduled: bool = True) -> None:
+        """Write the alerts, the indicator snapshot and retro.last, in a crash-safe order.
+
+        A run that is not ``scheduled`` (given paths) writes its alerts only.
+        """
         corr, state = self.corr, self.state
         indicators = {p.hit[1] for p in self.agg.items.values()}
         ctx = _context(self.src.index_file, indicators)
@@ -585,6 +593,10 @@ class _Retro:
             ioc_added=added,
             now=self.now,
         )
+        self.result.alerts = len(lines)
+        if not scheduled:
+            commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
+            return
         snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
@@ -594,7 +606,6 @@ class _Retro:
         if isinstance(old, str) and old != snapshot.name:
             (corr.state_dir / old).unlink(missing_ok=True)
         write_pointer(corr.last_retro_pointer_file, self.now)
-        self.result.alerts = len(lines)
 
 
 def _refresh_fingerprint(mark: FileMark, path: Path, head: bytes) -> None:

@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab molecule
 
-.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean demo demo-down test-e2e
+.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean purge demo demo-down test-e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ $(CACHE)/apt.stamp: apt-packages.txt scripts/apt-install
 venv: $(VENV)/.stamp ## create .venv with the pinned tool chain and the agent
 $(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml | $(CACHE)/apt.stamp
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
-	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e agent
+	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q --no-deps -e agent
 	touch $@
 
 syntax: venv ## ansible-playbook --syntax-check of every playbook against every inventory
@@ -42,15 +42,14 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	mypy agent/src
 	yamllint -s .
 	ansible-lint
-	shellcheck lab/*.sh lab/run-molecule
+	shellcheck lab/*.sh lab/run-molecule scripts/apt-install scripts/purge
 	shellcheck -x lab/demo/*.sh
 
 test-agent: venv ## the agent's test suite
 	cd agent && pytest
 
-lab-host: deps ## podman set-up and the lab base image (as root; cached)
+lab-host: deps ## podman set-up, the lab base image, and a check of every capability the lab needs (as root)
 	lab/host-setup.sh
-	lab/build-image.sh
 
 collector: ## build go-dnscollector into .cache/collector (release-mirror layout; cached)
 	lab/build-collector.sh
@@ -71,6 +70,9 @@ demo-down: ## remove the lab of make demo (containers and network)
 
 bench: venv ## agent benchmarks: figures, not pass/fail (BENCH=name for one)
 	cd agent && $(BIN)/python -m benchmarks $(BENCH)
+
+purge: ## take away all that demo and test installed (packages, podman storage, image, .venv, .cache): the next run starts as on a fresh machine
+	scripts/purge
 
 clean: ## remove the virtual environment and caches (not the lab)
 	rm -rf $(VENV) $(CACHE) agent/build agent/src/*.egg-info

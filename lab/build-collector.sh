@@ -12,6 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Go's module and build caches live in .cache/go, with the rest of what the lab
+# builds (make purge removes them; writable, so that rm -rf works).
+export GOMODCACHE=$PWD/.cache/go/mod GOCACHE=$PWD/.cache/go/build GOFLAGS=-modcacherw
+
 VERSION=${COLLECTOR_VERSION:-0.38.0}
 MODULE=github.com/dmachard/go-dnscollector
 OUT=$PWD/.cache/collector/v$VERSION
@@ -55,7 +59,7 @@ srcdir=$(go list -m -f '{{.Dir}}' "$MODULE@v$VERSION" 2>/dev/null || true)
 # The upstream go.sum first: its sumdb lookup of go-powerdns-protobuf fails.
 cp "$srcdir/go.sum" go.sum
 chmod u+w go.sum
-GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod tidy
+GOFLAGS="-mod=mod -modcacherw" go mod tidy >/dev/null 2>&1 || GOFLAGS="-mod=mod -modcacherw" go mod tidy
 mkdir -p dist
 CGO_ENABLED=0 go build -trimpath \
   -ldflags "-s -w -X github.com/prometheus/common/version.Version=$VERSION" \

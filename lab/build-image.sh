@@ -12,18 +12,7 @@ IMAGE=${LAB_IMAGE:-localhost/pdnssoc-lab-debian:bookworm}
 SUITE=bookworm
 PACKAGES=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,ca-certificates,procps,iproute2
 
-# The Debian mirror named in the host's apt sources (deb822 or one-line format).
-mirror_from_host() {
-  local uri
-  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
-  if [ -z "$uri" ]; then
-    uri=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-      | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-MIRROR=${LAB_DEBIAN_MIRROR:-$(mirror_from_host)}
+MIRROR=$(lab/mirror.sh)
 SECURITY_MIRROR=${MIRROR%/debian}/debian-security
 
 recipe=$( { cat "$0"; echo "$MIRROR $SUITE $PACKAGES"; } | sha256sum | cut -c1-16)

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Prepare this machine to run the podman lab (idempotent, run as root):
-#  - the Debian packages of apt-packages.txt,
-#  - /etc/containers/containers.conf: runtime runc (crun fails on hybrid
-#    cgroups) and default ulimits no higher than this host's hard limits
-#    (podman's defaults need CAP_SYS_RESOURCE, which CI hosts lack).
+# Prepare this machine to run the podman lab, then prove it can (idempotent, as root):
+#  1. the Debian packages of apt-packages.txt (podman, runc, netavark, aardvark-dns, ...);
+#  2. /etc/containers/containers.conf: runtime runc (crun fails on hybrid cgroups),
+#     default ulimits no higher than this host's hard limits (podman's defaults need
+#     CAP_SYS_RESOURCE, which CI hosts lack), and the netavark network backend
+#     (aardvark-dns answers containers' lookups of each other's names);
+#  3. the lab's base image (lab/build-image.sh, cached);
+#  4. lab/host-check.sh: every capability the lab relies on, each failing in seconds
+#     with its cause and fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "host-setup: the lab runs rootful podman: run as root (sudo make demo)" >&2
+  exit 1
+fi
 
 scripts/apt-install apt-packages.txt
 
@@ -27,6 +36,9 @@ default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
 
 [engine]
 runtime = "runc"
+
+[network]
+network_backend = "netavark"
 CONF
 )
 
@@ -42,8 +54,8 @@ else
   printf '%s\n' "$wanted" >"$tmp"
   chmod 0644 "$tmp"
   mv -f "$tmp" "$conf"
-  echo "host-setup: wrote $conf (nofile=$nofile nproc=$nproc runtime=runc)"
+  echo "host-setup: wrote $conf (nofile=$nofile nproc=$nproc runtime=runc network=netavark)"
 fi
 
-podman info --format '{{.Host.OCIRuntime.Name}}' >/dev/null
-echo "host-setup: podman ready (runtime $(podman info --format '{{.Host.OCIRuntime.Name}}'))"
+lab/build-image.sh
+lab/host-check.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # make demo: the pDNSSOC lab end to end, in minutes, on this machine.
-#  1. host set-up, lab image and go-dnscollector (cached after the first run)
+#  1. host set-up, lab image, a check of every capability the lab needs, and
+#     go-dnscollector (cached after the first run)
 #  2. lab hosts as podman containers: sensor (an institution's BIND resolver),
 #     server (the CSIRT's pDNSSOC), MISP stand-in, authoritative DNS, mail and
 #     webhook sinks, a client workstation
@@ -23,9 +24,8 @@ export PDNSSOC_SHARED=${PDNSSOC_SHARED:-$(cd "$root/.." && pwd)/shared}
 WAIT=${DEMO_WAIT:-180} # seconds to wait for the alerts
 
 start=$(date +%s)
-step "Host set-up (podman, runc), lab image, go-dnscollector"
+step "Host set-up (podman, runc, netavark), lab image, a check of what the lab needs, go-dnscollector"
 lab/host-setup.sh
-lab/build-image.sh
 lab/build-collector.sh
 
 step "Lab hosts (podman network $LAB_NETWORK)"

@@ -37,14 +37,14 @@ agent() {
   podman exec "$LAB_SERVER" $AGENT_CMD "$@"
 }
 
-# Run a playbook: its plays as they start, its recap; the full log is kept
-# (and its tail printed on failure).
+# Run a playbook and show that it is alive: each play as it starts, each role
+# as it starts (with the task count so far and the seconds since the start),
+# and the recap; the full log is kept (and its tail printed on failure).
 run_playbook() {
   local log
   log="$PDNSSOC_LAB_STATE/$(basename "$1" .yml).log"
   mkdir -p "$PDNSSOC_LAB_STATE"
-  if ansible-playbook -i inventories/lab "$@" 2>&1 | tee "$log" \
-    | sed -un 's/^PLAY \[\(.*\)\] \**$/  play: \1/p'; then
+  if ansible-playbook -i inventories/lab "$@" 2>&1 | tee "$log" | playbook_progress; then
     sed -n '/^PLAY RECAP/,$p' "$log"
     echo "(full log: $log)"
   else
@@ -52,6 +52,25 @@ run_playbook() {
     echo "FAILED: ansible-playbook $* (full log: $log)" >&2
     return 1
   fi
+}
+
+# Reads ansible-playbook's default output; prints a line per play and per role.
+playbook_progress() {
+  awk -v start="$(date +%s)" '
+    function elapsed(  now) { "date +%s" | getline now; close("date +%s"); return now - start }
+    /^PLAY \[/ {
+      name = $0; sub(/^PLAY \[/, "", name); sub(/\] \**$/, "", name)
+      if (name != "PLAY RECAP") { printf "  play: %s\n", name; role = ""; fflush() }
+      next
+    }
+    /^TASK \[/ {
+      tasks++
+      name = $0; sub(/^TASK \[/, "", name); sub(/\] \**$/, "", name)
+      r = (index(name, " : ") > 0) ? substr(name, 1, index(name, " : ") - 1) : ""
+      if (r != "" && r != role) { printf "    role %-16s (task %d, %d s)\n", r, tasks, elapsed(); fflush() }
+      role = r
+    }
+  '
 }
 
 resolve() {

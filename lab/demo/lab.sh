@@ -15,12 +15,18 @@ HOSTS=(pdnssoc-lab-dns pdnssoc-lab-misp pdnssoc-lab-mail pdnssoc-lab-server pdns
   pdnssoc-lab-sensor-b pdnssoc-lab-client)
 LABEL=pdnssoc.lab=demo
 
+# aardvark-dns, started with the first container on a network, says it cannot
+# reach syslog on hosts without one (it then logs nothing): not worth a line.
+podman_quiet() {
+  "$@" 2> >(grep -v '^failed to connect to syslog' >&2)
+}
+
 up() {
   podman image exists "$IMAGE" || {
     echo "lab: image $IMAGE missing (run lab/build-image.sh)" >&2
     exit 1
   }
-  podman network exists "$NETWORK" || podman network create --label "$LABEL" "$NETWORK" >/dev/null
+  podman network exists "$NETWORK" || podman_quiet podman network create --label "$LABEL" "$NETWORK" >/dev/null
   for host in "${HOSTS[@]}"; do
     state=$(podman container inspect --format '{{.State.Status}}' "$host" 2>/dev/null || true)
     case "$state" in
@@ -31,7 +37,7 @@ up() {
     extra=()
     # The sensor may sniff with AF_PACKET when a resolver has no dnstap.
     case "$host" in pdnssoc-lab-sensor*) extra+=(--cap-add NET_RAW) ;; esac
-    podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \
+    podman_quiet podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \
       --label "$LABEL" --systemd=always "${extra[@]}" "$IMAGE" /sbin/init >/dev/null
     echo "lab: started $host"
   done

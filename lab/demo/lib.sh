@@ -44,7 +44,7 @@ run_playbook() {
   local log
   log="$PDNSSOC_LAB_STATE/$(basename "$1" .yml).log"
   mkdir -p "$PDNSSOC_LAB_STATE"
-  if ansible-playbook -i inventories/lab "$@" 2>&1 | tee "$log" | playbook_progress; then
+  if PYTHONUNBUFFERED=1 ansible-playbook -i inventories/lab "$@" 2>&1 | tee "$log" | playbook_progress; then
     sed -n '/^PLAY RECAP/,$p' "$log"
     echo "(full log: $log)"
   else
@@ -54,7 +54,8 @@ run_playbook() {
   fi
 }
 
-# Reads ansible-playbook's default output; prints a line per play and per role.
+# Reads ansible-playbook's default output; prints a line per play and per role,
+# and the running task when nothing was printed for 30 s.
 playbook_progress() {
   awk -v start="$(date +%s)" '
     function elapsed(  now) { "date +%s" | getline now; close("date +%s"); return now - start }
@@ -67,7 +68,12 @@ playbook_progress() {
       tasks++
       name = $0; sub(/^TASK \[/, "", name); sub(/\] \**$/, "", name)
       r = (index(name, " : ") > 0) ? substr(name, 1, index(name, " : ") - 1) : ""
-      if (r != "" && r != role) { printf "    role %-16s (task %d, %d s)\n", r, tasks, elapsed(); fflush() }
+      t = elapsed()
+      if (r != "" && r != role) {
+        printf "    role %-16s (task %d, %d s)\n", r, tasks, t; shown = t; fflush()
+      } else if (t - shown >= 30) {
+        printf "      task %d, %d s: %s\n", tasks, t, name; shown = t; fflush()
+      }
       role = r
     }
   '

@@ -41,15 +41,17 @@ fail() {
 command -v podman >/dev/null \
   || fail runtime "podman is not installed" "apt-packages.txt was not installed" \
     "run lab/host-setup.sh (or make deps) as root"
+podman info >/dev/null 2>"$log" \
+  || fail runtime "podman does not start" "its configuration names something missing (see below)" \
+    "rerun lab/host-setup.sh: it writes /etc/containers/containers.conf (runtime runc, netavark) and installs both"
+backend=$(podman info --format '{{.Host.NetworkBackend}}')
+runtime=$(podman info --format '{{.Host.OCIRuntime.Name}}')
 podman image exists "$IMAGE" \
   || fail runtime "image $IMAGE is missing" "the lab image was not built" "run lab/build-image.sh"
 
-backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>"$log" || true)
-runtime=$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>>"$log" || true)
-
 # runtime and rlimits: the smallest container there is.
 if ! podman run --rm --network none "$IMAGE" /bin/true >"$log" 2>&1; then
-  if grep -q setrlimit "$log"; then
+  if grep -qi rlimit "$log"; then
     fail runtime "a container cannot start: podman's default rlimits exceed this host's hard limits" \
       "podman sets nofile/nproc above \`ulimit -Hn\`/\`ulimit -Hu\` without CAP_SYS_RESOURCE" \
       "rerun lab/host-setup.sh: it writes default_ulimits from this host's limits into /etc/containers/containers.conf"

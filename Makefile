@@ -44,6 +44,7 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	ansible-lint
 	shellcheck lab/*.sh lab/run-molecule scripts/apt-install scripts/purge
 	shellcheck -x lab/demo/*.sh
+	scripts/lint-host-scripts
 
 test-agent: venv ## the agent's test suite
 	cd agent && pytest

@@ -86,8 +86,13 @@ def _describe(tp: Any) -> str:
     return str(tp)
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.|:-]{1,64}")
-_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,24}")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
+_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,16}")
+
+
+def _plain(text: str, pattern: re.Pattern[str]) -> bool:
+    """A name or word, not a token: few digits (API keys and passwords are full of them)."""
+    return bool(pattern.fullmatch(text)) and sum(c.isdigit() for c in text) <= 4
 
 
 def key_text(key: Any) -> str:
@@ -96,7 +101,7 @@ def key_text(key: Any) -> str:
     Anything else (a URL or token pasted as a key, a non-string key) is
     described, not shown.
     """
-    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+    if isinstance(key, str) and _plain(key, _PLAIN_KEY):
         return key
     if isinstance(key, str):
         return f"<a key of {len(key)} characters>"
@@ -135,7 +140,7 @@ def _scalar_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return _number_text(value)
-    if isinstance(value, str) and _WORD.fullmatch(value):
+    if isinstance(value, str) and _plain(value, _WORD):
         return repr(value)
     return kind(value)
 

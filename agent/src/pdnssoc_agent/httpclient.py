@@ -122,15 +122,26 @@ def watch_socket(sock: socket.socket) -> None:
 
 
 def _register(conn: HTTPConnection) -> None:
+    """Watch the connection's socket: the one it has at expiry, and the one it has now.
+
+    The first covers a socket that connecting creates (the TLS handshake runs on
+    it); the second a socket the connection lets go of while its answer is
+    still being read (http.client drops ``sock`` once an answer says the
+    connection will close, and the body is then read through the file object).
+    """
     watch: Watch | None = getattr(_local, "watch", None)
     if watch is not None:
         watch.add_socket(lambda: conn.sock)
+        sock = conn.sock
+        if sock is not None:
+            watch.add_socket(lambda: sock)
 
 
 class _WatchedHTTPConnection(HTTPConnection):
     def connect(self) -> None:
         _register(self)
         super().connect()
+        _register(self)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)
@@ -141,6 +152,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         _register(self)
         super().connect()
+        _register(self)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)

@@ -84,8 +84,8 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"  warning: {warning}")
     if args.secrets:
-        for warning in secret_warnings(config):
-            print(f"  warning: {warning}")
+        for text in secret_warnings(config):
+            print(f"  warning: {text}")
         problems = secret_problems(config)
         if problems:
             print(f"{args.config}: INVALID, {len(problems)} problem(s)")

@@ -404,7 +404,11 @@ class MispSource:
             time.monotonic() - started,
         )
         skipped_header = response.headers.get("X-Skipped-Elements-Count")
-        skipped = int(skipped_header) if skipped_header and skipped_header.isdigit() else None
+        skipped = (
+            int(skipped_header)
+            if skipped_header and skipped_header.isascii() and skipped_header.isdigit()
+            else None
+        )
         if isinstance(envelope.response, list):
             if envelope.response:
                 raise self._error("garbled response: 'response' is a non-empty list")

@@ -39,7 +39,7 @@ from typing import Any
 from .config import Config, ConfigError, Schedules, load_config
 from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, storage_failure
 from .fsutil import atomic_write_text
-from .sanitize import printable
+from .sanitize import printable, redact
 from .state import utcnow
 
 log = logging.getLogger(__name__)
@@ -280,6 +280,8 @@ class Scheduler:
             self.current = None
         duration = time.monotonic() - t0
         self.next_run[step.name] = started + step.interval(self.config.schedules)
+        if error is not None:
+            error = redact(error)  # steps.json is shown by status
         record: dict[str, Any] = {
             "last_start": rfc3339(started),
             "last_end": rfc3339(utcnow() if now is None else started + timedelta(seconds=duration)),

@@ -21,7 +21,7 @@ from email.utils import formatdate, make_msgid
 
 from .. import httpclient
 from ..config import Email, read_secret
-from ..sanitize import printable
+from ..sanitize import printable, redact
 from .model import Alert
 from .render import Templates, common_context, one_line
 from .sink import DeliveryError, Record, Sink
@@ -179,7 +179,7 @@ class EmailSink(Sink):
                         f"{where}: timed out: no complete answer within {cfg.timeout:g} s"
                     ) from None
                 raise DeliveryError(
-                    f"{where}: {type(exc).__name__}: {printable(str(exc), 200)}"
+                    f"{where}: {type(exc).__name__}: {printable(redact(str(exc)), 200)}"
                 ) from None
         return smtp
 
@@ -213,7 +213,8 @@ class EmailSink(Sink):
             smtp.close()
             self._smtp = None
             self._broken = f"SMTP {self.config.server}:{self.config.port}: {type(exc).__name__}"
-            raise DeliveryError(f"{channel}: {self._broken}: {printable(str(exc), 200)}") from None
+            reason = printable(redact(str(exc)), 200)
+            raise DeliveryError(f"{channel}: {self._broken}: {reason}") from None
         if refused:
             log.warning("%s: some recipients refused: %s", channel, sorted(refused))
 

@@ -15,7 +15,9 @@ import pytest
 import yaml
 from test_alert_support import alert_line, append_alerts, start_receiver
 from test_correlate_support import dns_line
+from test_fetch_iocs import KEY, attr, event
 
+from misp_standin import MispStandin
 from pdnssoc_agent.alerts import alerts_file, deliver
 from pdnssoc_agent.config import load_config
 from pdnssoc_agent.errors import ExitCode
@@ -172,3 +174,34 @@ def test_full_disk_in_the_daemon_is_one_line_per_step(tmp_path: Path, small_fs: 
     assert "Traceback" not in proc.stderr
     assert "step correlate: FAILED" in proc.stderr
     assert "No space left on device" in proc.stderr and "nothing was lost" in proc.stderr
+
+
+def test_full_disk_ends_fetch_iocs_in_one_line_and_keeps_the_lists(
+    tmp_path: Path, small_fs: Path
+) -> None:
+    with MispStandin(api_keys={KEY: "CERT-Example"}) as misp:
+        misp.add_event(event("e", [attr("domain", "old.example")]))
+        cfg_path = tmp_path / "agent.yml"
+        cfg_path.write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(small_fs),
+                    "misp_servers": [{"domain": misp.url, "name": "m", "api_key": KEY}],
+                    "fetch_iocs": {"reload_collector": False},
+                }
+            )
+        )
+        assert agent(cfg_path, "fetch-iocs").returncode == 0
+        lists = small_fs / "misp" / "misp_domains.txt"
+        assert lists.read_text() == "old.example\n"
+        misp.add_event(event("f", [attr("domain", f"new{i}.example") for i in range(500)]))
+        filler = fill(small_fs)
+        proc = agent(cfg_path, "fetch-iocs")
+        assert proc.returncode == ExitCode.STORAGE, proc.stderr
+        assert "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and "nothing was lost" in errors[0], proc.stderr
+        assert lists.read_text() == "old.example\n"
+        filler.unlink()
+        assert agent(cfg_path, "fetch-iocs").returncode == 0
+        assert "new499.example" in lists.read_text()

@@ -115,10 +115,15 @@ def test_every_problem_is_reported_with_its_key() -> None:
         t.startswith("misp_servers[0].verfy_ssl: unknown key; did you mean 'verify_ssl'")
         for t in text
     )
-    assert "misp_servers[1].domain: expected an http(s) URL, got 'ftp://b'" in text
+    assert (
+        "misp_servers[1].domain: expected an http(s) URL such as https://misp.example.org/, "
+        "got scheme 'ftp'"
+    ) in text
     assert any(t.startswith("misp_servers[1].api_key: one of api_key") for t in text)
     assert "correlation.match_subdomains: expected true or false, got 'yes'" in text
-    assert "schedules.retro.interval: must be at least 1, got 0" in text
+    assert (
+        "schedules.retro.interval: must be at least 1 (allowed: 1 to 525600 minutes), got 0"
+    ) in text
     assert any(t.startswith("colour: unknown key") for t in text)
     assert len(info.value.problems) == 6
 

@@ -18,7 +18,8 @@ from typing import NoReturn
 
 from . import __version__
 from .config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from .errors import AgentError, ExitCode
+from .errors import STORAGE_ADVICE, AgentError, ExitCode, storage_failure
+from .sanitize import LogSanitizer, SafeFormatter
 
 log = logging.getLogger("pdnssoc_agent")
 
@@ -74,7 +75,8 @@ def configure_logging(level: str) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(SafeFormatter(LOG_FORMAT))
+    handler.addFilter(LogSanitizer())
     root.addHandler(handler)
     root.setLevel(level)
     # PyMISP and urllib3 are chatty at INFO and may log URLs with query data.
@@ -103,3 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         _fatal(exc.exit_code, str(exc))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        problem = storage_failure(exc)
+        if problem is None:
+            raise
+        _fatal(ExitCode.STORAGE, f"{args.command}: {problem}; {STORAGE_ADVICE}")

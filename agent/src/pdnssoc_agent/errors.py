@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from enum import IntEnum
 
 
@@ -23,6 +25,11 @@ class ExitCode(IntEnum):
     """``status``: a step has not succeeded for more than twice its interval."""
     BUSY = 6
     """Another agent holds the lock for this step."""
+    STORAGE = 7
+    """A file could not be written (disk full, read-only file system, quota).
+
+    Nothing was lost: every file is replaced atomically or appended with a
+    recorded position, so the next run redoes what this one could not write."""
 
 
 class AgentError(Exception):
@@ -41,3 +48,33 @@ class BusyError(AgentError):
     """Another process holds the lock."""
 
     exit_code = ExitCode.BUSY
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_SQLITE_STORAGE = ("disk is full", "readonly database", "disk i/o error", "unable to open database")
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """One line saying which write failed for want of room or write access; None if not that.
+
+    Looks through the exception's causes, so a wrapped ``OSError`` is found too.
+    """
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        if isinstance(cur, OSError) and cur.errno in _STORAGE_ERRNOS:
+            where = f" {cur.filename}" if cur.filename else ""
+            return f"cannot write{where}: {cur.strerror}"
+        if isinstance(cur, sqlite3.OperationalError) and any(
+            m in str(cur).lower() for m in _SQLITE_STORAGE
+        ):
+            return f"cannot write the delivery ledger: {cur}"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+STORAGE_ADVICE = (
+    "nothing was lost: what this run could not write is done again on the next run "
+    "once there is room (exit code 7)"
+)

@@ -37,8 +37,9 @@ from types import FrameType
 from typing import Any
 
 from .config import Config, ConfigError, Schedules, load_config
-from .errors import AgentError, BusyError, ExitCode
+from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, storage_failure
 from .fsutil import atomic_write_text
+from .sanitize import printable, redact
 from .state import utcnow
 
 log = logging.getLogger(__name__)
@@ -191,14 +192,32 @@ class Scheduler:
     # -- configuration ---------------------------------------------------------
 
     def reload(self) -> bool:
-        """Load the configuration file again; keep the old one when it is invalid."""
+        """Load the configuration file again; keep the running one if that fails for any reason.
+
+        Either way one line is logged: what was wrong, or that it was reloaded.
+        """
         self._reload = False
         if self.config_path is None:
             return False
         try:
             new = load_config(self.config_path)
+            self._check_runnable(new)
         except ConfigError as exc:
-            log.error("SIGHUP: %s\nkeeping the previous configuration", exc)  # noqa: TRY400
+            problems = "; ".join(str(p) for p in exc.problems)
+            log.error(  # noqa: TRY400 (one line, no traceback)
+                "SIGHUP: %s: %d problem(s): %s; keeping the previous configuration",
+                exc.source,
+                len(exc.problems),
+                printable(problems, 2000),
+            )
+            return False
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the daemon goes on
+            log.error(  # noqa: TRY400 (one line, no traceback)
+                "SIGHUP: %s cannot be used (%s: %s); keeping the previous configuration",
+                self.config_path,
+                type(exc).__name__,
+                printable(str(exc), 300),
+            )
             return False
         self.config = new
         logging.getLogger().setLevel(self.log_level or new.logging_level)
@@ -207,6 +226,13 @@ class Scheduler:
         self.next_run.clear()  # intervals may have changed
         log.info("SIGHUP: configuration reloaded from %s", self.config_path)
         return True
+
+    def _check_runnable(self, config: Config) -> None:
+        """Raise if the scheduler could not work with ``config`` (checked before it is used)."""
+        now = utcnow()
+        for step in self.steps:
+            _ = now + step.interval(config.schedules)  # OverflowError when too far
+        logging.getLevelName(self.log_level or config.logging_level)
 
     # -- scheduling ------------------------------------------------------------
 
@@ -244,12 +270,18 @@ class Scheduler:
         except AgentError as exc:
             outcome, error = "failed", str(exc)
         except Exception as exc:  # a failing step must not stop the others
-            log.exception("step %s crashed", step.name)
-            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+            problem = storage_failure(exc)
+            if problem is not None:
+                outcome, error = "failed", f"{problem}; {STORAGE_ADVICE}"
+            else:
+                log.exception("step %s crashed", step.name)
+                outcome, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.current = None
         duration = time.monotonic() - t0
         self.next_run[step.name] = started + step.interval(self.config.schedules)
+        if error is not None:
+            error = redact(error)  # steps.json is shown by status
         record: dict[str, Any] = {
             "last_start": rfc3339(started),
             "last_end": rfc3339(utcnow() if now is None else started + timedelta(seconds=duration)),
@@ -303,7 +335,7 @@ class Scheduler:
             if self._reload:
                 self.reload()
             self.run_due()
-            if self.stopping:
+            if self._stop.is_set():  # (a signal may have come during the steps)
                 break
             self._wake.clear()
             if self._reload:

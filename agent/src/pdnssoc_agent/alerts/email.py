@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 import ssl
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from .. import httpclient
 from ..config import Email, read_secret
+from ..sanitize import printable, redact
 from .model import Alert
 from .render import Templates, common_context, one_line
 from .sink import DeliveryError, Record, Sink
@@ -32,6 +35,24 @@ def _recipients(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose connection is put under the deadline running in this thread."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        httpclient.watch_socket(sock)
+        return sock  # type: ignore[no-any-return]
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL whose connection is put under the deadline running in this thread."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        httpclient.watch_socket(sock)
+        return sock  # type: ignore[no-any-return]
 
 
 class EmailSink(Sink):
@@ -130,23 +151,36 @@ class EmailSink(Sink):
                 )
             except ValueError as exc:
                 raise DeliveryError(str(exc)) from None
-        try:
-            if cfg.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    cfg.server, cfg.port, timeout=cfg.timeout, context=self._tls_context()
-                )
-            else:
-                smtp = smtplib.SMTP(cfg.server, cfg.port, timeout=cfg.timeout)
-            smtp.ehlo()
-            if cfg.security == "starttls":
-                smtp.starttls(context=self._tls_context())
+        # smtplib's timeout is per socket operation: the whole exchange gets cfg.timeout.
+        smtp: smtplib.SMTP | None = None
+        with httpclient.deadline(cfg.timeout) as watch:
+            try:
+                if cfg.security == "tls":
+                    smtp = _WatchedSMTPSSL(
+                        cfg.server, cfg.port, timeout=cfg.timeout, context=self._tls_context()
+                    )
+                else:
+                    smtp = _WatchedSMTP(cfg.server, cfg.port, timeout=cfg.timeout)
                 smtp.ehlo()
-            if cfg.username and password is not None:
-                smtp.login(cfg.username, password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"{where}: login refused ({exc.smtp_code})") from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from None
+                if cfg.security == "starttls":
+                    smtp.starttls(context=self._tls_context())
+                    smtp.ehlo()
+                if cfg.username and password is not None:
+                    smtp.login(cfg.username, password)
+            except smtplib.SMTPAuthenticationError as exc:
+                if smtp is not None:
+                    smtp.close()
+                raise DeliveryError(f"{where}: login refused ({exc.smtp_code})") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                if smtp is not None:
+                    smtp.close()
+                if watch.expired:
+                    raise DeliveryError(
+                        f"{where}: timed out: no complete answer within {cfg.timeout:g} s"
+                    ) from None
+                raise DeliveryError(
+                    f"{where}: {type(exc).__name__}: {printable(redact(str(exc)), 200)}"
+                ) from None
         return smtp
 
     def _send(self, channel: str, message: EmailMessage, to: list[str]) -> None:
@@ -158,24 +192,39 @@ class EmailSink(Sink):
             except DeliveryError as exc:
                 self._broken = str(exc)
                 raise
+        smtp = self._smtp
         try:
-            refused = self._smtp.send_message(message, to_addrs=to)
+            with httpclient.deadline(self.config.timeout) as watch:
+                watch.add_socket(lambda: smtp.sock)
+                try:
+                    refused = smtp.send_message(message, to_addrs=to)
+                except (OSError, smtplib.SMTPServerDisconnected):
+                    if watch.expired:
+                        raise TimeoutError(
+                            f"timed out: no complete answer within {self.config.timeout:g} s"
+                        ) from None
+                    raise
         except smtplib.SMTPRecipientsRefused as exc:
             refused_all = sorted(exc.recipients)
             raise DeliveryError(f"{channel}: every recipient refused: {refused_all}") from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"{channel}: server answered {exc.smtp_code}") from None
         except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()
             self._smtp = None
             self._broken = f"SMTP {self.config.server}:{self.config.port}: {type(exc).__name__}"
-            raise DeliveryError(f"{channel}: {self._broken}: {exc}") from None
+            reason = printable(redact(str(exc)), 200)
+            raise DeliveryError(f"{channel}: {self._broken}: {reason}") from None
         if refused:
             log.warning("%s: some recipients refused: %s", channel, sorted(refused))
 
     def close(self) -> None:
         if self._smtp is not None:
+            smtp = self._smtp
             try:
-                self._smtp.quit()
+                with httpclient.deadline(self.config.timeout) as watch:
+                    watch.add_socket(lambda: smtp.sock)
+                    smtp.quit()
             except (OSError, smtplib.SMTPException):
-                self._smtp.close()
+                smtp.close()
             self._smtp = None

@@ -83,6 +83,22 @@ class ChannelState:
     last_success: float | None
 
 
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """The ledger for reading only; also where its directory cannot be written.
+
+    SQLite needs to create a shared-memory file beside a WAL database even to
+    read it; on a read-only file system (or without write access to the
+    directory) it cannot, and the file is then read as it is (``immutable``).
+    """
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        db.close()
+        db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None)
+    return db
+
+
 class Ledger:
     """Open (creating if needed) the ledger in ``state_dir``."""
 
@@ -92,9 +108,7 @@ class Ledger:
             # For status: never create or change anything (FileNotFoundError if absent).
             if not self.path.exists():
                 raise FileNotFoundError(self.path)
-            self._db = sqlite3.connect(
-                f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None
-            )
+            self._db = _open_readonly(self.path)
             return
         state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import MispServer, read_secret
+from ..httpclient import DeadlineExceeded
+from ..sanitize import printable, redact
 from .model import Alert
 from .sink import DeliveryError, Record, Sink
 
@@ -41,7 +43,9 @@ class SightingsSink(Sink):
     def _connect(self) -> Any:
         if self._misp is not None:
             return self._misp
-        from pymisp import PyMISP, PyMISPError  # noqa: PLC0415 - heavy import, only when used
+        from pymisp import PyMISPError  # noqa: PLC0415 - heavy import, only when used
+
+        from ..iocs.misp import open_pymisp  # noqa: PLC0415 - imports PyMISP
 
         server = self.server
         try:
@@ -57,11 +61,9 @@ class SightingsSink(Sink):
         if server.verify_ssl and server.ca_file is not None:
             verify = str(server.ca_file)
         try:
-            self._misp = PyMISP(
-                server.base_url, key, ssl=verify, timeout=server.timeout, tool="pdnssoc-agent"
-            )
+            self._misp = open_pymisp(server.base_url, key, ssl=verify, timeout=server.timeout)
         except PyMISPError as exc:
-            reason = _clean(str(exc), key)
+            reason = _clean(str(exc))
             raise DeliveryError(f"{self.channel}: cannot connect: {reason}") from None
         except Exception as exc:  # noqa: BLE001 - PyMISP raises anything requests raises
             raise DeliveryError(f"{self.channel}: cannot connect: {type(exc).__name__}") from None
@@ -84,17 +86,21 @@ class SightingsSink(Sink):
             }
             try:
                 answer = misp.add_sighting(sighting)
+            except DeadlineExceeded:
+                raise DeliveryError(
+                    f"{channel}: no complete answer within {self.server.timeout:g} s"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - network and decoding errors alike
                 raise DeliveryError(f"{channel}: {type(exc).__name__}") from None
             if not isinstance(answer, dict):
-                raise DeliveryError(f"{channel}: unexpected answer {str(answer)[:100]!r}")
+                raise DeliveryError(f"{channel}: unexpected answer {_clean(str(answer), 100)}")
             if "errors" in answer:
                 raise DeliveryError(
-                    f"{channel}: MISP refused the sighting: {str(answer['errors'])[:200]}"
+                    f"{channel}: MISP refused the sighting: {_clean(str(answer['errors']))}"
                 )
             if "Sighting" not in answer:
                 # MISP refuses a sighting with HTTP 200 and a message.
-                message = str(answer.get("message", answer))[:200]
+                message = _clean(str(answer.get("message", answer)))
                 if "No valid attributes" not in message:
                     raise DeliveryError(f"{channel}: MISP refused the sighting: {message}")
                 # The attribute is gone from MISP: nothing to sight, do not retry forever.
@@ -107,5 +113,6 @@ class SightingsSink(Sink):
             record([alert])
 
 
-def _clean(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+def _clean(text: str, limit: int = 200) -> str:
+    """Remote text as one printable line, without any secret the agent read."""
+    return printable(redact(text), limit)

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from .. import httpclient
 from ..config import Webhook, read_secret
 from .model import Alert
 from .render import Templates, common_context
@@ -45,7 +46,8 @@ class WebhookSink(Sink):
         self.config = config
         self.templates = templates
         self.now = now
-        self._session = requests.Session()
+        # Each POST has config.timeout in all, however slowly the answer trickles in.
+        self._session = httpclient.session(config.timeout)
         self._session.trust_env = False  # no proxy from the environment for a secret URL
 
     def channels(self, alert: Alert) -> list[str]:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..config import Config, ConfigError, load_config, read_secret
+from ..config import Config, ConfigError, load_config, read_secret, secret_file_warnings
 from ..errors import ExitCode
 
 NEEDS_CONFIG = False
@@ -19,41 +20,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | None]]:
+    """(what, inline, file, variable) of every configured secret; files under data_dir."""
+    out: list[tuple[str, str | None, Path | None, str | None]] = []
+    for i, server in enumerate(config.misp_servers):
+        key_file = config.path(server.api_key_file) if server.api_key_file else None
+        out.append(
+            (
+                f"misp_servers[{i}] ({server.label}) api key",
+                server.api_key,
+                key_file,
+                server.api_key_env,
+            )
+        )
+    email = config.alerting.email
+    if email is not None and (email.password or email.password_file or email.password_env):
+        out.append(
+            ("alerting.email password", email.password, email.password_file, email.password_env)
+        )
+    for name in ("slack", "mattermost", "teams", "webhook"):
+        hook = getattr(config.alerting, name)
+        if hook is not None:
+            out.append(
+                (
+                    f"alerting.{name} webhook URL",
+                    hook.webhook_url,
+                    hook.webhook_url_file,
+                    hook.webhook_url_env,
+                )
+            )
+    return out
+
+
 def secret_problems(config: Config) -> list[str]:
     """Secrets that are configured but cannot be read (file missing, env unset)."""
     problems: list[str] = []
-    for i, server in enumerate(config.misp_servers):
+    for what, inline, file, env in _secrets(config):
         try:
-            read_secret(
-                f"misp_servers[{i}] ({server.label}) api key",
-                server.api_key,
-                server.api_key_file,
-                server.api_key_env,
-            )
-        except ValueError as exc:
-            problems.append(str(exc))
-    email = config.alerting.email
-    if email is not None and (email.password or email.password_file or email.password_env):
-        try:
-            read_secret(
-                "alerting.email password", email.password, email.password_file, email.password_env
-            )
-        except ValueError as exc:
-            problems.append(str(exc))
-    for name in ("slack", "mattermost", "teams", "webhook"):
-        hook = getattr(config.alerting, name)
-        if hook is None:
-            continue
-        try:
-            read_secret(
-                f"alerting.{name} webhook URL",
-                hook.webhook_url,
-                hook.webhook_url_file,
-                hook.webhook_url_env,
-            )
+            read_secret(what, inline, file, env)
         except ValueError as exc:
             problems.append(str(exc))
     return problems
+
+
+def secret_warnings(config: Config) -> list[str]:
+    """Secret files that work but deserve a look (extra lines, loose permissions)."""
+    return [
+        warning
+        for what, inline, file, _env in _secrets(config)
+        if file is not None and not inline
+        for warning in secret_file_warnings(what, file)
+    ]
 
 
 def run(_config: Config | None, args: argparse.Namespace) -> int:
@@ -67,6 +84,8 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"  warning: {warning}")
     if args.secrets:
+        for text in secret_warnings(config):
+            print(f"  warning: {text}")
         problems = secret_problems(config)
         if problems:
             print(f"{args.config}: INVALID, {len(problems)} problem(s)")

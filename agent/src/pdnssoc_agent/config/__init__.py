@@ -9,7 +9,7 @@ Relative paths are resolved against ``data_dir``.
 from __future__ import annotations
 
 import dataclasses
-import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,6 +22,7 @@ from .correlation import Correlation
 from .fetch import DEFAULT_TYPES, FetchIocs
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .schedules import Interval, Schedules
+from .secrets import read_secret, secret_file_warnings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -46,6 +47,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_secret",
+    "secret_file_warnings",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/pdnssoc/agent.yml")
@@ -79,7 +81,7 @@ class Config:
     def _check(self, path: str, problems: list[Problem]) -> None:
         labels: dict[str, int] = {}
         for i, server in enumerate(self.misp_servers):
-            if not isinstance(server, MispServer) or server.domain is None:
+            if getattr(server, "domain", None) is None:  # missing: reported already
                 continue
             if server.label in labels:
                 problems.append(
@@ -128,6 +130,8 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if isinstance(data, dict):
         corr = data.get("correlation")
         warnings += deprecated_keys(Correlation, corr, "correlation")
+    for i, server in enumerate(cfg.misp_servers):
+        warnings += server.warnings(f"misp_servers[{i}]")
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
     corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
     alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)
@@ -145,29 +149,23 @@ def load_config(path: Path) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [Problem("", f"not valid YAML: {exc}")]) from exc
-    return parse_config(data, str(path))
+        problem = Problem("", f"not valid YAML: {_yaml_problem(exc)}")
+        raise ConfigError(str(path), [problem]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [Problem("", "not usable: nested too deeply")]) from None
+    try:
+        return parse_config(data, str(path))
+    except RecursionError:
+        raise ConfigError(str(path), [Problem("", "not usable: nested too deeply")]) from None
 
 
-def read_secret(what: str, inline: str | None, file: Path | None, env: str | None) -> Secret:
-    """Return a secret given inline, in a file (first line) or in an environment variable.
-
-    Raises ValueError naming ``what`` and the source when the secret is missing
-    or empty; the message never contains the secret itself.
-    """
-    if inline:
-        return Secret(inline)
-    if file is not None:
-        try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"{what}: cannot read {file}: {exc.strerror}") from exc
-        if not value:
-            raise ValueError(f"{what}: {file} is empty")
-        return Secret(value)
-    if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise ValueError(f"{what}: environment variable {env} is not set or empty")
-        return Secret(value)
-    raise ValueError(f"{what}: no secret configured")
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without the file's text (the line may hold a secret)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    # PyYAML quotes what it found ("found character '\\t' that cannot start any token",
+    # "but got '<block end>'"): keep escapes and token names, drop anything quoted from
+    # the file's text.
+    problem = re.sub(r"'(?!<)[^']{3,}'", "'...'", str(problem))
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + problem

@@ -7,14 +7,22 @@ Field metadata understood here:
 
 ``aliases``   other key names accepted for the field (pdnssoc-cli spellings)
 ``key``       the YAML key when it differs from the attribute name
-``min``/``max`` numeric bounds
-``doc``       one line shown in error messages
+``min``/``max`` bounds of a number (defaults: 0 and 10**9) or of a duration
+              (``timedelta``; default at most 36500 days, a century)
+``doc``       one line shown in error messages (the unit of a number)
+
+Error messages name the key and what was expected, and describe a wrong value
+by its type ("got a mapping with keys domain, api_key"), never by its content:
+a misplaced API key, password or webhook URL must not end up in a log. Only
+numbers and the short words of a choice (``security: startls``) are quoted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -78,7 +86,94 @@ def _describe(tp: Any) -> str:
     return str(tp)
 
 
-_DURATION_KEYS = ("weeks", "days", "hours", "minutes", "seconds")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
+_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,16}")
+
+
+def _plain(text: str, pattern: re.Pattern[str]) -> bool:
+    """A name or word, not a token: few digits (API keys and passwords are full of them)."""
+    return bool(pattern.fullmatch(text)) and sum(c.isdigit() for c in text) <= 4
+
+
+def key_text(key: Any) -> str:
+    """A mapping key as it may appear in a message: plain names as they are.
+
+    Anything else (a URL or token pasted as a key, a non-string key) is
+    described, not shown.
+    """
+    if isinstance(key, str) and _plain(key, _PLAIN_KEY):
+        return key
+    if isinstance(key, str):
+        return f"<a key of {len(key)} characters>"
+    return f"<{kind(key)} key>"
+
+
+def kind(value: Any) -> str:
+    """What ``value`` is, without its content (it may be a secret in the wrong place)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "an empty string" if value == "" else f"a string of {len(value)} characters"
+    if isinstance(value, dict):
+        keys = [key_text(k) for k in list(value)[:8]]
+        more = ", ..." if len(value) > 8 else ""
+        return f"a mapping with keys {', '.join(keys)}{more}" if keys else "an empty mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    return f"a value of type {type(value).__name__}"
+
+
+def _number_text(value: float) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else f"a number of {len(text)} digits"
+
+
+def _scalar_text(value: Any) -> str:
+    """A short word or number quoted (for typed fields that cannot hold a secret), else its kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _number_text(value)
+    if isinstance(value, str) and _plain(value, _WORD):
+        return repr(value)
+    return kind(value)
+
+
+_DEFAULT_MIN = 0
+_DEFAULT_MAX = 10**9
+_MAX_DURATION = timedelta(days=36500)
+
+
+def _convert_number(tp: Any, value: Any, path: str, problems: list[Problem], meta: Any) -> Any:
+    """An int or float within its bounds; NaN, infinity and true/false are refused."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        ok = ok or isinstance(value, float)
+    if not ok:
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {_scalar_text(value)}"))
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(Problem(path, f"must be a finite number, got {value}"))
+        return None
+    lo = meta.get("min", _DEFAULT_MIN)
+    hi = meta.get("max", _DEFAULT_MAX)
+    if not lo <= value <= hi:
+        unit = f" {meta['doc']}" if meta.get("doc") else ""
+        bound = f"at least {lo}" if value < lo else f"at most {hi}"
+        problems.append(
+            Problem(
+                path,
+                f"must be {bound} (allowed: {lo} to {hi}{unit}), got {_number_text(value)}",
+            )
+        )
+        return None
+    return tp(value)
 
 
 def _convert(tp: Any, value: Any, path: str, problems: list[Problem], meta: Any) -> Any:
@@ -95,90 +190,122 @@ def _convert(tp: Any, value: Any, path: str, problems: list[Problem], meta: Any)
             converted = _convert(arg, value, path, trial, meta)
             if not trial:
                 return converted
-        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {kind(value)}"))
         return None
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        problems.append(Problem(path, f"expected true or false, got {value!r}"))
+        problems.append(Problem(path, f"expected true or false, got {_scalar_text(value)}"))
         return None
     if tp in (int, float):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if tp is float:
-            ok = ok or isinstance(value, float)
-        if not ok:
-            problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
-            return None
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and value < lo:
-            problems.append(Problem(path, f"must be at least {lo}, got {value}"))
-        if hi is not None and value > hi:
-            problems.append(Problem(path, f"must be at most {hi}, got {value}"))
-        return tp(value)
+        return _convert_number(tp, value, path, problems, meta)
     if tp in (str, Secret, Path):
         if isinstance(value, str) and value != "":
             return tp(value)
         if isinstance(value, str):
             problems.append(Problem(path, "must not be empty"))
             return None
-        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {kind(value)}"))
         return None
     if tp is timedelta:
-        return _convert_duration(value, path, problems)
+        return _convert_duration(value, path, problems, meta)
     if origin is Literal:
         choices = get_args(tp)
         if value in choices:
             return value
-        problems.append(Problem(path, f"expected {_describe(tp)}, got {value!r}"))
+        problems.append(Problem(path, f"expected {_describe(tp)}, got {_scalar_text(value)}"))
         return None
     if origin is list:
         (elem,) = get_args(tp)
         if isinstance(value, (str, dict)) or not isinstance(value, list):
-            problems.append(Problem(path, f"expected a list, got {value!r}"))
+            problems.append(Problem(path, f"expected a list, got {kind(value)}"))
             return []
         return [_convert(elem, v, f"{path}[{i}]", problems, {}) for i, v in enumerate(value)]
     if origin is dict:
         _, val_tp = get_args(tp)
         if not isinstance(value, dict):
-            problems.append(Problem(path, f"expected a mapping, got {value!r}"))
+            problems.append(Problem(path, f"expected a mapping, got {kind(value)}"))
             return {}
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                problems.append(Problem(path, f"keys must be strings, got {k!r}"))
+                problems.append(Problem(path, f"keys must be strings, got {key_text(k)}"))
                 continue
-            out[k] = _convert(val_tp, v, f"{path}.{k}", problems, {})
+            out[k] = _convert(val_tp, v, f"{path}.{key_text(k)}", problems, {})
         return out
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, path, problems)
     raise TypeError(f"unsupported field type {tp!r} at {path}")  # programming error
 
 
-def _convert_duration(value: Any, path: str, problems: list[Problem]) -> timedelta | None:
+_UNIT_SECONDS = {
+    "weeks": 604800.0,
+    "days": 86400.0,
+    "hours": 3600.0,
+    "minutes": 60.0,
+    "seconds": 1.0,
+}
+_DURATION_KEYS = tuple(_UNIT_SECONDS)
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:.10g} days"
+
+
+def _convert_duration(
+    value: Any, path: str, problems: list[Problem], meta: Any
+) -> timedelta | None:
     if not isinstance(value, dict):
         problems.append(
-            Problem(path, f"expected a duration mapping such as {{days: 7}}, got {value!r}")
+            Problem(path, f"expected a duration mapping such as {{days: 7}}, got {kind(value)}")
         )
         return None
-    kwargs: dict[str, float] = {}
+    seconds = 0.0
+    bad = False
     for k, v in value.items():
-        if k not in _DURATION_KEYS:
+        if k not in _UNIT_SECONDS:
             problems.append(
-                Problem(f"{path}.{k}", "unknown duration unit; use " + ", ".join(_DURATION_KEYS))
+                Problem(
+                    f"{path}.{key_text(k)}",
+                    "unknown duration unit; use " + ", ".join(_DURATION_KEYS),
+                )
             )
+            bad = True
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            problems.append(Problem(f"{path}.{k}", f"expected a non-negative number, got {v!r}"))
+        numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not numeric or not math.isfinite(v) or v < 0:
+            hint = ""
+            if isinstance(v, str) and re.fullmatch(r"[0-9.]+[eE][+-]?[0-9]+", v):
+                hint = f" (YAML reads {v} as text; write {float(v):.1e})"
+            problems.append(
+                Problem(
+                    f"{path}.{k}",
+                    f"expected a finite non-negative number, got {_scalar_text(v)}{hint}",
+                )
+            )
+            bad = True
             continue
-        kwargs[k] = float(v)
-    delta = timedelta(**kwargs)
-    if not kwargs or delta <= timedelta(0):
-        if not any(p.path.startswith(path) for p in problems):
-            problems.append(Problem(path, "duration must be longer than zero"))
+        seconds += float(v) * _UNIT_SECONDS[k]
+    if bad:
         return None
-    return delta
+    lo: timedelta | None = meta.get("min")
+    hi: timedelta = meta.get("max", _MAX_DURATION)
+    if seconds < 1e-6:
+        problems.append(Problem(path, "duration must be longer than zero"))
+        return None
+    if lo is not None and seconds < lo.total_seconds():
+        problems.append(
+            Problem(path, f"must be at least {_days(lo.total_seconds())}, got {_days(seconds)}")
+        )
+        return None
+    if seconds > hi.total_seconds():
+        problems.append(
+            Problem(path, f"must be at most {_days(hi.total_seconds())}, got {_days(seconds)}")
+        )
+        return None
+    return timedelta(seconds=seconds)
 
 
 def _keys(fields: list[dataclasses.Field[Any]]) -> dict[str, dataclasses.Field[Any]]:
@@ -203,7 +330,7 @@ def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problems.append(Problem(path, f"expected a mapping, got {data!r}"))
+        problems.append(Problem(path, f"expected a mapping, got {kind(data)}"))
         data = {}
     hints = get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
@@ -212,8 +339,8 @@ def build(cls: type[T], data: Any, path: str, problems: list[Problem]) -> T:
     failed: set[str] = set()
     seen_by: dict[str, str] = {}
     for key, raw in data.items():
-        key_s = str(key)
-        found = known.get(key_s)
+        key_s = key_text(key)
+        found = known.get(key) if isinstance(key, str) else None
         if found is None:
             close = difflib.get_close_matches(key_s, list(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

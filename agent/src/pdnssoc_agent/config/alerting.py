@@ -33,7 +33,8 @@ class Email:
     password: Secret | None = None
     password_file: Path | None = None
     password_env: str | None = None
-    timeout: float = field(default=30.0, metadata={"min": 1})
+    timeout: float = field(default=30.0, metadata={"min": 1, "max": 3600, "doc": "seconds"})
+    """Seconds one SMTP exchange may take in all (connecting and logging in, one message)."""
     ca_file: Path | None = None
     """CA bundle to verify the SMTP server's certificate (default: the system's)."""
     template: Path | None = None
@@ -42,7 +43,7 @@ class Email:
     """Plain-text template of the per-institution message."""
     summary_template: Path | None = None
     summary_text_template: Path | None = None
-    max_alerts_per_message: int = field(default=500, metadata={"min": 1})
+    max_alerts_per_message: int = field(default=500, metadata={"min": 1, "max": 100000})
     """Alerts listed in one e-mail; the rest are counted ("and N more")."""
     mappings: list[Mapping] = field(default_factory=list)
 
@@ -76,10 +77,11 @@ class Webhook:
     webhook_url_env: str | None = None
     template: Path | None = None
     """Template of the message text (chat webhooks; ignored by the generic webhook)."""
-    timeout: float = field(default=15.0, metadata={"min": 1})
-    max_alerts_per_message: int = field(default=20, metadata={"min": 1})
+    timeout: float = field(default=15.0, metadata={"min": 1, "max": 3600, "doc": "seconds"})
+    """Seconds one POST may take in all, from connecting to the last byte of the answer."""
+    max_alerts_per_message: int = field(default=20, metadata={"min": 1, "max": 10000})
     """Chat: alerts listed per message (the rest are counted); generic: alerts per POST."""
-    max_message_chars: int = field(default=3500, metadata={"min": 200})
+    max_message_chars: int = field(default=3500, metadata={"min": 200, "max": 1000000})
     """Chat: longest message text; longer lists are cut with "and N more"."""
     ca_file: Path | None = None
     """CA bundle to verify the webhook's certificate (default: the system's)."""

@@ -37,7 +37,9 @@ class Correlation:
     dedup_window: timedelta = timedelta(hours=1)
     """Repeats of (sensor, client, query, indicator) within this window update one alert."""
     retro_lookback: timedelta = timedelta(days=30)
-    max_line_bytes: int = field(default=65536, metadata={"min": 1024})
+    max_line_bytes: int = field(
+        default=65536, metadata={"min": 1024, "max": 64 * 1024 * 1024, "doc": "bytes"}
+    )
     alerts_database: Deprecated | None = field(
         default=None,
         metadata={

@@ -42,8 +42,6 @@ class FetchIocs:
 
     def _check(self, path: str, problems: list[Problem]) -> None:
         prefix = f"{path}." if path else ""
-        if not isinstance(self.types, list):
-            return
         for i, t in enumerate(self.types):
             if isinstance(t, str) and t not in DEFAULT_TYPES:
                 problems.append(

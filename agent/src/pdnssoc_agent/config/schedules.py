@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 class Interval:
     """How often a step runs."""
 
-    interval: int = field(metadata={"min": 1, "doc": "minutes"})
+    interval: int = field(metadata={"min": 1, "max": 525600, "doc": "minutes"})
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import msgspec
 from ..config import Config, MispServer, Secret, read_secret
 from ..errors import AgentError, ExitCode
 from ..reload import ReloadResult, reload_collector
+from ..sanitize import printable, redact
 from ..state import step_lock
 from . import lists
 from .index import (
@@ -527,6 +528,14 @@ def _fetch_all(
         except MispError as exc:
             report.error = exc.reason
             log.error("%s", exc)  # noqa: TRY400 (one clear line, no traceback)
+        except Exception as exc:  # one server's failure must not cost the others
+            # Whatever went wrong (a bug, an answer no check foresaw), this
+            # server keeps its previous indicators and the others are written.
+            report.error = printable(
+                redact(f"internal error: {type(exc).__name__}: {exc}", keys[server.label]), 300
+            )
+            log.error("%s (%s): %s", server.label, server.base_url, report.error)  # noqa: TRY400
+            log.debug("%s: traceback", server.label, exc_info=True)
         else:
             any_ok = True
             _merge(entries, job.entries)

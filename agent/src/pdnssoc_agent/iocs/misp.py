@@ -36,6 +36,8 @@ from pymisp import PyMISP, PyMISPError
 
 from ..config import MispServer, Secret
 from ..errors import UpstreamError
+from ..httpclient import DeadlineExceeded, mount
+from ..sanitize import LogSanitizer, printable, redact
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +100,39 @@ class _RawResponse(dict[str, Any]):
         self.response = response
 
 
+# PyMISP logs the body of a failed answer as it came (newlines and all): make
+# its records one escaped, bounded line wherever they are logged.
+_pymisp_log = logging.getLogger("pymisp")
+if not any(isinstance(f, LogSanitizer) for f in _pymisp_log.filters):
+    _pymisp_log.addFilter(LogSanitizer())
+
+
 class _PyMISP(PyMISP):
-    """PyMISP that can hand back a search's raw HTTP response instead of parsed JSON."""
+    """PyMISP whose requests have a total deadline, and that can hand back a raw response.
+
+    Every request PyMISP sends, those its constructor sends included, goes
+    through its one ``requests`` session; a :class:`DeadlineAdapter
+    <pdnssoc_agent.httpclient.DeadlineAdapter>` is mounted on it before the
+    first one, so ``timeout`` bounds each whole request, not each socket read.
+    """
 
     raw_json = False
+
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        self._deadline = deadline
+        self._mounted = False
+        super().__init__(*args, **kwargs)
+
+    def _prepare_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        if not self._mounted:
+            # PyMISP keeps its session in a private attribute; if a release
+            # renames it, refuse to talk to MISP without a deadline.
+            session = getattr(self, "_PyMISP__session", None)
+            if not isinstance(session, requests.Session):
+                raise PyMISPError("this PyMISP keeps no session the agent can give a deadline")
+            mount(session, self._deadline)
+            self._mounted = True
+        return super()._prepare_request(*args, **kwargs)
 
     def _check_json_response(
         self, response: requests.Response
@@ -137,6 +168,45 @@ class MispError(UpstreamError):
         self.reason = reason
 
 
+class _PagingBound:
+    """Stops a restSearch that would page on without end.
+
+    A server that ignores ``limit`` (a page longer than asked for), answers a
+    page it already sent (``page`` ignored, with or without uuids), or goes
+    past ``max_attributes`` attributes (or the pages they fill) is an error.
+    """
+
+    def __init__(self, source: MispSource, page_size: int) -> None:
+        self.source = source
+        self.page_size = page_size
+        self.max_attributes = source.server.max_attributes
+        self.max_pages = -(-self.max_attributes // page_size) + 1
+        self.seen: dict[int, int] = {}
+        self.total = 0
+
+    def check(self, page: int, attrs: list[MispAttribute], skipped: int | None) -> None:
+        if len(attrs) > self.page_size:
+            raise self.source._error(
+                f"page {page} holds {len(attrs)} attributes where {self.page_size} were asked "
+                "for: the server ignores paging (limit)"
+            )
+        if attrs:
+            digest = hash(
+                tuple((a.id, a.uuid, a.type, a.value, a.timestamp, a.event_id) for a in attrs)
+            )
+            if digest in self.seen:
+                raise self.source._error(
+                    f"page {page} repeats page {self.seen[digest]}: the server ignores paging"
+                )
+            self.seen[digest] = page
+        self.total += len(attrs) + (skipped or 0)
+        if self.total > self.max_attributes or page > self.max_pages:
+            raise self.source._error(
+                f"stopped at page {page}: more than {self.max_attributes} attributes "
+                f"(misp_servers[].max_attributes) or {self.max_pages} pages of {self.page_size}"
+            )
+
+
 class MispSource:
     """One configured MISP server."""
 
@@ -161,12 +231,10 @@ class MispSource:
     # -- errors ---------------------------------------------------------------
 
     def _clean(self, text: str, limit: int = 300) -> str:
-        """One printable line, without the API key, shortened."""
-        text = _CONTROL.sub(" ", text)
-        if self._key:
-            text = text.replace(self._key, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        """One printable line, without the API key (in any escaped form), shortened."""
+        text = redact(text, self._key)
+        text = " ".join(_CONTROL.sub(" ", text).split())
+        return printable(text, limit)
 
     def _error(self, what: str) -> MispError:
         return MispError(self.label, self.server.base_url, self._clean(what))
@@ -185,6 +253,8 @@ class MispSource:
                     r"\[SSL[^\]]*\][^')\"]*", text
                 )
                 return f"TLS error: {m.group(0) if m else text}"
+            if isinstance(e, DeadlineExceeded):
+                return f"timed out after {self.server.timeout:g} s (no complete answer)"
             if isinstance(e, requests.exceptions.Timeout):
                 return f"timed out after {self.server.timeout:g} s"
             if isinstance(e, _CUT_SHORT):
@@ -217,13 +287,8 @@ class MispSource:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                self._misp = _PyMISP(
-                    self.server.base_url + "/",
-                    self._key,
-                    ssl=ssl,
-                    debug=False,  # PyMISP's debug log prints request headers, API key included
-                    tool="pdnssoc-agent",
-                    timeout=self.server.timeout,
+                self._misp = open_pymisp(
+                    self.server.base_url + "/", self._key, ssl=ssl, timeout=self.server.timeout
                 )
         except (PyMISPError, requests.RequestException) as exc:
             raise self._error(self._describe(exc)) from None
@@ -257,16 +322,18 @@ class MispSource:
         if "enforce_warninglist" not in args and "enforceWarninglist" not in args:
             args["enforce_warninglist"] = True
         query: dict[str, Any] = {
+            **args,
+            # The agent's own filters come last: configuration checks refuse
+            # ``args`` that name them, and they would win here anyway.
             "limit": page_size,
             "type_attribute": types,
             "to_ids": 1 if to_ids else None,
             "timestamp": since,
             "tags": tags or None,
             "include_event_tags": True,
-            **args,
         }
         filtered = bool(args.get("enforce_warninglist") or args.get("enforceWarninglist"))
-        previous_first: str | None = None
+        bound = _PagingBound(self, page_size)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as pool:
             pending: Future[tuple[list[MispAttribute], int | None]] = pool.submit(
                 self._search_page, page=1, **query
@@ -274,11 +341,7 @@ class MispSource:
             page = 1
             while True:
                 attrs, skipped = pending.result()
-                if attrs and page > 1 and attrs[0].uuid and attrs[0].uuid == previous_first:
-                    raise self._error(
-                        f"page {page} repeats page {page - 1}: the server ignores paging"
-                    )
-                previous_first = attrs[0].uuid if attrs else None
+                bound.check(page, attrs, skipped)
                 # MISP cuts the page first and removes warninglisted attributes
                 # afterwards, so a short page is not the last one when it skipped
                 # some (X-Skipped-Elements-Count). Without that header, a
@@ -328,6 +391,11 @@ class MispSource:
                 f"garbled response to restSearch page {query.get('page')} "
                 f"({len(body)} bytes): {exc}"
             ) from None
+        except RecursionError:
+            raise self._error(
+                f"garbled response to restSearch page {query.get('page')} "
+                f"({len(body)} bytes): nested too deeply"
+            ) from None
         log.debug(
             "%s: page %s, %d bytes in %.2f s",
             self.label,
@@ -336,7 +404,11 @@ class MispSource:
             time.monotonic() - started,
         )
         skipped_header = response.headers.get("X-Skipped-Elements-Count")
-        skipped = int(skipped_header) if skipped_header and skipped_header.isdigit() else None
+        skipped = (
+            int(skipped_header)
+            if skipped_header and skipped_header.isascii() and skipped_header.isdigit()
+            else None
+        )
         if isinstance(envelope.response, list):
             if envelope.response:
                 raise self._error("garbled response: 'response' is a non-empty list")
@@ -389,15 +461,15 @@ class MispSource:
             with self._session_lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                 response = misp._prepare_request("GET", f"{what}/{ref}")
-        except requests.RequestException as exc:
-            log.debug("%s: %s/%s: %s", self.label, what, ref, self._describe(exc))
+        except (requests.RequestException, PyMISPError) as exc:
+            log.debug("%s: %s/%s: %s", self.label, what, ref, self._clean(self._describe(exc)))
             return None
         if response.status_code != 200:
             log.debug("%s: %s/%s: HTTP %s", self.label, what, ref, response.status_code)
             return None
         try:
             data = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
         inner = data.get(key) if isinstance(data, dict) else None
         return inner if isinstance(inner, dict) else None
@@ -407,6 +479,8 @@ def _misp_message(text: str) -> str:
     """MISP's error JSON ({"name": ..., "message": ...}) or the first part of the body."""
     try:
         data = msgspec.json.decode(text)
+    except RecursionError:
+        return "(an error body nested too deeply to read)"
     except msgspec.DecodeError:
         m = re.search(r"'(?:message|name)': '([^']*)'", text)  # a Python repr from PyMISP
         if m:
@@ -417,3 +491,13 @@ def _misp_message(text: str) -> str:
             if data.get(key):
                 return str(data[key])
     return text[:200]
+
+
+def open_pymisp(url: str, key: Secret, *, ssl: bool | str, timeout: float) -> _PyMISP:
+    """A PyMISP session for ``url`` whose every request takes at most ``timeout`` s in all.
+
+    PyMISP's debug output stays off: it prints request headers, the API key among them.
+    """
+    return _PyMISP(
+        url, key, ssl=ssl, debug=False, tool="pdnssoc-agent", timeout=timeout, deadline=timeout
+    )

@@ -87,7 +87,7 @@ def test_email_summary_and_institution_over_starttls_with_auth(
         with caplog.at_level(logging.WARNING):
             report = deliver(cfg, NOW)
         assert report.ok, report.failed
-        assert report.sent == {"email:summary": 3, "email:inst-a": 2}
+        assert report.sent == {"email-summary": 3, "email:inst-a": 2}
         assert smtp.logins == [SMTP_USER]
         summary = smtp.to("soc@csirt.example")
         institution = smtp.to("sec@inst-a.example")
@@ -156,8 +156,8 @@ def test_email_untrusted_certificate_is_refused(tmp_path: Path, tls: Tls) -> Non
         )
         append_alerts(alerts_file(cfg), alert_line())
         report = deliver(cfg, NOW)
-        assert set(report.failed) == {"email:summary", "email:inst-a"}
-        assert "SSLCertVerificationError" in report.failed["email:summary"]
+        assert set(report.failed) == {"email-summary", "email:inst-a"}
+        assert "SSLCertVerificationError" in report.failed["email-summary"]
         assert smtp.messages == []
     finally:
         smtp.stop()
@@ -178,23 +178,23 @@ def test_smtp_down_keeps_alerts_and_backs_off_then_recovers(
     append_alerts(alerts_file(cfg), alert_line(), alert_line(name="two.example.org"))
     report = deliver(cfg, NOW)
     # E-mail failed, the webhook went on.
-    assert set(report.failed) == {"email:summary", "email:inst-a"}
+    assert set(report.failed) == {"email-summary", "email:inst-a"}
     assert report.sent == {"webhook": 2}
     with Ledger(ledger_dir(cfg)) as ledger:
         states = {s.channel: s for s in ledger.channel_states()}
-    assert states["email:summary"].pending == 2
-    assert states["email:summary"].failures == 1
+    assert states["email-summary"].pending == 2
+    assert states["email-summary"].failures == 1
     assert states["webhook"].pending == 0
 
     # Within the back-off the channel is not tried.
     smtp = start_smtp("none", port=port)
     try:
         soon = deliver(cfg, NOW + timedelta(minutes=1))
-        assert set(soon.deferred) == {"email:summary", "email:inst-a"}
+        assert set(soon.deferred) == {"email-summary", "email:inst-a"}
         assert smtp.messages == []
         later = deliver(cfg, NOW + timedelta(minutes=6))
         assert later.ok
-        assert later.sent == {"email:summary": 2, "email:inst-a": 2}
+        assert later.sent == {"email-summary": 2, "email:inst-a": 2}
         assert len(smtp.messages) == 2
         assert len(receiver.requests) == 1  # the webhook was not sent twice
     finally:
@@ -206,7 +206,7 @@ def test_smtp_temporary_refusal_is_retried(tmp_path: Path, smtp_plain: SmtpServe
     append_alerts(alerts_file(cfg), alert_line())
     smtp_plain.refuse_with = "451 4.3.0 try again later"
     first = deliver(cfg, NOW)
-    assert "451" in first.failed["email:summary"]
+    assert "451" in first.failed["email-summary"]
     smtp_plain.refuse_with = None
     second = deliver(cfg, NOW + timedelta(hours=1))
     assert second.ok
@@ -550,8 +550,8 @@ def test_smtp_server_that_never_answers_times_out(tmp_path: Path, receiver: Rece
         started = datetime.now(UTC)
         report = deliver(cfg, NOW)
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        assert set(report.failed) == {"email:summary", "email:inst-a"}
-        assert "timed out" in report.failed["email:summary"]
+        assert set(report.failed) == {"email-summary", "email:inst-a"}
+        assert "timed out" in report.failed["email-summary"]
         assert report.sent == {"webhook": 1}
         assert elapsed < 5  # one connection attempt for all e-mail channels
     finally:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -556,3 +557,62 @@ def test_smtp_server_that_never_answers_times_out(tmp_path: Path, receiver: Rece
         assert elapsed < 5  # one connection attempt for all e-mail channels
     finally:
         silent.close()
+
+
+# -- channel names ---------------------------------------------------------------
+
+
+def test_a_sensor_named_summary_gets_its_own_mail(tmp_path: Path, smtp_plain: SmtpServer) -> None:
+    section = email_section(smtp_plain.port)
+    section["mappings"] = [{"client_id": "summary", "contact": "sec@summary-univ.example"}]
+    cfg = make_config(tmp_path, {"email": section})
+    append_alerts(alerts_file(cfg), alert_line(sensor="summary"))
+    report = deliver(cfg, NOW)
+    assert report.sent == {"email-summary": 1, "email:summary": 1}
+    assert len(smtp_plain.to("sec@summary-univ.example")) == 1
+    assert len(smtp_plain.to("soc@csirt.example")) == 1
+
+
+def test_a_ledger_with_the_old_summary_channel_is_migrated_in_place(
+    tmp_path: Path, smtp_plain: SmtpServer
+) -> None:
+    """Before, the summary channel was email:summary: pending, sent and health rows follow."""
+    cfg = make_config(tmp_path, {"email": email_section(smtp_plain.port)})
+    pending, sent = alert_line(name="pending.example"), alert_line(name="sent.example")
+    append_alerts(alerts_file(cfg), sent)
+    deliver(cfg, NOW)  # sent.example went out on the summary and to inst-a
+    path = ledger_dir(cfg) / "alert-ledger.sqlite3"
+    db = sqlite3.connect(path)
+    with db:  # make the ledger what the previous version wrote
+        for table in ("outbox", "delivered", "channels"):
+            db.execute(
+                f"UPDATE {table} SET channel = 'email:summary' "  # noqa: S608
+                "WHERE channel = 'email-summary'"
+            )
+        db.execute(
+            "INSERT INTO alerts VALUES (?, 1, ?, ?)",
+            (pending["id"], json.dumps(pending), NOW.timestamp()),
+        )
+        db.execute(
+            "INSERT INTO outbox VALUES ('email:summary', ?, 1, 'pending', ?, NULL, 'k')",
+            (pending["id"], NOW.timestamp()),
+        )
+        db.execute("PRAGMA user_version = 0")
+    db.close()
+    smtp_plain.messages.clear()
+    smtp_plain.envelopes.clear()
+    report = deliver(cfg, NOW + timedelta(minutes=5))
+    assert report.failed == {}
+    assert report.sent == {"email-summary": 1}  # the pending one, once, to the operators
+    (mail,) = smtp_plain.to("soc@csirt.example")
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert "pending.example" in body.get_content()
+    assert "sent.example" not in body.get_content()
+    with Ledger(ledger_dir(cfg)) as ledger:
+        channels = {s.channel for s in ledger.channel_states()}
+        assert ledger.was_sent("email-summary", sent["id"])
+    assert channels == {"email-summary", "email:inst-a"}
+    # sent.example was already announced: a new revision within renotify_after is not
+    append_alerts(alerts_file(cfg), {**sent, "revision": 2, "count": 3})
+    assert deliver(cfg, NOW + timedelta(minutes=10)).sent == {}

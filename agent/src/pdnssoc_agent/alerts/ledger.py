@@ -97,6 +97,8 @@ class Ledger:
 
     def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / LEDGER_NAME
+        self._parsed: dict[str, tuple[str, Alert]] = {}
+        """Alerts parsed from their stored body, shared by the channels of a run."""
         if readonly:
             # For status: never create or change anything (FileNotFoundError if absent).
             if not self.path.exists():
@@ -268,10 +270,16 @@ class Ledger:
         out: list[Alert] = []
         rejected: list[str] = []
         for alert_id, body in rows:
+            cached = self._parsed.get(alert_id)
+            if cached is not None and cached[0] == body:
+                out.append(cached[1])
+                continue
             try:
                 obj = json.loads(body)
                 check_value(obj)
-                out.append(parse_alert(obj))
+                alert = parse_alert(obj)
+                self._parsed[alert_id] = (body, alert)
+                out.append(alert)
             except (ValueError, RecursionError) as exc:  # AlertFormatError is a ValueError
                 rejected.append(alert_id)
                 log.warning(
@@ -300,18 +308,17 @@ class Ledger:
         """The channel accepted a message carrying ``alerts``: mark them sent."""
         ts = now.timestamp()
         with self.transaction() as db:
-            for alert in alerts:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
-                    "WHERE channel = ? AND id = ?",
-                    (ts, alert.revision, channel, alert.id),
-                )
-                db.execute(
-                    "INSERT INTO delivered (channel, key, id, revision, sent_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
-                    "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
-                    (channel, alert.incident_key, alert.id, alert.revision, ts),
-                )
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
+                "WHERE channel = ? AND id = ?",
+                [(ts, alert.revision, channel, alert.id) for alert in alerts],
+            )
+            db.executemany(
+                "INSERT INTO delivered (channel, key, id, revision, sent_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
+                "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
+                [(channel, alert.incident_key, alert.id, alert.revision, ts) for alert in alerts],
+            )
 
     def was_sent(self, channel: str, alert_id: str) -> bool:
         row = self._db.execute(

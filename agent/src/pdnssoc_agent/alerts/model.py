@@ -11,6 +11,7 @@ generic webhook.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -19,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 MAX_DEPTH = 16
 """Deepest nesting of arrays and objects accepted (an alert line has 3 levels)."""
@@ -74,7 +74,7 @@ class Alert:
     """Answers of the DNS message that the line does not list."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def incident_key(self) -> str:
         """Identity for re-notification: the same client resolving the same indicator.
 
@@ -214,24 +214,27 @@ def _no_constant(name: str) -> Any:
 
 
 def check_value(obj: Any) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and strings with lone surrogates.
+    """Refuse nesting deeper than MAX_DEPTH, lone surrogates and NaN or infinite numbers.
 
-    Iterative, so a hostile depth cannot exhaust the stack here either.
+    The depth walk is iterative (a hostile depth cannot exhaust the stack here)
+    and visits containers only; strings and numbers are checked by encoding
+    the whole value once, strictly, as UTF-8 JSON.
     """
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, str):
-            if _SURROGATE.search(value):
-                raise AlertFormatError("a string holds a lone surrogate (not valid Unicode)")
-        elif isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                raise AlertFormatError(f"nested deeper than {MAX_DEPTH} levels")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and _SURROGATE.search(key):
-                    raise AlertFormatError("a key holds a lone surrogate (not valid Unicode)")
-                stack.append((item, depth + 1))
+        if depth > MAX_DEPTH:
+            raise AlertFormatError(f"nested deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
+    if not isinstance(obj, dict | list):
+        return
+    try:
+        json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise AlertFormatError("a string holds a lone surrogate (not valid Unicode)") from None
+    except ValueError:
+        raise AlertFormatError("a number is NaN or infinite") from None
 
 
 def parse_line(line: bytes) -> Alert:

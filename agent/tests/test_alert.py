@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -87,7 +88,7 @@ def test_email_summary_and_institution_over_starttls_with_auth(
         with caplog.at_level(logging.WARNING):
             report = deliver(cfg, NOW)
         assert report.ok, report.failed
-        assert report.sent == {"email:summary": 3, "email:inst-a": 2}
+        assert report.sent == {"email-summary": 3, "email:inst-a": 2}
         assert smtp.logins == [SMTP_USER]
         summary = smtp.to("soc@csirt.example")
         institution = smtp.to("sec@inst-a.example")
@@ -156,8 +157,8 @@ def test_email_untrusted_certificate_is_refused(tmp_path: Path, tls: Tls) -> Non
         )
         append_alerts(alerts_file(cfg), alert_line())
         report = deliver(cfg, NOW)
-        assert set(report.failed) == {"email:summary", "email:inst-a"}
-        assert "SSLCertVerificationError" in report.failed["email:summary"]
+        assert set(report.failed) == {"email-summary", "email:inst-a"}
+        assert "SSLCertVerificationError" in report.failed["email-summary"]
         assert smtp.messages == []
     finally:
         smtp.stop()
@@ -178,23 +179,23 @@ def test_smtp_down_keeps_alerts_and_backs_off_then_recovers(
     append_alerts(alerts_file(cfg), alert_line(), alert_line(name="two.example.org"))
     report = deliver(cfg, NOW)
     # E-mail failed, the webhook went on.
-    assert set(report.failed) == {"email:summary", "email:inst-a"}
+    assert set(report.failed) == {"email-summary", "email:inst-a"}
     assert report.sent == {"webhook": 2}
     with Ledger(ledger_dir(cfg)) as ledger:
         states = {s.channel: s for s in ledger.channel_states()}
-    assert states["email:summary"].pending == 2
-    assert states["email:summary"].failures == 1
+    assert states["email-summary"].pending == 2
+    assert states["email-summary"].failures == 1
     assert states["webhook"].pending == 0
 
     # Within the back-off the channel is not tried.
     smtp = start_smtp("none", port=port)
     try:
         soon = deliver(cfg, NOW + timedelta(minutes=1))
-        assert set(soon.deferred) == {"email:summary", "email:inst-a"}
+        assert set(soon.deferred) == {"email-summary", "email:inst-a"}
         assert smtp.messages == []
         later = deliver(cfg, NOW + timedelta(minutes=6))
         assert later.ok
-        assert later.sent == {"email:summary": 2, "email:inst-a": 2}
+        assert later.sent == {"email-summary": 2, "email:inst-a": 2}
         assert len(smtp.messages) == 2
         assert len(receiver.requests) == 1  # the webhook was not sent twice
     finally:
@@ -206,7 +207,7 @@ def test_smtp_temporary_refusal_is_retried(tmp_path: Path, smtp_plain: SmtpServe
     append_alerts(alerts_file(cfg), alert_line())
     smtp_plain.refuse_with = "451 4.3.0 try again later"
     first = deliver(cfg, NOW)
-    assert "451" in first.failed["email:summary"]
+    assert "451" in first.failed["email-summary"]
     smtp_plain.refuse_with = None
     second = deliver(cfg, NOW + timedelta(hours=1))
     assert second.ok
@@ -550,9 +551,68 @@ def test_smtp_server_that_never_answers_times_out(tmp_path: Path, receiver: Rece
         started = datetime.now(UTC)
         report = deliver(cfg, NOW)
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        assert set(report.failed) == {"email:summary", "email:inst-a"}
-        assert "timed out" in report.failed["email:summary"]
+        assert set(report.failed) == {"email-summary", "email:inst-a"}
+        assert "timed out" in report.failed["email-summary"]
         assert report.sent == {"webhook": 1}
         assert elapsed < 5  # one connection attempt for all e-mail channels
     finally:
         silent.close()
+
+
+# -- channel names ---------------------------------------------------------------
+
+
+def test_a_sensor_named_summary_gets_its_own_mail(tmp_path: Path, smtp_plain: SmtpServer) -> None:
+    section = email_section(smtp_plain.port)
+    section["mappings"] = [{"client_id": "summary", "contact": "sec@summary-univ.example"}]
+    cfg = make_config(tmp_path, {"email": section})
+    append_alerts(alerts_file(cfg), alert_line(sensor="summary"))
+    report = deliver(cfg, NOW)
+    assert report.sent == {"email-summary": 1, "email:summary": 1}
+    assert len(smtp_plain.to("sec@summary-univ.example")) == 1
+    assert len(smtp_plain.to("soc@csirt.example")) == 1
+
+
+def test_a_ledger_with_the_old_summary_channel_is_migrated_in_place(
+    tmp_path: Path, smtp_plain: SmtpServer
+) -> None:
+    """Before, the summary channel was email:summary: pending, sent and health rows follow."""
+    cfg = make_config(tmp_path, {"email": email_section(smtp_plain.port)})
+    pending, sent = alert_line(name="pending.example"), alert_line(name="sent.example")
+    append_alerts(alerts_file(cfg), sent)
+    deliver(cfg, NOW)  # sent.example went out on the summary and to inst-a
+    path = ledger_dir(cfg) / "alert-ledger.sqlite3"
+    db = sqlite3.connect(path)
+    with db:  # make the ledger what the previous version wrote
+        for table in ("outbox", "delivered", "channels"):
+            db.execute(
+                f"UPDATE {table} SET channel = 'email:summary' "  # noqa: S608
+                "WHERE channel = 'email-summary'"
+            )
+        db.execute(
+            "INSERT INTO alerts VALUES (?, 1, ?, ?)",
+            (pending["id"], json.dumps(pending), NOW.timestamp()),
+        )
+        db.execute(
+            "INSERT INTO outbox VALUES ('email:summary', ?, 1, 'pending', ?, NULL, 'k')",
+            (pending["id"], NOW.timestamp()),
+        )
+        db.execute("PRAGMA user_version = 0")
+    db.close()
+    smtp_plain.messages.clear()
+    smtp_plain.envelopes.clear()
+    report = deliver(cfg, NOW + timedelta(minutes=5))
+    assert report.failed == {}
+    assert report.sent == {"email-summary": 1}  # the pending one, once, to the operators
+    (mail,) = smtp_plain.to("soc@csirt.example")
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert "pending.example" in body.get_content()
+    assert "sent.example" not in body.get_content()
+    with Ledger(ledger_dir(cfg)) as ledger:
+        channels = {s.channel for s in ledger.channel_states()}
+        assert ledger.was_sent("email-summary", sent["id"])
+    assert channels == {"email-summary", "email:inst-a"}
+    # sent.example was already announced: a new revision within renotify_after is not
+    append_alerts(alerts_file(cfg), {**sent, "revision": 2, "count": 3})
+    assert deliver(cfg, NOW + timedelta(minutes=10)).sent == {}

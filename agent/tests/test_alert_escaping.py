@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html as htmllib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,63 @@ def test_generic_webhook_keeps_values_as_json_data(tmp_path: Path) -> None:
         assert EVIL_NAME in names  # exact data, JSON-encoded: the receiver decides
     finally:
         rec.stop()
+
+
+LINE_BREAKERS = "\x85\u2028\u2029\x1c\x1d\x1e\x0b\x0c\x9b\x80\x9f"
+NEL_NAME = "a\x85b\u2028c\u2029d\x9be.evil.example"
+NEL_COMMENT = "harmless\x85Injected-Header: forged\u2028line"
+
+
+def test_c1_controls_and_line_separators_never_break_a_line(tmp_path: Path) -> None:
+    smtp: SmtpServer = start_smtp("none")
+    receivers = {k: start_receiver() for k in ("slack", "mattermost", "teams", "webhook")}
+    try:
+        cfg = parse_config(
+            {
+                "data_dir": str(tmp_path),
+                "alerting": {
+                    "email": {
+                        "from": "pdnssoc@csirt.example",
+                        "summary_to": "soc@csirt.example",
+                        "server": "127.0.0.1",
+                        "port": smtp.port,
+                        "mappings": [{"client_id": "inst-a", "contact": "sec@inst-a.example"}],
+                    },
+                    **{k: {"webhook_url": r.url()} for k, r in receivers.items()},
+                },
+            }
+        )
+        alert = alert_line(
+            name=NEL_NAME, comment=NEL_COMMENT, event_info="Event\x85title", client="192.0.2.1"
+        )
+        alert["misp"][0]["tags"] = ["tlp:green"]
+        alert["misp"][0]["tlp"] = "tlp:green"
+        append_alerts(alerts_file(cfg), alert)
+        report = deliver(cfg, NOW)
+        assert report.ok, report.failed
+        assert len(smtp.messages) == 2
+        rendered: list[str] = []
+        for msg in smtp.messages:
+            for subtype in ("plain", "html"):
+                part = msg.get_body((subtype,))
+                assert part is not None
+                rendered.append(part.get_content())
+            rendered.append(str(msg["Subject"]))
+        for kind in ("slack", "mattermost", "teams"):
+            (body,) = receivers[kind].bodies()
+            rendered.append(json.dumps(body, ensure_ascii=False))
+        for text in rendered:
+            assert not any(c in text for c in LINE_BREAKERS), ascii(text[:200])
+        plain = [t for t in rendered if "indicator:" in t]
+        assert plain
+        for text in plain:
+            assert "abcde.evil.example" in text
+            assert not any(line.startswith("Injected") for line in text.splitlines())
+        # The generic webhook carries the exact data as exact JSON.
+        (generic,) = receivers["webhook"].bodies()
+        assert generic["alerts"][0]["query"]["name"] == NEL_NAME
+        assert generic["alerts"][0]["misp"][0]["comment"] == NEL_COMMENT
+    finally:
+        smtp.stop()
+        for r in receivers.values():
+            r.stop()

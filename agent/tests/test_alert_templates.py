@@ -110,7 +110,7 @@ def test_missing_override_file_fails_the_channel(tmp_path: Path) -> None:
         )
         append_alerts(alerts_file(cfg), alert_line())
         report = deliver(cfg, NOW)
-        assert "missing.html.j2" in report.failed["email:summary"]
+        assert "missing.html.j2" in report.failed["email-summary"]
         assert smtp.messages == []
     finally:
         smtp.stop()

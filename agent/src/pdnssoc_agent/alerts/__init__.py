@@ -9,7 +9,11 @@
    channel keeps its alerts and backs off; the other channels go on.
 3. ``alert.last`` records when the step last completed.
 
-The alert file is only read: it is never truncated, emptied or deleted.
+The alert file is only read: it is never truncated, emptied or deleted. A
+line that is not an alert (or one this version refuses, see
+:mod:`.model`) is counted, logged and skipped for good: the read position
+moves past it, so it cannot stop the step on every run. Lines are read up to
+:data:`MAX_ALERT_LINE` bytes, far above what ``correlate`` writes.
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ..config import Config
 from ..errors import ExitCode
 from ..state import step_lock, utcnow, write_pointer
-from .email import EmailSink
+from .email import INSTITUTION_PREFIX, SUMMARY, EmailSink
 from .ledger import Ledger, SourcePosition
 from .model import Alert, AlertFormatError, parse_line
 from .render import Templates
 from .sightings import SightingsSink
 from .sink import DeliveryError, Sink
+from .tlp import level_of
 from .webhooks import KINDS, WebhookSink
 
 __all__ = [
@@ -48,6 +54,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 2000
+MAX_ALERT_LINE = 1 << 20
+"""Longest alert line read (1 MiB). ``correlate`` keeps its lines under 32 KiB."""
+LOGGED_BAD_LINES = 10
+"""Bad lines logged one by one per run; the rest are counted in one line."""
 
 
 @dataclass
@@ -61,6 +71,8 @@ class AlertReport:
     failed: dict[str, str] = field(default_factory=dict)
     deferred: dict[str, float] = field(default_factory=dict)
     """Channels skipped because their back-off is in force (until epoch)."""
+    capped: dict[str, int] = field(default_factory=dict)
+    """Alerts left pending for the next run by the per-run message cap, per channel."""
 
     @property
     def ok(self) -> bool:
@@ -86,30 +98,53 @@ def build_sinks(config: Config, now: datetime) -> dict[str, Sink]:
     alerting = config.alerting
     templates = Templates(alerting.templates_dir)
     sinks: dict[str, Sink] = {}
+    unmarked = level_of(alerting.tlp_unmarked)
     if alerting.email is not None:
-        sinks["email"] = EmailSink(alerting.email, templates, now)
+        sinks["email"] = EmailSink(alerting.email, templates, now, unmarked)
     for kind in KINDS:
         hook = getattr(alerting, kind)
         if hook is not None:
-            sinks[kind] = WebhookSink(kind, hook, templates, now)
+            sinks[kind] = WebhookSink(
+                kind,
+                hook,
+                templates,
+                now,
+                max_messages=alerting.max_messages_per_run,
+                tlp_unmarked=unmarked,
+            )
     for server in config.misp_servers:
         if server.sightings.enabled:
-            sinks[f"sightings:{server.label}"] = SightingsSink(server)
+            sinks[f"sightings:{server.label}"] = SightingsSink(
+                server, alerting.max_sightings_per_run
+            )
     return sinks
 
 
 def _sink_for(sinks: dict[str, Sink], channel: str) -> Sink | None:
     if channel in sinks:
         return sinks[channel]
-    if channel.startswith("email:"):
+    if channel == SUMMARY or channel.startswith(INSTITUTION_PREFIX):
         return sinks.get("email")
     return None
 
 
+def _skip_rest(fh: BinaryIO, max_line: int) -> bool:
+    """Read on to the end of an over-long line in bounded chunks; False if it has no end yet."""
+    while True:
+        rest = fh.readline(max_line)
+        if not rest:
+            return False
+        if rest.endswith(b"\n"):
+            return True
+
+
 def _read_new(
-    path: Path, ledger: Ledger, max_line: int
+    path: Path, ledger: Ledger, max_line: int, report: AlertReport
 ) -> Iterator[tuple[list[tuple[int, bytes]], SourcePosition]]:
-    """Batches of (offset, complete line) after the stored position."""
+    """Batches of (offset, complete line) after the stored position.
+
+    A line longer than ``max_line`` is counted in ``report.bad`` and skipped.
+    """
     try:
         fh = path.open("rb")
     except FileNotFoundError:
@@ -132,14 +167,11 @@ def _read_new(
         while True:
             line = fh.readline(max_line + 1)
             if not line.endswith(b"\n"):
-                if len(line) > max_line:
-                    log.warning("%s:@%d: line longer than %d bytes skipped", path, offset, max_line)
-                    rest = fh.readline()
-                    while rest and not rest.endswith(b"\n"):
-                        rest = fh.readline()
-                    if rest:
-                        offset = fh.tell()
-                        continue
+                if len(line) > max_line and _skip_rest(fh, max_line):
+                    report.read += 1
+                    _bad(report, path, offset, f"longer than {max_line} bytes")
+                    offset = fh.tell()
+                    continue
                 break  # an incomplete last line: the writer is not done with it
             batch.append((offset, line))
             offset += len(line)
@@ -149,11 +181,18 @@ def _read_new(
         yield batch, SourcePosition(st.st_dev, st.st_ino, offset)
 
 
+def _bad(report: AlertReport, path: Path, offset: int, reason: str) -> None:
+    report.bad += 1
+    if report.bad <= LOGGED_BAD_LINES:
+        log.warning("%s:@%d: not an alert, skipped: %s", path, offset, reason)
+
+
 def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetime) -> AlertReport:
     """Queue the new alert lines on their channels."""
     report = AlertReport()
     path = alerts_file(config)
-    for batch, position in _read_new(path, ledger, config.correlation.max_line_bytes):
+    max_line = max(MAX_ALERT_LINE, config.correlation.max_line_bytes)
+    for batch, position in _read_new(path, ledger, max_line, report):
         parsed: list[tuple[Alert, list[str]]] = []
         for offset, line in batch:
             if not line.strip():
@@ -162,12 +201,19 @@ def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetim
             try:
                 alert = parse_line(line)
             except AlertFormatError as exc:
-                report.bad += 1
-                log.warning("%s:@%d: not an alert, skipped: %s", path, offset, exc)
+                _bad(report, path, offset, str(exc))
                 continue
-            channels = [c for sink in sinks.values() for c in sink.channels(alert)]
+            channels = list(
+                dict.fromkeys(c for sink in sinks.values() for c in sink.channels(alert))
+            )
             parsed.append((alert, channels))
         report.queued += ledger.take_in(path, position, parsed, config.alerting.renotify_after, now)
+    if report.bad > LOGGED_BAD_LINES:
+        log.warning(
+            "%s: %d more line(s) were not alerts and were skipped",
+            path,
+            report.bad - LOGGED_BAD_LINES,
+        )
     return report
 
 
@@ -196,8 +242,9 @@ def deliver(config: Config, now: datetime | None = None) -> AlertReport:
     write_pointer(alerting.last_alerting_pointer_file, now)
     sent = ", ".join(f"{c} {n}" for c, n in sorted(report.sent.items())) or "nothing"
     log.info(
-        "alert: %d new line(s), %d queued, sent: %s%s",
+        "alert: %d new line(s), %d not alerts, %d queued, sent: %s%s",
         report.read,
+        report.bad,
         report.queued,
         sent,
         f"; failing: {', '.join(sorted(report.failed))}" if report.failed else "",
@@ -215,7 +262,7 @@ def _deliver_channel(
     report: AlertReport,
 ) -> None:
     sink = _sink_for(sinks, channel)
-    pending = ledger.pending(channel)
+    pending = ledger.pending(channel, now)
     if sink is None:
         log.warning(
             "%s: %d alert(s) pending but the channel is no longer configured", channel, len(pending)
@@ -253,9 +300,20 @@ def _deliver_channel(
             "%s: delivery failed (%d in a row), %d alert(s) kept for retry after %s: %s",
             channel,
             failures,
-            len(ledger.pending(channel)),
+            ledger.pending_count(channel),
             datetime.fromtimestamp(until, now.tzinfo).isoformat(timespec="seconds"),
             error,
         )
         return
     ledger.record_success(channel, now)
+    left = ledger.pending_count(channel)
+    if left:
+        report.capped[channel] = left
+        log.info(
+            "%s: %d alert(s) wait for the next run (at most %d message(s) a run)",
+            channel,
+            left,
+            config.alerting.max_sightings_per_run
+            if channel.startswith("sightings:")
+            else config.alerting.max_messages_per_run,
+        )

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """E-mail over SMTP: one summary to the operators, one message per institution.
 
-Channels: ``email:summary`` (all alerts, to ``summary_to``) and
+Channels: ``email-summary`` (all alerts, to ``summary_to``) and
 ``email:<sensor>`` for every sensor mapped in ``alerting.email.mappings``
-(to that institution's contact). An alert from an unmapped sensor goes to the
-summary only, and a warning names the sensor. One SMTP connection serves the
+(to that institution's contact). The two names cannot collide, whatever a
+sensor is called (a sensor named ``summary`` gets ``email:summary``). An
+alert from an unmapped sensor goes to the summary only, and a warning names
+the sensor. One SMTP connection serves the
 whole run; if it cannot be opened, every e-mail channel fails for this run.
 """
 
@@ -23,12 +25,14 @@ from .. import httpclient
 from ..config import Email, read_secret
 from ..sanitize import printable, redact
 from .model import Alert
-from .render import Templates, common_context, one_line
+from .render import Templates, common_context, cut, one_line
 from .sink import DeliveryError, Record, Sink
+from .tlp import Ceiling, level_of
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "email:summary"
+SUMMARY = "email-summary"
+INSTITUTION_PREFIX = "email:"
 
 
 def _recipients(value: str | list[str] | None) -> list[str]:
@@ -58,11 +62,18 @@ class _WatchedSMTPSSL(smtplib.SMTP_SSL):
 class EmailSink(Sink):
     """Delivers alerts by SMTP (none, STARTTLS or implicit TLS; optional auth)."""
 
-    def __init__(self, config: Email, templates: Templates, now: datetime) -> None:
+    def __init__(
+        self, config: Email, templates: Templates, now: datetime, tlp_unmarked: str = "amber"
+    ) -> None:
         self.config = config
         self.templates = templates
         self.now = now
         self.contacts = {m.client_id: _recipients(m.contact) for m in config.mappings}
+        self.ceilings = {
+            m.client_id: Ceiling(level_of(m.tlp_ceiling or config.tlp_ceiling), tlp_unmarked)
+            for m in config.mappings
+        }
+        self.summary_ceiling = Ceiling(level_of(config.summary_tlp_ceiling), tlp_unmarked)
         self._smtp: smtplib.SMTP | None = None
         self._broken: str | None = None
         self._warned: set[str] = set()
@@ -92,6 +103,7 @@ class EmailSink(Sink):
             unmapped = sorted({a.sensor for a in alerts if a.sensor not in self.contacts})
             subject = f"{self.config.subject} - summary: {len(alerts)} alert(s)"
             sensor = ""
+            ceiling = self.summary_ceiling
         else:
             sensor = channel.removeprefix("email:")
             to = self.contacts.get(sensor, [])
@@ -100,8 +112,15 @@ class EmailSink(Sink):
             kind = "institution"
             unmapped = []
             subject = f"{self.config.subject} - {sensor}: {len(alerts)} alert(s)"
+            ceiling = self.ceilings[sensor]
         message = self._message(
-            kind, alerts=alerts, to=to, subject=subject, sensor=sensor, unmapped=unmapped
+            kind,
+            alerts=alerts,
+            to=to,
+            subject=subject,
+            sensor=sensor,
+            unmapped=unmapped,
+            ceiling=ceiling,
         )
         self._send(channel, message, to)
         record(alerts)
@@ -115,9 +134,10 @@ class EmailSink(Sink):
         subject: str,
         sensor: str,
         unmapped: list[str],
+        ceiling: Ceiling,
     ) -> EmailMessage:
         cfg = self.config
-        context = common_context(alerts, cfg.max_alerts_per_message, self.now)
+        context = common_context(alerts, cfg.max_alerts_per_message, self.now, ceiling=ceiling)
         context.update(sensor=sensor, unmapped=unmapped)
         if kind == "summary":
             html_override, text_override = cfg.summary_template, cfg.summary_text_template
@@ -126,7 +146,7 @@ class EmailSink(Sink):
         text = self.templates.render("text", f"email_{kind}.txt.j2", text_override, **context)
         html = self.templates.render("html", f"email_{kind}.html.j2", html_override, **context)
         msg = EmailMessage()
-        msg["Subject"] = one_line(subject)[:250]
+        msg["Subject"] = cut(one_line(subject), 250)
         msg["From"] = cfg.from_
         msg["To"] = ", ".join(to)
         msg["Date"] = formatdate(self.now.timestamp(), usegmt=True)

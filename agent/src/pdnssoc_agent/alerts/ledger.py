@@ -10,7 +10,8 @@ holds four things, each changed in a transaction:
 * ``outbox``: one row per (channel, alert id), ``pending`` until the channel
   accepted it, then ``sent`` (or ``suppressed`` by the re-notification
   window). Rows are marked, never deleted to mark them done; old rows are
-  pruned after ``alerting.ledger_retention``;
+  pruned after ``alerting.ledger_retention``; a row whose stored alert this
+  version refuses is marked ``rejected``;
 * ``delivered``: per (channel, incident key) the last alert id, revision and
   time sent, which drives ``alerting.renotify_after``;
 * ``channels``: consecutive failures and back-off per channel.
@@ -24,17 +25,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .model import Alert, parse_alert
+from .email import SUMMARY
+from .model import Alert, AlertFormatError, check_value, parse_alert, show
+
+log = logging.getLogger(__name__)
 
 LEDGER_NAME = "alert-ledger.sqlite3"
+LEDGER_VERSION = 1
+"""``PRAGMA user_version`` of a current ledger (0: written before version 1)."""
+OLD_SUMMARY_CHANNEL = "email:summary"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS source (
@@ -104,6 +113,8 @@ class Ledger:
 
     def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / LEDGER_NAME
+        self._parsed: dict[str, tuple[str, Alert]] = {}
+        """Alerts parsed from their stored body, shared by the channels of a run."""
         if readonly:
             # For status: never create or change anything (FileNotFoundError if absent).
             if not self.path.exists():
@@ -121,6 +132,24 @@ class Ledger:
         if "key" not in columns:  # a ledger written before outbox carried the incident key
             self._db.execute("ALTER TABLE outbox ADD COLUMN key TEXT")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_key ON outbox (channel, key, state)")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an older version to :data:`LEDGER_VERSION`, in place.
+
+        Version 1: the e-mail summary channel was ``email:summary``, the name a
+        sensor called ``summary`` also got; it is now ``email-summary``.
+        """
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version >= LEDGER_VERSION:
+            return
+        with self.transaction() as db:
+            for table in ("outbox", "delivered", "channels"):
+                db.execute(
+                    f"UPDATE {table} SET channel = ? WHERE channel = ?",  # noqa: S608 - fixed names
+                    (SUMMARY, OLD_SUMMARY_CHANNEL),
+                )
+            db.execute(f"PRAGMA user_version = {LEDGER_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -240,31 +269,70 @@ class Ledger:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def pending(self, channel: str) -> list[Alert]:
-        """Alerts owed on ``channel``, oldest first (newest revision of each)."""
+    def pending(self, channel: str, now: datetime | None = None) -> list[Alert]:
+        """Alerts owed on ``channel``, oldest first (newest revision of each).
+
+        A row this version cannot use (queued by an older version that let a
+        bad line through) is marked ``rejected`` with a warning, once, instead
+        of stopping the channel on every run.
+        """
         rows = self._db.execute(
-            "SELECT a.body FROM outbox o JOIN alerts a ON a.id = o.id "
+            "SELECT a.id, a.body FROM outbox o JOIN alerts a ON a.id = o.id "
             "WHERE o.channel = ? AND o.state = 'pending' ORDER BY o.queued_at, o.rowid",
             (channel,),
         ).fetchall()
-        return [parse_alert(json.loads(r[0])) for r in rows]
+        out: list[Alert] = []
+        rejected: list[str] = []
+        for alert_id, body in rows:
+            cached = self._parsed.get(alert_id)
+            if cached is not None and cached[0] == body:
+                out.append(cached[1])
+                continue
+            try:
+                obj = json.loads(body)
+                check_value(obj)
+                alert = parse_alert(obj)
+                self._parsed[alert_id] = (body, alert)
+                out.append(alert)
+            except (ValueError, RecursionError) as exc:  # AlertFormatError is a ValueError
+                rejected.append(alert_id)
+                log.warning(
+                    "%s: queued alert %s cannot be delivered, dropped from the queue: %s",
+                    channel,
+                    show(alert_id),
+                    exc if isinstance(exc, AlertFormatError) else type(exc).__name__,
+                )
+        if rejected:
+            ts = now.timestamp() if now is not None else time.time()
+            with self.transaction() as db:
+                db.executemany(
+                    "UPDATE outbox SET state = 'rejected', done_at = ? "
+                    "WHERE channel = ? AND id = ?",
+                    [(ts, channel, i) for i in rejected],
+                )
+        return out
+
+    def pending_count(self, channel: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
+        ).fetchone()
+        return int(row[0])
 
     def record_sent(self, channel: str, alerts: Iterable[Alert], now: datetime) -> None:
         """The channel accepted a message carrying ``alerts``: mark them sent."""
         ts = now.timestamp()
         with self.transaction() as db:
-            for alert in alerts:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
-                    "WHERE channel = ? AND id = ?",
-                    (ts, alert.revision, channel, alert.id),
-                )
-                db.execute(
-                    "INSERT INTO delivered (channel, key, id, revision, sent_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
-                    "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
-                    (channel, alert.incident_key, alert.id, alert.revision, ts),
-                )
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
+                "WHERE channel = ? AND id = ?",
+                [(ts, alert.revision, channel, alert.id) for alert in alerts],
+            )
+            db.executemany(
+                "INSERT INTO delivered (channel, key, id, revision, sent_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
+                "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
+                [(channel, alert.incident_key, alert.id, alert.revision, ts) for alert in alerts],
+            )
 
     def was_sent(self, channel: str, alert_id: str) -> bool:
         row = self._db.execute(

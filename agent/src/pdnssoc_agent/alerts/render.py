@@ -5,8 +5,10 @@ Everything that comes from DNS data or MISP (query names, answers, client
 addresses, sensor names, event titles, comments, tags) reaches a message
 through a template, and every ``{{ value }}`` is escaped for its channel:
 
-* HTML e-mail: Jinja2 autoescape (``<`` becomes ``&lt;``...);
-* plain-text e-mail: control characters and line breaks removed from values;
+* HTML e-mail: control characters removed, then Jinja2 autoescape (``<``
+  becomes ``&lt;``...);
+* plain-text e-mail: control characters (C0 and C1, so U+0085 NEL too) and
+  line breaks (also U+2028, U+2029) removed from values;
 * Slack: ``&``, ``<``, ``>`` as entities (so ``<!channel>`` or ``<@U1>`` cannot
   be formed) and ``@`` followed by a zero-width space (no ``@here``);
 * Mattermost: the same, plus Markdown punctuation backslash-escaped;
@@ -16,6 +18,11 @@ through a template, and every ``{{ value }}`` is escaped for its channel:
 Values built by the agent itself (links) are marked :class:`Safe` and passed
 through; their text part is escaped when the link is built.
 
+What a template sees is built here too: alerts grouped into incidents (one
+sensor, one indicator: a storm of random subdomains is one row with a sample
+of its names), strings cut to a readable length, and MISP details above the
+channel's TLP ceiling withheld (:mod:`.tlp`).
+
 Templates are looked up by name in ``alerting.templates_dir`` first, then in
 the copies shipped inside the package (``pdnssoc_agent/templates``).
 """
@@ -23,7 +30,7 @@ the copies shipped inside the package (``pdnssoc_agent/templates``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +39,15 @@ from urllib.parse import urlsplit
 import jinja2
 import markupsafe
 
-from .model import Alert, parse_time
+from .model import Alert, MispContext, parse_time
 from .sink import DeliveryError
+from .tlp import Ceiling, marking
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2066-\u2069\ufeff\ufff9-\ufffb]"
+)
+"""C0 and C1 controls but tab and newline, line and paragraph separators, bidi controls."""
 _MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 ZWSP = "\u200b"
 
@@ -47,7 +59,7 @@ class Safe(str):
 
 
 def strip_controls(text: str) -> str:
-    """Remove control and bidi-override characters (keeps tab and newline)."""
+    """Remove control, line-separator and bidi characters (keeps tab and newline)."""
     return _CONTROL.sub("", text)
 
 
@@ -119,6 +131,13 @@ def _finalizer(escape: Callable[[str], str]) -> Callable[[Any], Any]:
     return finalize
 
 
+def _html_finalize(value: Any) -> Any:
+    """Controls out of every value; autoescape then escapes what is left."""
+    if isinstance(value, markupsafe.Markup | jinja2.Undefined) or value is None:
+        return "" if value is None else value
+    return strip_controls(str(value)) if isinstance(value, str) else value
+
+
 def _format_time(value: str) -> str:
     try:
         return parse_time(value).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -145,14 +164,15 @@ class Templates:
             env = jinja2.Environment(
                 loader=self._loader,
                 autoescape=True,
+                finalize=_html_finalize,
                 undefined=jinja2.StrictUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
             )
             env.filters["link"] = lambda url, text: (
-                markupsafe.Markup('<a href="{}">{}</a>').format(good, text)
+                markupsafe.Markup('<a href="{}">{}</a>').format(good, strip_controls(str(text)))
                 if (good := safe_url(str(url)))
-                else text
+                else strip_controls(str(text))
             )
         else:
             escape, link = FLAVORS[flavor]
@@ -192,59 +212,149 @@ class Templates:
             raise DeliveryError(f"template {label}{where}: {type(exc).__name__}: {exc}") from None
 
 
-def alert_view(alert: Alert) -> dict[str, Any]:
+MAX_FIELD = 500
+"""Longest text of one value in a message (a MISP comment, a query name); then "…"."""
+EVENTS_SHOWN = 5
+"""MISP attributes listed per row; the rest are counted."""
+SAMPLE = 10
+"""Query names and clients listed per incident; the rest are counted."""
+
+
+def cut(text: str, limit: int = MAX_FIELD) -> str:
+    """``text`` at most ``limit`` characters long, ending in "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def event_view(m: MispContext, ceiling: Ceiling) -> dict[str, Any]:
+    """One MISP attribute as a template sees it, with details above ``ceiling`` withheld."""
+    mark = marking(m, ceiling.unmarked)
+    withheld = not ceiling.allows(mark)
+    level = f"TLP:{mark.level.upper()}"
+    label = level if mark.marked else f"{level} (no TLP tag)"
+    return {
+        "server": cut(m.server, 100),
+        "event_id": cut(m.event_id, 40),
+        "url": m.event_url,
+        "info": "" if withheld else cut(m.event_info),
+        "org": "" if withheld or mark.chatham_house else cut(m.org, 100),
+        "tags": [] if withheld else [cut(t, 100) for t in m.tags[:30]],
+        "tlp": f"tlp:{mark.level}" if mark.marked else "",
+        "tlp_label": label,
+        "withheld": withheld,
+        "comment": "" if withheld else cut(m.comment),
+        "category": cut(m.category, 100),
+    }
+
+
+def alert_view(alert: Alert, ceiling: Ceiling | None = None) -> dict[str, Any]:
     """What a template sees of one alert (raw values: the environment escapes them)."""
+    ceiling = ceiling or Ceiling()
     answers = [
         {
-            "name": str(a.get("name", "")),
-            "type": str(a.get("type", "")),
-            "data": str(a.get("data", "")),
-            "ttl": a.get("ttl", ""),
+            "name": cut(str(a.get("name", "")), 300),
+            "type": cut(str(a.get("type", "")), 20),
+            "data": cut(str(a.get("data", "")), 300),
+            "ttl": cut(str(a.get("ttl", "")), 20),
         }
-        for a in alert.answers
+        for a in alert.answers[: EVENTS_SHOWN * 2]
     ]
-    events = [
-        {
-            "server": m.server,
-            "event_id": m.event_id,
-            "info": m.event_info,
-            "url": m.event_url,
-            "org": m.org,
-            "tags": list(m.tags),
-            "tlp": m.tlp or "",
-            "comment": m.comment,
-            "category": m.category,
-        }
-        for m in alert.misp
-    ]
+    events = [event_view(m, ceiling) for m in alert.misp[:EVENTS_SHOWN]]
     return {
         "id": alert.id,
         "revision": alert.revision,
         "kind": alert.kind,
         "retro": alert.kind == "retro",
-        "sensor": alert.sensor,
-        "client": alert.client,
-        "query": alert.query_name,
-        "qtype": alert.query_type,
-        "rcode": alert.rcode,
-        "how": alert.match_how,
-        "indicator": alert.indicator,
-        "matched": alert.match_value,
+        "sensor": cut(alert.sensor, 100),
+        "client": cut(alert.client, 100),
+        "query": cut(alert.query_name, 300),
+        "qtype": cut(alert.query_type, 20),
+        "rcode": cut(alert.rcode, 20),
+        "how": cut(alert.match_how, 20),
+        "indicator": cut(alert.indicator, 300),
+        "matched": cut(alert.match_value, 300),
         "detected_at": alert.detected_at,
         "first_seen": alert.first_seen,
         "last_seen": alert.last_seen,
         "count": alert.count,
         "answers": answers,
+        "answers_more": len(alert.answers) - len(answers) + alert.answers_more,
         "events": events,
+        "events_more": len(alert.misp) - len(events) + alert.misp_more,
+        "withheld": sum(e["withheld"] for e in events),
     }
 
 
-def common_context(alerts: Sequence[Alert], shown: int, now: datetime) -> dict[str, Any]:
-    """Context shared by every template: the alerts shown and how many are left out."""
+def group_incidents(alerts: Sequence[Alert]) -> list[list[Alert]]:
+    """Alerts a person reads as one incident: same sensor and indicator, in order of arrival."""
+    groups: dict[tuple[str, str], list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault((alert.sensor, alert.indicator), []).append(alert)
+    return list(groups.values())
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def incident_view(group: Sequence[Alert], ceiling: Ceiling | None = None) -> dict[str, Any]:
+    """One incident: the first alert's view plus what the group adds up to.
+
+    ``size`` alerts; ``queries``/``clients`` a sample of the distinct query
+    names and clients (``queries_total``, ``clients_total``, ``*_more``);
+    ``count`` the DNS messages of all; ``first_seen``/``last_seen`` the span;
+    ``kinds`` live and/or retro.
+    """
+    view = alert_view(group[0], ceiling)
+    queries = _distinct(a.query_name for a in group)
+    clients = _distinct(a.client for a in group)
+    firsts = [a.first_seen or a.last_seen or a.detected_at for a in group]
+    lasts = [a.last_seen or a.detected_at for a in group]
+    view.update(
+        size=len(group),
+        queries=[cut(q, 300) for q in queries[:SAMPLE]],
+        queries_total=len(queries),
+        queries_more=max(0, len(queries) - SAMPLE),
+        clients=[cut(c, 100) for c in clients[:SAMPLE]],
+        clients_total=len(clients),
+        clients_more=max(0, len(clients) - SAMPLE),
+        count=sum(a.count for a in group),
+        first_seen=min(firsts, key=parse_time),
+        last_seen=max(lasts, key=parse_time),
+        kinds=sorted({a.kind for a in group}),
+    )
+    return view
+
+
+def common_context(
+    alerts: Sequence[Alert],
+    shown: int,
+    now: datetime,
+    *,
+    ceiling: Ceiling | None = None,
+    remaining: int = 0,
+) -> dict[str, Any]:
+    """Context shared by every template.
+
+    ``incidents`` (at most ``shown``; ``incidents_more`` not shown) is what
+    the packaged templates list; ``alerts`` (at most ``shown`` single alerts;
+    ``more`` not shown) is kept for templates written before incidents.
+    ``remaining``: alerts of this channel left for the next run by
+    ``alerting.max_messages_per_run``. ``withheld``: MISP attributes listed
+    whose details the channel's TLP ceiling (``tlp_ceiling``) holds back.
+    """
+    ceiling = ceiling or Ceiling()
+    groups = group_incidents(alerts)
+    incidents = [incident_view(g, ceiling) for g in groups[:shown]]
     return {
-        "alerts": [alert_view(a) for a in alerts[:shown]],
+        "alerts": [alert_view(a, ceiling) for a in alerts[:shown]],
         "total": len(alerts),
         "more": max(0, len(alerts) - shown),
+        "incidents": incidents,
+        "incidents_total": len(groups),
+        "incidents_more": max(0, len(groups) - shown),
+        "remaining": remaining,
+        "tlp_ceiling": ceiling.label,
+        "withheld": sum(i["withheld"] for i in incidents),
         "generated_at": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "sensors": sorted({a.sensor for a in alerts}),
     }

@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """MISP sightings: tell the community an indicator is live.
 
-For every ``misp_servers[]`` entry with ``sightings.enabled``, each alert whose
-indicator came from that server is reported with PyMISP's ``add_sighting``
-(``POST /sightings/add`` by value), with the server's ``sightings.source`` and
-the time of the DNS answer (the alert's ``last_seen``). One channel per
-server: ``sightings:<server name>``. No client address, sensor or query name
-leaves the agent: only the indicator value and the time.
+For every ``misp_servers[]`` entry with ``sightings.enabled``, each indicator
+of that server's alerts is reported with PyMISP's ``add_sighting``
+(``POST /sightings/add`` by value, which MISP records on every attribute with
+that value), with the server's ``sightings.source`` and the time of the DNS
+answer. One sighting per indicator and run, whatever the number of alerts
+behind it (a storm of random subdomains of one listed domain is one request),
+dated by the latest ``last_seen`` among them; at most
+``alerting.max_sightings_per_run`` requests a run, the other indicators wait
+for the next run. One channel per server: ``sightings:<server name>``. No
+client address, sensor or query name leaves the agent: only the indicator
+value and the time.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 from ..config import MispServer, read_secret
 from ..httpclient import DeadlineExceeded
 from ..sanitize import printable, redact
-from .model import Alert
+from .model import Alert, show
 from .sink import DeliveryError, Record, Sink
 
 log = logging.getLogger(__name__)
@@ -30,8 +35,9 @@ _NAMESPACE = uuid.UUID("6c1b9a52-3f0e-4d5c-9a57-70d1a1e5c0de")
 class SightingsSink(Sink):
     """Sightings to one MISP server."""
 
-    def __init__(self, server: MispServer) -> None:
+    def __init__(self, server: MispServer, max_requests: int = 200) -> None:
         self.server = server
+        self.max_requests = max_requests
         self.channel = f"sightings:{server.label}"
         self._misp: Any = None
 
@@ -72,16 +78,20 @@ class SightingsSink(Sink):
     def deliver(self, channel: str, alerts: Sequence[Alert], record: Record) -> None:
         misp = self._connect()
         source = self.server.sightings.source
+        groups: dict[str, list[Alert]] = {}
         for alert in alerts:
+            groups.setdefault(alert.indicator, []).append(alert)
+        for indicator, group in list(groups.items())[: self.max_requests]:
+            first = group[0]
             sighting = {
-                "value": alert.indicator,
+                "value": indicator,
                 "source": source,
-                "timestamp": alert.seen_epoch(),
+                "timestamp": max(a.seen_epoch() for a in group),
                 "type": "0",
-                # Stable per alert revision: a sighting re-sent after a crash is
-                # recognised by MISP instead of counted twice.
+                # Stable for the oldest alert still owed (a sighting re-sent
+                # after a crash is recognised by MISP instead of counted twice).
                 "sighting_uuid": str(
-                    uuid.uuid5(_NAMESPACE, f"{self.server.label}/{alert.id}/{alert.revision}")
+                    uuid.uuid5(_NAMESPACE, f"{self.server.label}/{first.id}/{first.revision}")
                 ),
             }
             try:
@@ -105,12 +115,12 @@ class SightingsSink(Sink):
                     raise DeliveryError(f"{channel}: MISP refused the sighting: {message}")
                 # The attribute is gone from MISP: nothing to sight, do not retry forever.
                 log.warning(
-                    "%s: MISP has no attribute %r any more: sighting dropped (%s)",
+                    "%s: MISP has no attribute %s any more: sighting dropped (%s)",
                     channel,
-                    alert.indicator,
+                    show(indicator, 200),
                     message,
                 )
-            record([alert])
+            record(group)
 
 
 def _clean(text: str, limit: int = 200) -> str:

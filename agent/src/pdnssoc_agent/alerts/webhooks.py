@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """Incoming webhooks: Slack, Mattermost, Microsoft Teams and a generic JSON receiver.
 
-Chat messages are grouped per sensor and capped (``max_alerts_per_message``
-alerts and ``max_message_chars`` characters, then "and N more"); the generic
-webhook receives the alert objects themselves, ``max_alerts_per_message`` per
-POST. A 2xx answer means accepted. The URL is a secret: it never appears in
-a log line or an error message.
+Chat messages are grouped per sensor, list one line per incident (sensor and
+indicator) and are capped (``max_alerts_per_message`` incidents and
+``max_message_chars`` characters, then "and N more"); the generic webhook
+receives the alert objects themselves, ``max_alerts_per_message`` per POST.
+At most ``alerting.max_messages_per_run`` messages go out per run; the alerts
+of the others stay pending for the next run, and the messages sent say how
+many wait. MISP details above the channel's TLP ceiling are withheld. A 2xx
+answer means accepted. The URL is a secret: it never appears in a log line or
+an error message.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..config import Webhook, read_secret
 from .model import Alert
 from .render import Templates, common_context
 from .sink import DeliveryError, Record, Sink
+from .tlp import Ceiling, level_of, withhold_raw
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +44,25 @@ def _by_sensor(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
 class WebhookSink(Sink):
     """One webhook channel named after its kind."""
 
-    def __init__(self, kind: str, config: Webhook, templates: Templates, now: datetime) -> None:
+    def __init__(
+        self,
+        kind: str,
+        config: Webhook,
+        templates: Templates,
+        now: datetime,
+        *,
+        max_messages: int = 50,
+        tlp_unmarked: str = "amber",
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown webhook kind {kind!r}")
         self.kind = kind
         self.config = config
         self.templates = templates
         self.now = now
+        self.max_messages = max_messages
+        default = "amber+strict" if kind == "webhook" else "green"
+        self.ceiling = Ceiling(level_of(config.tlp_ceiling or default), tlp_unmarked)
         # Each POST has config.timeout in all, however slowly the answer trickles in.
         self._session = httpclient.session(config.timeout)
         self._session.trust_env = False  # no proxy from the environment for a secret URL
@@ -69,33 +86,57 @@ class WebhookSink(Sink):
 
     # -- building messages --------------------------------------------------
 
-    def payloads(self, alerts: Sequence[Alert]) -> list[tuple[list[Alert], dict[str, Any]]]:
-        """(alerts covered, JSON body) for each message to send."""
-        out: list[tuple[list[Alert], dict[str, Any]]] = []
-        cap = self.config.max_alerts_per_message
+    def plan(self, alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:
+        """(sensor, alerts) of each message this run may send, at most ``max_messages``."""
+        messages: list[tuple[str, list[Alert]]] = []
+        per_post = self.config.max_alerts_per_message
         for sensor, group in _by_sensor(alerts).items():
             if self.kind == "webhook":
-                for start in range(0, len(group), cap):
-                    chunk = group[start : start + cap]
-                    body = {
-                        "source": "pdnssoc",
-                        "sensor": sensor,
-                        "count": len(chunk),
-                        "alerts": [a.raw for a in chunk],
-                    }
-                    out.append((chunk, body))
-                continue
-            text = self.render_text(sensor, group)
-            out.append((group, self._chat_body(sensor, group, text)))
+                chunks = [group[i : i + per_post] for i in range(0, len(group), per_post)]
+                messages += [(sensor, chunk) for chunk in chunks]
+            else:
+                messages.append((sensor, group))
+        return messages[: self.max_messages]
+
+    def payloads(self, alerts: Sequence[Alert]) -> list[tuple[list[Alert], dict[str, Any]]]:
+        """(alerts covered, JSON body) for each message to send this run."""
+        planned = self.plan(alerts)
+        remaining = len(alerts) - sum(len(group) for _sensor, group in planned)
+        out: list[tuple[list[Alert], dict[str, Any]]] = []
+        for sensor, group in planned:
+            if self.kind == "webhook":
+                out.append((group, self._generic_body(sensor, group, remaining)))
+            else:
+                text = self.render_text(sensor, group, remaining)
+                out.append((group, self._chat_body(sensor, group, text)))
         return out
 
-    def render_text(self, sensor: str, group: Sequence[Alert]) -> str:
+    def _generic_body(self, sensor: str, group: Sequence[Alert], remaining: int) -> dict[str, Any]:
+        withheld = 0
+        objects = []
+        for alert in group:
+            obj, n = withhold_raw(alert, self.ceiling)
+            objects.append(obj)
+            withheld += n
+        return {
+            "source": "pdnssoc",
+            "sensor": sensor,
+            "count": len(group),
+            "alerts": objects,
+            "remaining": remaining,
+            "tlp_ceiling": self.ceiling.label,
+            "withheld_by_tlp": withheld,
+        }
+
+    def render_text(self, sensor: str, group: Sequence[Alert], remaining: int = 0) -> str:
         """The chat text for one sensor, cut to the configured size."""
         flavor = "slack" if self.kind == "slack" else self.kind
         shown = min(self.config.max_alerts_per_message, len(group))
         while True:
-            context = common_context(group, shown, self.now)
-            context["sensor"] = sensor
+            context = common_context(
+                group, shown, self.now, ceiling=self.ceiling, remaining=remaining
+            )
+            context.update(sensor=sensor, max_messages=self.max_messages)
             text = self.templates.render(flavor, "chat.j2", self.config.template, **context).strip()
             if len(text) <= self.config.max_message_chars or shown <= 1:
                 break

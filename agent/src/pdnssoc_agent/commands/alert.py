@@ -22,4 +22,8 @@ def run(config: Config, _args: argparse.Namespace) -> int:
         print(f"{channel}: FAILED ({error}); alerts kept for the next run")
     for channel, count in sorted(report.sent.items()):
         print(f"{channel}: sent {count} alert(s)")
+    for channel, left in sorted(report.capped.items()):
+        print(f"{channel}: {left} alert(s) wait for the next run (per-run message cap)")
+    if report.bad:
+        print(f"{report.bad} line(s) of the alert file were not alerts: skipped (see the log)")
     return int(report.exit_code)

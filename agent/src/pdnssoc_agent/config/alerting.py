@@ -10,6 +10,9 @@ from typing import Literal
 
 from ._schema import Problem, Secret
 
+TlpLevel = Literal["clear", "white", "green", "amber", "amber+strict", "red"]
+"""A TLP level as MISP's ``tlp:`` tags name it (``white`` is the former ``clear``)."""
+
 
 @dataclass(frozen=True)
 class Mapping:
@@ -17,6 +20,8 @@ class Mapping:
 
     client_id: str
     contact: str | list[str]
+    tlp_ceiling: TlpLevel | None = None
+    """This institution's TLP ceiling (default: ``alerting.email.tlp_ceiling``)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,11 @@ class Email:
     summary_template: Path | None = None
     summary_text_template: Path | None = None
     max_alerts_per_message: int = field(default=500, metadata={"min": 1, "max": 100000})
-    """Alerts listed in one e-mail; the rest are counted ("and N more")."""
+    """Rows (incidents) listed in one e-mail; the rest are counted ("and N more")."""
+    tlp_ceiling: TlpLevel = "amber"
+    """Most a message to an institution carries: TLP:AMBER may go to a CSIRT's constituents."""
+    summary_tlp_ceiling: TlpLevel = "amber+strict"
+    """Most the summary to the operators carries: the CSIRT's own organisation."""
     mappings: list[Mapping] = field(default_factory=list)
 
     def _check(self, path: str, problems: list[Problem]) -> None:
@@ -85,6 +94,8 @@ class Webhook:
     """Chat: longest message text; longer lists are cut with "and N more"."""
     ca_file: Path | None = None
     """CA bundle to verify the webhook's certificate (default: the system's)."""
+    tlp_ceiling: TlpLevel | None = None
+    """Most this channel carries (default: ``green`` for chat, ``amber+strict`` for ``webhook``)."""
 
     def _check(self, path: str, problems: list[Problem]) -> None:
         given = [
@@ -116,6 +127,12 @@ class Alerting:
     """Longest back-off of a failing channel."""
     ledger_retention: timedelta = timedelta(days=30)
     """Delivery records are kept this long (at least ``renotify_after``)."""
+    tlp_unmarked: TlpLevel = "amber"
+    """The TLP of a MISP attribute and event without any ``tlp:`` tag."""
+    max_messages_per_run: int = field(default=50, metadata={"min": 1, "max": 100000})
+    """Messages (e-mails, chat messages, webhook POSTs) per channel and run; the rest wait."""
+    max_sightings_per_run: int = field(default=200, metadata={"min": 1, "max": 100000})
+    """Sighting requests per MISP server and run (one per indicator); the rest wait."""
     email: Email | None = None
     slack: Webhook | None = None
     mattermost: Webhook | None = None

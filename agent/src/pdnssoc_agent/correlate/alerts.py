@@ -83,8 +83,12 @@ class SourceOut(msgspec.Struct):
     file: str
 
 
-class Alert(msgspec.Struct):
-    """One line of alerts/matches.json (see schemas/alert.schema.json)."""
+class Alert(msgspec.Struct, omit_defaults=True):
+    """One line of alerts/matches.json (see schemas/alert.schema.json).
+
+    Only ``misp_more`` and ``answers_more`` have defaults, so only they are
+    left out of a line (when 0).
+    """
 
     schema_version: int
     id: str
@@ -102,6 +106,10 @@ class Alert(msgspec.Struct):
     misp: list[MispOut]
     ioc_added: str | None
     source: SourceOut
+    misp_more: int = 0
+    """MISP attributes carrying the indicator that the line does not list."""
+    answers_more: int = 0
+    """Answers of the DNS message that the line does not list."""
 
 
 alert_encoder = msgspec.json.Encoder()
@@ -366,28 +374,76 @@ def _crash_point(name: str) -> None:
 # ---------------------------------------------------------------------- building lines
 
 
+# An alert line stays far below what ``alert`` reads (1 MiB) and below
+# correlation.max_line_bytes (64 KiB by default), however well documented its
+# indicator: the indicator, the query and the incident are always written
+# whole; the MISP context is listed up to these bounds and the rest counted in
+# ``misp_more`` (the reader sees "and N more").
+LINE_BUDGET = 32 * 1024
+"""Bytes an alert line aims to stay within (the MISP context gives way first)."""
+MAX_MISP = 20
+"""MISP attributes listed per alert line."""
+MAX_TAGS = 30
+"""Tags listed per MISP attribute (``tlp:`` tags always are)."""
+MAX_TEXT = 1000
+"""Characters of an event title, comment or organisation; then "…"."""
+MAX_ANSWERS = 32
+"""DNS answers listed per alert line."""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tags(tags: tuple[str, ...]) -> list[str]:
+    tlp = [t for t in tags if t.lower().startswith("tlp:")]
+    other = [t for t in tags if not t.lower().startswith("tlp:")]
+    return tlp + [_cut(t, 200) for t in other[: max(0, MAX_TAGS - len(tlp))]]
+
+
 def _misp(entry: IndicatorEntry | None) -> list[MispOut]:
     if entry is None:
         return []
     return [_misp_one(c) for c in entry.contexts]
 
 
-def _misp_one(c: IocContext) -> MispOut:
+def _misp_one(c: IocContext, text: int = MAX_TEXT) -> MispOut:
     return MispOut(
         server=c.server,
         event_id=c.event_id,
         event_uuid=c.event_uuid,
-        event_info=c.event_info,
+        event_info=_cut(c.event_info, text),
         event_url=c.event_url,
-        org=c.org,
-        tags=list(c.tags),
+        org=_cut(c.org, text),
+        tags=_tags(c.tags),
         attribute_uuid=c.attribute_uuid,
         attribute_type=c.attribute_type,
         category=c.category,
-        comment=c.comment,
+        comment=_cut(c.comment, text),
         timestamp=c.timestamp,
         tlp=c.tlp,
     )
+
+
+def encode_bounded(alert: Alert, budget: int = LINE_BUDGET) -> bytes:
+    """``alert`` as one JSON line of at most about ``budget`` bytes.
+
+    Listed MISP attributes are halved until the line fits (each one left out
+    is counted in ``misp_more``), down to one; then the texts of that one are
+    cut shorter. The indicator, query, client, sensor and times are never cut.
+    """
+    line = alert_encoder.encode(alert)
+    while len(line) > budget and len(alert.misp) > 1:
+        keep = len(alert.misp) // 2
+        alert.misp_more += len(alert.misp) - keep
+        alert.misp = alert.misp[:keep]
+        line = alert_encoder.encode(alert)
+    if len(line) > budget and alert.misp:
+        m = alert.misp[0]
+        m.event_info, m.comment, m.org = (_cut(v, 100) for v in (m.event_info, m.comment, m.org))
+        m.tags = [t for t in m.tags if t.lower().startswith("tlp:")][:5]
+        line = alert_encoder.encode(alert)
+    return line
 
 
 def build_lines(
@@ -415,6 +471,7 @@ def build_lines(
         seen[p.id] = Seen(revision, count, rfc3339(first), rfc3339(last), p.window_start + size)
         how, indicator, value = p.hit
         added = ioc_added.get(indicator)
+        misp = _misp(context.get(indicator))
         alert = Alert(
             schema_version=SCHEMA_VERSION,
             id=p.id,
@@ -427,13 +484,17 @@ def build_lines(
             sensor=p.sensor,
             client=p.client,
             query=QueryOut(p.qname, p.qtype, p.rcode),
-            answers=[AnswerOut(a.name, a.rdatatype, a.rdata, a.ttl) for a in p.answers],
+            answers=[
+                AnswerOut(a.name, a.rdatatype, a.rdata, a.ttl) for a in p.answers[:MAX_ANSWERS]
+            ],
             match=MatchOut(how, indicator, value),
-            misp=_misp(context.get(indicator)),
+            misp=misp[:MAX_MISP],
             ioc_added=rfc3339(added) if added is not None else None,
             source=SourceOut(p.source),
+            misp_more=max(0, len(misp) - MAX_MISP),
+            answers_more=max(0, len(p.answers) - MAX_ANSWERS),
         )
-        out.append(alert_encoder.encode(alert))
+        out.append(encode_bounded(alert))
     return out
 
 

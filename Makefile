@@ -39,7 +39,7 @@ syntax: venv ## ansible-playbook --syntax-check of every playbook against every 
 lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	ruff check $(PYTHON_SOURCES)
 	ruff format --check $(PYTHON_SOURCES)
-	mypy agent/src
+	cd agent && mypy src  # strict, as agent/pyproject.toml says
 	yamllint -s .
 	ansible-lint
 	shellcheck lab/*.sh lab/run-molecule scripts/apt-install scripts/purge

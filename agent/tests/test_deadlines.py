@@ -187,9 +187,9 @@ def test_trickling_smtp_server_is_cut_at_its_timeout(tmp_path: Path, trickle_at:
         report = deliver(cfg, NOW)
         elapsed = time.monotonic() - started
         assert elapsed < 2 + SLACK, elapsed
-        assert "timed out: no complete answer within 2 s" in report.failed["email:summary"]
+        assert "timed out: no complete answer within 2 s" in report.failed["email-summary"]
         with Ledger(ledger_dir(cfg)) as ledger:
-            assert len(ledger.pending("email:summary")) == 1
+            assert len(ledger.pending("email-summary")) == 1
     finally:
         server.stop()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -176,7 +177,10 @@ def test_progress_on_a_terminal() -> None:
         progress = Progress(total_bytes=1000, total_files=2, stream=tty)
         progress.update(0, 5000, 500, final=False)
         progress.update(1, 10000, 1000, final=True)
-    out = os.read(master, 4096).decode()
+    # A pty hands over what was written in pieces: read until the final line is in.
+    out = ""
+    while "done" not in out and select.select([master], [], [], 5)[0]:
+        out += os.read(master, 4096).decode()
     os.close(master)
     assert "retro: file 1/2, 5,000 lines" in out
     assert "50%" in out and "ETA" in out

@@ -117,11 +117,11 @@ def parse_time(text: str) -> datetime | None:
     t = _FRACTION.sub(r".\1", text.strip())
     try:
         value = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or outside years 1..9999 in UTC
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def rfc3339(value: datetime) -> str:

@@ -538,6 +538,7 @@ class _Retro:
                 max_line_bytes=self.corr.max_line_bytes,
                 gzip_backend=self.gzip_backend,
                 limit=sizes[i],
+                complete=path != self.corr.queries_file,  # the live log may grow
             )
             on_hit = self._on_hit(str(path))
             try:

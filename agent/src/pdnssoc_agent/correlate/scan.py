@@ -3,14 +3,21 @@
 
 A chunk of complete lines is decoded in one call into
 :class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
-data only): its newlines become commas and the whole is read as one JSON array,
-which is valid exactly when every line holds one well-formed object, so record
-``i`` is line ``i``. When any line of the chunk cannot be read (or is blank, or
-holds two values, or a value spans two lines), the array is invalid and the
-chunk is decoded again line by line so that only the bad lines are counted and
-skipped. The
-matcher's name and address caches are consulted inline; only a line that
-matches is decoded again in full for its alert.
+data only) with msgspec's ``decode_lines``, which reads whitespace-separated
+JSON values. Record ``i`` is line ``i`` when three cheap checks hold: as many
+records as newlines, the chunk starts with ``{`` and ends with ``}`` and a
+newline, and every other newline sits between ``}`` and ``{``. Then no value
+spans a newline (inside a JSON value, ``}`` is never followed by whitespace and
+``{``: a comma, ``}`` or ``]`` must come first), every line holds at least one
+value, and with as many values as lines each line holds exactly one. When any
+check fails, or a line cannot be decoded at all (not JSON, invalid UTF-8,
+nested too deeply, a field of the wrong type), the chunk is decoded again line
+by line so that only the bad lines are counted and skipped.
+
+The matcher's name and address caches are consulted inline; only a line that
+matches is decoded again in full for its alert. A line that fails that full
+decoding (an alert field of the wrong type) is counted and skipped like any
+other bad line.
 """
 
 from __future__ import annotations
@@ -19,14 +26,25 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..dnslog import HotRecord, LogRecord, ReadStats, hot_chunk_decoder, hot_decoder, record_decoder
+from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
 from .indicators import MISS, Matcher
 
 # (how, indicator, value)
 Hit = tuple[str, str, str]
 OnHit = Callable[[LogRecord, list[Hit]], None]
 
-_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _aligned(data: bytes, records: int) -> bool:
+    """True when ``records`` values decoded from ``data`` are one per line (see above)."""
+    n = data.count(b"\n")
+    return (
+        records == n
+        and data[:1] == b"{"
+        and data[-2:] == b"}\n"
+        and (n == 1 or data.count(b"}\n{") == n - 1)
+    )
 
 
 def scan_chunk(  # noqa: PLR0917 - the hot path's signature
@@ -37,9 +55,10 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
     ``start`` is the offset of ``data`` in the file's content, for the log.
     """
     try:
-        # data ends with a newline: "[" line "," line ... line "]"
-        records = hot_chunk_decoder.decode(b"".join((b"[", data[:-1].replace(b"\n", b","), b"]")))
+        records = hot_decoder.decode_lines(data)
     except _ERRORS:
+        records = None
+    if records is None or not _aligned(data, len(records)):
         # a bad line, a blank one, two values on one line, a value over two lines
         _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
@@ -48,13 +67,28 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
     if found:
         lines = data.split(b"\n")
         for i, hits in found:
-            on_hit(record_decoder.decode(lines[i]), hits)
+            try:
+                rec = record_decoder.decode(lines[i])
+            except _ERRORS as exc:
+                at = start + sum(len(line) + 1 for line in lines[:i])
+                stats.note(_kind(exc), f"{where}: byte {at}")
+                continue
+            on_hit(rec, hits)
+
+
+def _kind(exc: BaseException) -> str:
+    """The :class:`ReadStats` counter for a line that failed to decode with ``exc``."""
+    if isinstance(exc, msgspec.ValidationError):
+        return "wrong_type"  # JSON, but a field has the wrong type (or is out of range)
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_utf8"
+    return "malformed"  # not JSON, cut off, or nested too deeply (RecursionError)
 
 
 def _scan_slow(  # noqa: PLR0917
     data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int
 ) -> None:
-    good: list[bytes] = []
+    good: list[tuple[bytes, int]] = []
     records: list[HotRecord] = []
     pos = start
     for line in data.split(b"\n"):
@@ -65,18 +99,18 @@ def _scan_slow(  # noqa: PLR0917
         stats.lines += 1
         try:
             records.append(hot_decoder.decode(line))
-        except msgspec.ValidationError:
-            stats.note("wrong_type", f"{where} {at}")
+        except _ERRORS as exc:
+            stats.note(_kind(exc), f"{where} {at}")
             continue
-        except msgspec.DecodeError:
-            stats.note("malformed", f"{where} {at}")
-            continue
-        except UnicodeDecodeError:
-            stats.note("invalid_utf8", f"{where} {at}")
-            continue
-        good.append(line)
+        good.append((line, at))
     for i, hits in _match(records, matcher, stats, where.removesuffix(": byte")):
-        on_hit(record_decoder.decode(good[i]), hits)
+        line, at = good[i]
+        try:
+            rec = record_decoder.decode(line)
+        except _ERRORS as exc:
+            stats.note(_kind(exc), f"{where} {at}")
+            continue
+        on_hit(rec, hits)
 
 
 def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)

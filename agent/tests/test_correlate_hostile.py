@@ -9,13 +9,14 @@ extra alert shows at once.
 from __future__ import annotations
 
 import gzip
+import json
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line, make_config, read_alerts, write_lists
+from test_correlate_support import dns_line, latest, make_config, read_alerts, write_lists
 
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import Matcher, run_correlate, run_retro
@@ -254,3 +255,67 @@ def test_plain_reader_can_take_a_final_line_without_newline(tmp_path: Path) -> N
     stats = ReadStats()
     chunks = list(LineReader(p, stats, complete=True).chunks())
     assert b"".join(c.data for c in chunks) == good(1) + good(2)
+
+
+# ---------------------------------------------------------------------- bad clocks
+
+
+def _state(config: Config) -> dict[str, list[object]]:
+    path = config.correlation.state_dir / "correlate.state.json"
+    alerts: dict[str, list[object]] = json.loads(path.read_text())["alerts"]
+    return alerts
+
+
+@pytest.mark.parametrize("odd", ["9999-06-01T00:00:00Z", "2200-01-01T00:00:00Z", "1971-01-01T00:00:00Z"])
+def test_a_line_dated_far_away_keeps_the_dedup_table(tmp_path: Path, odd: str) -> None:
+    cfg = make_config(tmp_path / "data", dedup_window={"hours": 1})
+    write_lists(cfg, [EVIL], [])
+    log = cfg.correlation.queries_file
+    log.write_bytes(good(1, ts="2025-11-27T10:00:00Z"))
+    run_correlate(cfg, now=NOW)
+    with log.open("ab") as fh:
+        fh.write(good(2, ts=odd))  # a sensor with a bad clock
+    run_correlate(cfg, now=NOW + timedelta(minutes=1))
+    assert len(_state(cfg)) == 2
+    with log.open("ab") as fh:  # both repeat in their buckets
+        fh.write(good(1, ts="2025-11-27T10:30:00Z") + good(2, ts=odd))
+    run_correlate(cfg, now=NOW + timedelta(minutes=2))
+    last = latest(read_alerts(cfg))
+    assert sorted((a["client"], a["revision"], a["count"]) for a in last.values()) == [
+        (client_of(1), 2, 2),
+        (client_of(2), 2, 2),
+    ]
+    assert len(read_alerts(cfg)) == 4
+
+
+def test_the_dedup_table_still_forgets_what_is_old(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path / "data", dedup_window={"hours": 1})
+    write_lists(cfg, [EVIL], [])
+    log = cfg.correlation.queries_file
+    log.write_bytes(
+        good(1, ts="2025-11-20T10:00:00Z")  # a week before the newest data
+        + good(2, ts="2025-11-27T10:00:00Z")
+        + good(3, ts="9999-06-01T00:00:00Z")  # far ahead of the run's clock
+    )
+    run_correlate(cfg, now=NOW)
+    assert len(_state(cfg)) == 3  # all just written
+    run_correlate(cfg, now=NOW + timedelta(days=2))
+    # untouched for more than the window and a day: the week-old bucket and the
+    # one far in the future go; the newest data keeps its own, whatever the wall clock says
+    kept = _state(cfg)
+    assert len(kept) == 1
+    (entry,) = kept.values()
+    assert entry[2] == "2025-11-27T10:00:00Z"
+
+
+def test_retro_forgets_alerts_dated_far_in_the_future(config: Config) -> None:
+    archive = config.correlation.archive_dir
+    archive.mkdir(parents=True)
+    (archive / "q.json").write_bytes(good(1, ts="9999-06-01T00:00:00Z") + good(2))
+    assert run_retro(config, now=NOW).alerts == 2
+    state = json.loads((config.correlation.state_dir / "retro.state.json").read_text())
+    assert len(state["alerts"]) == 2
+    write_lists(config, [EVIL, "other.example"], [])  # something new for the next run
+    run_retro(config, now=NOW + timedelta(days=2))
+    state = json.loads((config.correlation.state_dir / "retro.state.json").read_text())
+    assert [v[2] for v in state["alerts"].values()] == ["2025-11-27T10:00:00Z"]

@@ -30,6 +30,7 @@ from .alerts import (
     StepState,
     build_lines,
     commit,
+    data_clock,
     event_time,
     from_epoch,
     load_state,
@@ -391,13 +392,15 @@ class _Correlate:
         """Forget old files and alerts; record a ``live`` run in correlation.last."""
         horizon = int((self.now - FORGET_FILES_AFTER).timestamp())
         self.state.files = [m for m in self.state.files if m.seen >= horizon]
-        # By the data's clock (the newest dedup bucket), not the wall clock, so
-        # that old logs read late still fold into their alerts.
+        # By the data's clock (the newest dedup bucket up to now), not the wall
+        # clock, so that old logs read late still fold into their alerts; and
+        # never an id written within ``keep``, whatever its time stamps.
         alerts = self.state.alerts
         if alerts:
-            newest = max(v.window_end for v in alerts.values())
-            keep = self.corr.dedup_window + timedelta(days=1)
-            prune_seen(alerts, newest - int(keep.total_seconds()))
+            window = self.corr.dedup_window
+            keep = window + timedelta(days=1)
+            newest = data_clock(alerts, self.now, window)
+            prune_seen(alerts, newest - int(keep.total_seconds()), now=self.now, keep=keep)
         commit(self.state_path, self.state, self.alerts_file, [])
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)
@@ -602,7 +605,12 @@ class _Retro:
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
         state.extra["retro_last"] = rfc3339(self.now)
-        prune_seen(state.alerts, int((self.since - corr.dedup_window).timestamp()))
+        prune_seen(
+            state.alerts,
+            int((self.since - corr.dedup_window).timestamp()),
+            now=self.now,
+            keep=corr.dedup_window + timedelta(days=1),
+        )
         commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
         if isinstance(old, str) and old != snapshot.name:
             (corr.state_dir / old).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from ..iocs.index import read_header
+from ..iocs.lists import DOMAIN_PLACEHOLDER, is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ def normalise_domain(value: str) -> str:
 
 
 def read_list(path: Path) -> Iterable[str]:
-    """Non-empty, non-comment lines of a plain list file."""
+    """Non-empty, non-comment lines of a plain list file, without the empty-list placeholder."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             v = line.strip()
-            if v and not v.startswith("#"):
+            if v and not v.startswith("#") and not is_placeholder(v):
                 yield v
 
 
@@ -143,8 +144,8 @@ class Matcher:
         if _PLAIN_NAMES.fullmatch(text) and ".\n" not in text and not text.endswith("."):
             names = text.split("\n")
             self.domains.update(names)
-            if "" in names:
-                self.domains.discard("")  # from blank lines: never a domain
+            self.domains.discard("")  # from blank lines: never a domain
+            self.domains.discard(DOMAIN_PLACEHOLDER)  # what an empty list holds
             return
         for v in read_list(path):
             self.add_domain(v)

@@ -164,20 +164,23 @@ def test_two_objects_on_one_line_do_not_shift_records() -> None:
     assert stats.malformed == 1
 
 
-def test_a_merged_and_a_split_line_in_one_chunk_are_both_caught() -> None:
-    """A value over two lines and two values on one line keep the record count equal."""
-    data = (
-        good(1)
-        + b'{"query":\n"evil.example","network":{"query-ip":"10.9.9.9"}}\n'
-        + _compact(good(2))
-        + b" "
-        + _compact(good(3))
-        + b"\n"
-        + good(4)
-    )
+@pytest.mark.parametrize(
+    "merged",
+    [
+        b'{"query":\n"evil.example","network":{"query-ip":"10.9.9.9"}}\n',
+        # valid JSON when the newline becomes a comma inside an unknown field's array
+        b'{"x":[[1\n2]],"query":"evil.example","network":{"query-ip":"10.9.9.9"}}\n',
+    ],
+)
+@pytest.mark.parametrize("values", [2, 3, 4])
+def test_a_merged_and_a_split_line_in_one_chunk_are_both_caught(merged: bytes, values: int) -> None:
+    """A value over two lines and several values on one line can keep the counts equal."""
+    split = b",".join(_compact(good(10 + k)) for k in range(values)) + b"\n"
+    data = good(1) + merged + split + good(4)
     stats = ReadStats()
     _assert_alerts(_scan(data, stats), [1, 4])
     assert stats.skipped == 3
+    assert stats.lines == 5
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -266,7 +269,9 @@ def _state(config: Config) -> dict[str, list[object]]:
     return alerts
 
 
-@pytest.mark.parametrize("odd", ["9999-06-01T00:00:00Z", "2200-01-01T00:00:00Z", "1971-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "odd", ["9999-06-01T00:00:00Z", "2200-01-01T00:00:00Z", "1971-01-01T00:00:00Z"]
+)
 def test_a_line_dated_far_away_keeps_the_dedup_table(tmp_path: Path, odd: str) -> None:
     cfg = make_config(tmp_path / "data", dedup_window={"hours": 1})
     write_lists(cfg, [EVIL], [])

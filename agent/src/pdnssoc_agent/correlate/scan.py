@@ -3,16 +3,18 @@
 
 A chunk of complete lines is decoded in one call into
 :class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
-data only) with msgspec's ``decode_lines``, which reads whitespace-separated
-JSON values. Record ``i`` is line ``i`` when three cheap checks hold: as many
-records as newlines, the chunk starts with ``{`` and ends with ``}`` and a
-newline, and every other newline sits between ``}`` and ``{``. Then no value
-spans a newline (inside a JSON value, ``}`` is never followed by whitespace and
-``{``: a comma, ``}`` or ``]`` must come first), every line holds at least one
-value, and with as many values as lines each line holds exactly one. When any
-check fails, or a line cannot be decoded at all (not JSON, invalid UTF-8,
-nested too deeply, a field of the wrong type), the chunk is decoded again line
-by line so that only the bad lines are counted and skipped.
+data only): its newlines become a separator and the whole is read as one JSON
+array. The separator is ``,S,`` where ``S`` is a random 62-bit number drawn
+when the module is loaded, so no line can hold it. Record ``i`` is line ``i``
+exactly when the array alternates record, ``S``, record, ... with one ``S``
+for every newline: a line holding two values adds an element that is not
+``S``, a value over two lines swallows an ``S`` into itself (where only an
+unknown field can hold it), and both show in that count. Anything else (a
+line that is not JSON, invalid UTF-8, nested too deeply, of the wrong type, a
+blank line) makes the array invalid. Then the chunk is decoded again line by
+line so that only the bad lines are counted and skipped. The count costs
+nothing: the number of newlines follows from the lengths before and after
+the replacement.
 
 The matcher's name and address caches are consulted inline; only a line that
 matches is decoded again in full for its alert. A line that fails that full
@@ -22,7 +24,9 @@ other bad line.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from typing import Literal
 
 import msgspec
 
@@ -35,16 +39,11 @@ OnHit = Callable[[LogRecord, list[Hit]], None]
 
 _ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
-
-def _aligned(data: bytes, records: int) -> bool:
-    """True when ``records`` values decoded from ``data`` are one per line (see above)."""
-    n = data.count(b"\n")
-    return (
-        records == n
-        and data[:1] == b"{"
-        and data[-2:] == b"}\n"
-        and (n == 1 or data.count(b"}\n{") == n - 1)
-    )
+_S = secrets.randbits(62) | 1 << 61
+_SEP = b",%d," % _S
+_chunk_decoder: msgspec.json.Decoder[list[HotRecord | int]] = msgspec.json.Decoder(
+    list[HotRecord | Literal[_S]]  # type: ignore[valid-type]
+)
 
 
 def scan_chunk(  # noqa: PLR0917 - the hot path's signature
@@ -54,14 +53,18 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
 
     ``start`` is the offset of ``data`` in the file's content, for the log.
     """
+    # data ends with a newline: "[" line SEP line ... SEP line "]"
+    joined = b"".join((b"[", data[:-1].replace(b"\n", _SEP), b"]"))
+    separators = (len(joined) - len(data) - 1) // (len(_SEP) - 1)
     try:
-        records = hot_decoder.decode_lines(data)
+        items = _chunk_decoder.decode(joined)
     except _ERRORS:
-        records = None
-    if records is None or not _aligned(data, len(records)):
+        items = None
+    if items is None or len(items) != 2 * separators + 1 or items[1::2].count(_S) != separators:
         # a bad line, a blank one, two values on one line, a value over two lines
         _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
+    records: list[HotRecord] = items[::2]  # type: ignore[assignment]
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
     if found:

@@ -138,7 +138,7 @@ class HotRecord(msgspec.Struct, gc=False):
 
 
 hot_decoder = msgspec.json.Decoder(HotRecord)
-"""Decodes one line, or a chunk of lines with ``decode_lines`` (see ``correlate.scan``)."""
+"""Decodes one line (``correlate.scan`` decodes chunks of lines as one array)."""
 
 
 def to_event(rec: LogRecord) -> DnsEvent | None:

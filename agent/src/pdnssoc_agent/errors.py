@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     """``status``: a step has not succeeded for more than twice its interval."""
     BUSY = 6
     """Another agent holds the lock for this step."""
+    NO_INPUT = 7
+    """``correlate``/``retro``: the configured input does not exist, so nothing was searched."""
 
 
 class AgentError(Exception):

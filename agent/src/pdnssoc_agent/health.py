@@ -18,6 +18,7 @@ from typing import Any
 from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
+from .correlate.inputs import input_problems
 from .iocs.index import IndexFormatError, read_header
 from .iocs.lists import count_values
 from .scheduler import STEPS, read_steps, state_path
@@ -213,6 +214,7 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _channels(config, now, status)
     _pointers(config, now, status)
     _iocs(config, now, status)
+    status.problems += [str(p) for p in input_problems(config)]
     return status
 
 

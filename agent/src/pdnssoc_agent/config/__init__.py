@@ -52,6 +52,9 @@ DEFAULT_CONFIG_PATH = Path("/etc/pdnssoc/agent.yml")
 
 T = TypeVar("T")
 
+_QUERY_LOG_KEYS = {"live_input", "queries_file"}
+"""Keys that choose the live input; without them, a given ``input_dir`` is read."""
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; ``problems`` says why, key by key."""
@@ -128,6 +131,11 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if isinstance(data, dict):
         corr = data.get("correlation")
         warnings += deprecated_keys(Correlation, corr, "correlation")
+        if isinstance(corr, dict) and "input_dir" in corr and not corr.keys() & _QUERY_LOG_KEYS:
+            # pdnssoc-cli's file: correlate reads input_dir, as pdnssoc-cli did
+            cfg = dataclasses.replace(
+                cfg, correlation=dataclasses.replace(cfg.correlation, live_input="matches")
+            )
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
     corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
     alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)

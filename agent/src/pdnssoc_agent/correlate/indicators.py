@@ -19,6 +19,7 @@ import re
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -325,8 +326,9 @@ class _IndexDates(msgspec.Struct):
 _dates_decoder = msgspec.json.Decoder(_IndexDates)
 
 
-def index_dates(path: Path) -> dict[str, int]:
-    """value -> ``added`` (epoch s) for every entry of the IOC index, contexts skipped."""
+def index_dates(path: Path, field: Literal["added", "updated"] = "added") -> dict[str, int]:
+    """value -> ``added`` (or ``updated``), epoch s, for every entry of the IOC index,
+    contexts skipped."""
     read_header(path)  # validates the format; raises IndexFormatError
     out: dict[str, int] = {}
     with path.open("rb") as fh:
@@ -338,5 +340,5 @@ def index_dates(path: Path) -> dict[str, int]:
                 e = _dates_decoder.decode(line)
             except msgspec.DecodeError:
                 continue
-            out[e.value] = e.added
+            out[e.value] = e.added if field == "added" else e.updated
     return out

@@ -23,6 +23,7 @@ from ..errors import AgentError, ExitCode
 from ..fsutil import atomic_write_text
 from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
+from . import handover
 from .alerts import (
     ALERTS_FILE,
     Aggregator,
@@ -40,6 +41,7 @@ from .alerts import (
     rfc3339,
 )
 from .indicators import Matcher, index_dates, read_list
+from .inputs import InputProblem, NoInputError, correlate_problems, retro_problems
 from .scan import Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ FP_LEN = 1024
 COMMIT_BYTES = 256 << 20
 """Commit alerts and offsets at least this often (bytes of content read)."""
 FORGET_FILES_AFTER = timedelta(days=7)
+HANDOVER_DONE = "handover_done"
+"""State key: the step has completed a run here, so no predecessor's matches are held back."""
 
 
 @contextlib.contextmanager
@@ -246,6 +250,7 @@ def run_correlate(
         if given:
             files = discover(given)
         else:
+            _warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
         with gc_paused():
             for path in files:
@@ -255,7 +260,21 @@ def run_correlate(
         job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("correlate", job.result)
+    if not given:
+        # looked at again: the collector may have created its log meanwhile
+        _raise_no_input(correlate_problems(config))
     return job.result
+
+
+def _warn(problems: list[InputProblem]) -> None:
+    for p in problems:
+        log.warning("%s", p)
+
+
+def _raise_no_input(problems: list[InputProblem]) -> None:
+    fatal = [p for p in problems if p.no_input]
+    if fatal:
+        raise NoInputError("; ".join(str(p) for p in fatal))
 
 
 def _fill(matcher: Matcher, src: Sources) -> None:
@@ -287,6 +306,11 @@ class _Correlate:
         self.state = recover(self.state_path, load_state(self.state_path))
         self.alerts_file = corr.output_dir / ALERTS_FILE
         self.result = RunResult(indicators=self.matcher.indicator_count)
+        self.predecessor = (
+            None
+            if self.state.extra.get(HANDOVER_DONE)
+            else handover.for_step(config, "correlate", src.index_file)
+        )
 
     def _find_mark(self, head: bytes) -> FileMark | None:
         digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
@@ -329,13 +353,7 @@ class _Correlate:
         agg = Aggregator("live", self.corr.dedup_window)
         where = str(path)
         unparsed: list[int] = []
-
-        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            when = event_time(rec)
-            if when is None:
-                unparsed.append(1)
-                when = self.now
-            agg.add(rec, hits, where, when)
+        on_hit = self._on_hit(agg, where, unparsed)
 
         reader = LineReader(
             path,
@@ -363,6 +381,22 @@ class _Correlate:
         mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
+
+    def _on_hit(self, agg: Aggregator, where: str, unparsed: list[int]) -> OnHit:
+        now, predecessor = self.now, self.predecessor
+
+        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
+            when = event_time(rec)
+            if when is None:
+                unparsed.append(1)
+                when = now
+            if predecessor is not None:
+                hits = predecessor.new(hits, when)
+                if not hits:
+                    return
+            agg.add(rec, hits, where, when)
+
+        return on_hit
 
     def _flush(self, agg: Aggregator, mark: FileMark, offset: int) -> None:
         """Write this file's alerts so far and its new offset, exactly once."""
@@ -401,6 +435,10 @@ class _Correlate:
             keep = window + timedelta(days=1)
             newest = data_clock(alerts, self.now, window)
             prune_seen(alerts, newest - int(keep.total_seconds()), now=self.now, keep=keep)
+        if self.predecessor is not None:
+            self.predecessor.report("correlate")
+        if live:
+            self.state.extra[HANDOVER_DONE] = True
         commit(self.state_path, self.state, self.alerts_file, [])
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)
@@ -465,6 +503,7 @@ def run_retro(
         if given:
             files = discover(given)
         else:
+            _warn(retro_problems(config))
             files = discover([corr.archive_dir])
             files += rotated_query_logs(corr.queries_file)
             files += [corr.queries_file] if corr.queries_file.is_file() else []
@@ -478,6 +517,8 @@ def run_retro(
         job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("retro", job.result)
+    if not given:
+        _raise_no_input(retro_problems(config))
     return job.result
 
 
@@ -522,6 +563,11 @@ class _Retro:
         del domains, nets
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
+        self.predecessor = (
+            None
+            if self.state.extra.get(HANDOVER_DONE)
+            else handover.for_step(config, "retro", src.index_file)
+        )
         log.info(
             "retro: %d of %d indicator(s) are new since %s",
             self.matcher.indicator_count,
@@ -558,7 +604,7 @@ class _Retro:
         progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
 
     def _on_hit(self, where: str) -> OnHit:
-        dates, since, agg = self.dates, self.since, self.agg
+        dates, since, agg, predecessor = self.dates, self.since, self.agg, self.predecessor
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
             when = event_time(rec)
@@ -567,6 +613,8 @@ class _Retro:
             ts = when.timestamp()
             # An indicator known before the answer was live correlate's to find.
             keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
+            if keep and predecessor is not None:
+                keep = predecessor.new(keep, when)
             if keep:
                 agg.add(rec, keep, where, when)
 
@@ -605,6 +653,9 @@ class _Retro:
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
         state.extra["retro_last"] = rfc3339(self.now)
+        state.extra[HANDOVER_DONE] = True
+        if self.predecessor is not None:
+            self.predecessor.report("retro")
         prune_seen(
             state.alerts,
             int((self.since - corr.dedup_window).timestamp()),

@@ -10,6 +10,7 @@ alerts pdnssoc-cli already wrote to ``alerts/matches.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -334,3 +335,20 @@ def test_retro_without_archive_or_log(tmp_path: Path, caplog: pytest.LogCaptureF
     assert cli("-c", str(path), "correlate") == 0
     cfg.correlation.archive_dir.mkdir()
     assert collect(cfg, NOW).problems == []
+
+
+def test_a_catch_up_run_over_old_files_alerts_only_what_was_not_handled(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """After the switch to the query log, pdnssoc-cli's matches/ can be read once by hand."""
+    config = load_config(pdnssoc_cli_root(tmp_path / "dnscollector", receiver.url()))
+    root = config.data_dir
+    config = dataclasses.replace(
+        config, correlation=dataclasses.replace(config.correlation, live_input="query_log")
+    )
+    config.correlation.queries_file.write_bytes(b"")
+    run_correlate(config, now=NOW)  # the scheduled run: the new query log
+    run_correlate(config, [root / "matches"], now=NOW + timedelta(minutes=1))
+    assert [a["client"] for a in agent_alerts(config) if a["match"]["how"] == "exact"] == [
+        "192.0.2.13"
+    ]

@@ -6,8 +6,9 @@ correlated (the newest match it reported, or its run's start) and in
 ``retro.last`` when its retro search last ran. When this agent first runs
 ``correlate`` or ``retro`` on a data root, before it has any state of its own,
 it records those two pointers once in ``<state_dir>/handover.json``. Until a
-step has completed its first run, a match is taken as already handled, and not
-alerted again, when:
+step has completed its first scheduled run (a run without PATH), and in every
+run over given PATHs (a catch-up over the predecessor's files), a match is
+taken as already handled, and not alerted again, when:
 
 * the DNS answer is dated at or before the predecessor's pointer
   (``correlation.last`` for ``correlate``; the later of both for ``retro``,

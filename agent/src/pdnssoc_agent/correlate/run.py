@@ -244,7 +244,9 @@ def run_correlate(
     started = time.monotonic()
     given = check_paths(paths)
     with step_lock(corr.state_dir, "correlate"):
-        job = _Correlate(config, sources_from(config, domain_files, ip_files), now or utcnow())
+        job = _Correlate(
+            config, sources_from(config, domain_files, ip_files), now or utcnow(), given=bool(given)
+        )
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         if given:
@@ -294,7 +296,7 @@ def _fill(matcher: Matcher, src: Sources) -> None:
 class _Correlate:
     """One correlate run: per-file offsets, alerts committed with them."""
 
-    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
         corr = config.correlation
         self.corr = corr
         self.src = src
@@ -306,9 +308,11 @@ class _Correlate:
         self.state = recover(self.state_path, load_state(self.state_path))
         self.alerts_file = corr.output_dir / ALERTS_FILE
         self.result = RunResult(indicators=self.matcher.indicator_count)
+        # Given PATHs may be the predecessor's old files (a catch-up run): always
+        # filtered; the scheduled runs only until the first one completed.
         self.predecessor = (
             None
-            if self.state.extra.get(HANDOVER_DONE)
+            if self.state.extra.get(HANDOVER_DONE) and not given
             else handover.for_step(config, "correlate", src.index_file)
         )
 
@@ -497,7 +501,9 @@ def run_retro(
     given = check_paths(paths)
     run_now = now or utcnow()
     with step_lock(corr.state_dir, "retro"):
-        job = _Retro(config, sources_from(config, domain_files, ip_files), run_now)
+        job = _Retro(
+            config, sources_from(config, domain_files, ip_files), run_now, given=bool(given)
+        )
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         if given:
@@ -525,7 +531,7 @@ def run_retro(
 class _Retro:
     """One retro run: new indicators x archived lines, committed once at the end."""
 
-    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
         corr = config.correlation
         self.corr = corr
         self.src = src
@@ -565,7 +571,7 @@ class _Retro:
         self.agg = Aggregator("retro", corr.dedup_window)
         self.predecessor = (
             None
-            if self.state.extra.get(HANDOVER_DONE)
+            if self.state.extra.get(HANDOVER_DONE) and not given
             else handover.for_step(config, "retro", src.index_file)
         )
         log.info(

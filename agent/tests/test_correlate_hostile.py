@@ -55,6 +55,7 @@ BAD: dict[str, Callable[[random.Random], bytes]] = {
     "raw NUL in a value": lambda r: _compact(good(911)).replace(b"10.0.3.161", b"10.0.\x00"),
     "invalid UTF-8 in qname": lambda r: _compact(good(912)).replace(b"evil.", b"evil\xff."),
     "lone surrogate escape": lambda r: _compact(good(913)).replace(b"evil.", b"evil\\ud800."),
+    "lone low surrogate escape": lambda r: _compact(good(914)).replace(b"evil.", b"evil\\udc00."),
     "random bytes": lambda r: (
         bytes(r.getrandbits(8) for _ in range(r.randint(1, 200))).replace(b"\n", b"") + b"\x00"
     ),

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -388,8 +388,10 @@ def test_alert_state_is_pruned_by_the_data_clock(config: Config) -> None:
     _feed(config, "m.json", dns_line("evil.example.com", ts="2025-11-20T10:00:00Z"))
     _feed(config, "m.json", dns_line("evil.example.com", ts="2025-11-27T10:00:00Z"))
     run_correlate(config)
+    run_correlate(config, now=datetime.now(UTC) + timedelta(days=2))
     state = json.loads((config.correlation.state_dir / "correlate.state.json").read_text())
-    # the week-old bucket is forgotten, the newest kept (whatever the wall clock says)
+    # once not written for a day: the week-old bucket is forgotten, the newest
+    # kept (whatever the wall clock says)
     assert len(state["alerts"]) == 1
     assert config.correlation.dedup_window == timedelta(hours=1)
 

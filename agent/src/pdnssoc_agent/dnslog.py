@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Annotated, cast
 
 import msgspec
 
@@ -48,13 +48,17 @@ GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 
 
+TTL = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+"""A DNS TTL is an unsigned 32-bit number; anything else is the wrong type."""
+
+
 class Answer(msgspec.Struct, frozen=True):
     """One resource record of the answer section."""
 
     name: str = ""
     rdatatype: str = ""
     rdata: str = ""
-    ttl: int = 0
+    ttl: TTL = 0
 
 
 class _RRs(msgspec.Struct):
@@ -134,8 +138,7 @@ class HotRecord(msgspec.Struct, gc=False):
 
 
 hot_decoder = msgspec.json.Decoder(HotRecord)
-hot_chunk_decoder = msgspec.json.Decoder(list[HotRecord])
-"""Decodes a chunk of lines turned into one JSON array (see ``correlate.scan``)."""
+"""Decodes one line (``correlate.scan`` decodes chunks of lines as one array)."""
 
 
 def to_event(rec: LogRecord) -> DnsEvent | None:
@@ -180,10 +183,10 @@ class ReadStats:
     lines: int = 0
     bytes: int = 0
     malformed: int = 0
-    """Not JSON (or cut off)."""
+    """Not one JSON value (cut off, two values, nested too deeply)."""
     invalid_utf8: int = 0
     wrong_type: int = 0
-    """JSON, but a field has the wrong type (or the line is not an object)."""
+    """JSON, but a field has the wrong type or is out of range (or the line is not an object)."""
     missing_fields: int = 0
     """No query name in either record shape."""
     too_long: int = 0
@@ -413,7 +416,8 @@ class LineReader:
 
     ``offset`` counts bytes of the decompressed content. A plain file's last
     line without a newline is left unread (the collector may still be writing
-    it); the same in a gzip file is read when the stream ended cleanly.
+    it) unless the file is ``complete`` (an archive); the same in a gzip file
+    is read when the stream ended cleanly.
     Lines longer than ``max_line_bytes`` are skipped and counted. Working in
     pieces of that size makes the length check exact at O(1) per piece: only
     the first line of a piece can continue the previous one.
@@ -428,8 +432,10 @@ class LineReader:
         max_line_bytes: int = 65536,
         gzip_backend: str = "zlib",
         limit: int | None = None,
+        complete: bool = False,
     ) -> None:
         self.path = path
+        self.complete = complete
         self.stats = stats
         self.offset = offset
         self.max_line_bytes = max_line_bytes
@@ -509,7 +515,7 @@ class LineReader:
                 yield Chunk(data, pos, src.position())
         if src.truncated:
             self.stats.note("truncated_gzip", str(self.path))
-        elif self.gzip and pending and not discarding:
+        elif (self.gzip or self.complete) and pending and not discarding:
             pos += len(pending)
             self.offset = pos
             yield Chunk(pending + b"\n", pos, src.position())

@@ -30,6 +30,8 @@ class ExitCode(IntEnum):
 
     Nothing was lost: every file is replaced atomically or appended with a
     recorded position, so the next run redoes what this one could not write."""
+    NO_INPUT = 8
+    """``correlate``/``retro``: the configured input does not exist, so nothing was searched."""
 
 
 class AgentError(Exception):

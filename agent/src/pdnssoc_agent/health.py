@@ -18,7 +18,9 @@ from typing import Any
 from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
+from .correlate.inputs import input_problems
 from .iocs.index import IndexFormatError, read_header
+from .iocs.lists import count_values
 from .scheduler import STEPS, read_steps, state_path
 from .state import read_pointer, utcnow
 
@@ -183,18 +185,10 @@ def _pointers(config: Config, now: datetime, status: Status) -> None:
         }
 
 
-def _count_lines(path: Path) -> int | None:
-    try:
-        with path.open("rb") as fh:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    except FileNotFoundError:
-        return None
-
-
 def _iocs(config: Config, now: datetime, status: Status) -> None:
     corr = config.correlation
-    status.iocs["domains"] = _count_lines(corr.malicious_domains_file)
-    status.iocs["ips"] = _count_lines(corr.malicious_ips_file)
+    status.iocs["domains"] = count_values(corr.malicious_domains_file)
+    status.iocs["ips"] = count_values(corr.malicious_ips_file)
     try:
         header = read_header(corr.ioc_index_file)
     except FileNotFoundError:
@@ -220,6 +214,7 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _channels(config, now, status)
     _pointers(config, now, status)
     _iocs(config, now, status)
+    status.problems += [str(p) for p in input_problems(config)]
     return status
 
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..config import Config, ConfigError, load_config, read_secret, secret_file_warnings
+from ..correlate.inputs import input_problems
 from ..errors import ExitCode
 
 NEEDS_CONFIG = False
@@ -83,6 +84,10 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
         return int(ExitCode.CONFIG)
     for warning in config.warnings:
         print(f"  warning: {warning}")
+    # Not a problem (exit 0): the collector may start after the agent is
+    # configured; but a missing input means nothing is detected, so say so.
+    for missing in input_problems(config):
+        print(f"  warning: {missing}")
     if args.secrets:
         for text in secret_warnings(config):
             print(f"  warning: {text}")
@@ -98,8 +103,11 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
         for n in ("email", "slack", "mattermost", "teams", "webhook")
         if getattr(config.alerting, n) is not None
     ]
+    corr = config.correlation
+    live = corr.queries_file if corr.live_input == "query_log" else corr.input_dir
     print(
-        f"{args.config}: OK (data_dir {config.data_dir}; MISP servers: {servers}; "
+        f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
+        f"(live_input: {corr.live_input}); MISP servers: {servers}; "
         f"alert channels: {', '.join(channels) or 'none'})"
     )
     return int(ExitCode.OK)

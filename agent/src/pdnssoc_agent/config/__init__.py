@@ -54,6 +54,9 @@ DEFAULT_CONFIG_PATH = Path("/etc/pdnssoc/agent.yml")
 
 T = TypeVar("T")
 
+_QUERY_LOG_KEYS = {"live_input", "queries_file"}
+"""Keys that choose the live input; without them, a given ``input_dir`` is read."""
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; ``problems`` says why, key by key."""
@@ -130,6 +133,11 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if isinstance(data, dict):
         corr = data.get("correlation")
         warnings += deprecated_keys(Correlation, corr, "correlation")
+        if isinstance(corr, dict) and "input_dir" in corr and not corr.keys() & _QUERY_LOG_KEYS:
+            # pdnssoc-cli's file: correlate reads input_dir, as pdnssoc-cli did
+            cfg = dataclasses.replace(
+                cfg, correlation=dataclasses.replace(cfg.correlation, live_input="matches")
+            )
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))

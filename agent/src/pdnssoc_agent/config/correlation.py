@@ -21,7 +21,8 @@ class Correlation:
     rotated since the previous run), so that subdomains of an indicator and
     CNAMEs into one are found; or ``matches`` (``input_dir`` only: the
     collector's exact-name and IP keep filters, cheaper, but blind to
-    subdomains and CNAMEs)."""
+    subdomains and CNAMEs). A file that sets ``input_dir`` but neither this key
+    nor ``queries_file`` (pdnssoc-cli's) gets ``matches``."""
     input_dir: Path = Path("matches")
     output_dir: Path = Path("alerts")
     archive_dir: Path = Path("archive")

@@ -125,11 +125,11 @@ def parse_time(text: str) -> datetime | None:
     t = _FRACTION.sub(r".\1", text.strip())
     try:
         value = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or outside years 1..9999 in UTC
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def rfc3339(value: datetime) -> str:
@@ -235,6 +235,8 @@ class Seen(msgspec.Struct, array_like=True):
     first: str
     last: str
     window_end: int
+    written: int = 0
+    """When (epoch s, the run's clock) this id was last written; 0 in older state files."""
 
 
 class PendingWrite(msgspec.Struct):
@@ -459,6 +461,7 @@ def build_lines(
     out: list[bytes] = []
     size = max(1, int(window.total_seconds()))
     detected = rfc3339(now)
+    written = int(now.timestamp())
     for p in sorted(pending.values(), key=lambda p: (p.first, p.id)):
         prev = seen.get(p.id)
         first, last, count, revision = p.first, p.last, p.count, 1
@@ -468,7 +471,9 @@ def build_lines(
             last = max(last, pl) if pl else last
             count += prev.count
             revision = prev.revision + 1
-        seen[p.id] = Seen(revision, count, rfc3339(first), rfc3339(last), p.window_start + size)
+        seen[p.id] = Seen(
+            revision, count, rfc3339(first), rfc3339(last), p.window_start + size, written
+        )
         how, indicator, value = p.hit
         added = ioc_added.get(indicator)
         misp = _misp(context.get(indicator))
@@ -498,7 +503,31 @@ def build_lines(
     return out
 
 
-def prune_seen(seen: dict[str, Seen], older_than: int) -> None:
-    """Forget alerts whose dedup bucket ended before ``older_than`` (epoch s)."""
-    for key in [k for k, v in seen.items() if v.window_end < older_than]:
+def data_clock(seen: dict[str, Seen], now: datetime, window: timedelta) -> int:
+    """The end of the newest dedup bucket that is not in the future (epoch s).
+
+    The reference for forgetting old buckets: logs read late still fold into
+    their alerts. Buckets beyond ``now`` (plus one window) come from a sensor
+    with a bad clock and are left out, so one of them cannot age the others.
+    """
+    limit = int((now + window).timestamp())
+    ends = [v.window_end for v in seen.values() if v.window_end <= limit]
+    return max(ends) if ends else int(now.timestamp())
+
+
+def prune_seen(seen: dict[str, Seen], older_than: int, *, now: datetime, keep: timedelta) -> None:
+    """Forget alerts not written for ``keep`` whose bucket ended before ``older_than``
+    (epoch s) or lies more than ``keep`` after ``now``.
+
+    An id written within ``keep`` is always kept, whatever its time stamps (a
+    sensor's clock may be years off): forgetting it would restart its
+    revisions at 1, and a consumer ignores a revision it has already seen.
+    """
+    now_s, keep_s = int(now.timestamp()), int(keep.total_seconds())
+    quiet, ahead = now_s - keep_s, now_s + keep_s
+    for key in [
+        k
+        for k, v in seen.items()
+        if v.written < quiet and (v.window_end < older_than or v.window_end > ahead)
+    ]:
         del seen[key]

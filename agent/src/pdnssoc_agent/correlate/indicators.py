@@ -19,10 +19,12 @@ import re
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 from ..iocs.index import read_header
+from ..iocs.lists import DOMAIN_PLACEHOLDER, is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,11 @@ def normalise_domain(value: str) -> str:
 
 
 def read_list(path: Path) -> Iterable[str]:
-    """Non-empty, non-comment lines of a plain list file."""
+    """Non-empty, non-comment lines of a plain list file, without the empty-list placeholder."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             v = line.strip()
-            if v and not v.startswith("#"):
+            if v and not v.startswith("#") and not is_placeholder(v):
                 yield v
 
 
@@ -143,8 +145,8 @@ class Matcher:
         if _PLAIN_NAMES.fullmatch(text) and ".\n" not in text and not text.endswith("."):
             names = text.split("\n")
             self.domains.update(names)
-            if "" in names:
-                self.domains.discard("")  # from blank lines: never a domain
+            self.domains.discard("")  # from blank lines: never a domain
+            self.domains.discard(DOMAIN_PLACEHOLDER)  # what an empty list holds
             return
         for v in read_list(path):
             self.add_domain(v)
@@ -324,8 +326,9 @@ class _IndexDates(msgspec.Struct):
 _dates_decoder = msgspec.json.Decoder(_IndexDates)
 
 
-def index_dates(path: Path) -> dict[str, int]:
-    """value -> ``added`` (epoch s) for every entry of the IOC index, contexts skipped."""
+def index_dates(path: Path, field: Literal["added", "updated"] = "added") -> dict[str, int]:
+    """value -> ``added`` (or ``updated``), epoch s, for every entry of the IOC index,
+    contexts skipped."""
     read_header(path)  # validates the format; raises IndexFormatError
     out: dict[str, int] = {}
     with path.open("rb") as fh:
@@ -337,5 +340,5 @@ def index_dates(path: Path) -> dict[str, int]:
                 e = _dates_decoder.decode(line)
             except msgspec.DecodeError:
                 continue
-            out[e.value] = e.added
+            out[e.value] = e.added if field == "added" else e.updated
     return out

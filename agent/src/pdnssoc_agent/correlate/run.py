@@ -23,6 +23,7 @@ from ..errors import AgentError, ExitCode
 from ..fsutil import atomic_write_text
 from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
+from . import handover
 from .alerts import (
     ALERTS_FILE,
     Aggregator,
@@ -30,6 +31,7 @@ from .alerts import (
     StepState,
     build_lines,
     commit,
+    data_clock,
     event_time,
     from_epoch,
     load_state,
@@ -39,6 +41,7 @@ from .alerts import (
     rfc3339,
 )
 from .indicators import Matcher, index_dates, read_list
+from .inputs import InputProblem, NoInputError, correlate_problems, retro_problems
 from .scan import Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ FP_LEN = 1024
 COMMIT_BYTES = 256 << 20
 """Commit alerts and offsets at least this often (bytes of content read)."""
 FORGET_FILES_AFTER = timedelta(days=7)
+HANDOVER_DONE = "handover_done"
+"""State key: the step has completed a run here, so no predecessor's matches are held back."""
 
 
 @contextlib.contextmanager
@@ -239,12 +244,15 @@ def run_correlate(
     started = time.monotonic()
     given = check_paths(paths)
     with step_lock(corr.state_dir, "correlate"):
-        job = _Correlate(config, sources_from(config, domain_files, ip_files), now or utcnow())
+        job = _Correlate(
+            config, sources_from(config, domain_files, ip_files), now or utcnow(), given=bool(given)
+        )
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         if given:
             files = discover(given)
         else:
+            _warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
         with gc_paused():
             for path in files:
@@ -254,7 +262,21 @@ def run_correlate(
         job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("correlate", job.result)
+    if not given:
+        # looked at again: the collector may have created its log meanwhile
+        _raise_no_input(correlate_problems(config))
     return job.result
+
+
+def _warn(problems: list[InputProblem]) -> None:
+    for p in problems:
+        log.warning("%s", p)
+
+
+def _raise_no_input(problems: list[InputProblem]) -> None:
+    fatal = [p for p in problems if p.no_input]
+    if fatal:
+        raise NoInputError("; ".join(str(p) for p in fatal))
 
 
 def _fill(matcher: Matcher, src: Sources) -> None:
@@ -274,7 +296,7 @@ def _fill(matcher: Matcher, src: Sources) -> None:
 class _Correlate:
     """One correlate run: per-file offsets, alerts committed with them."""
 
-    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
         corr = config.correlation
         self.corr = corr
         self.src = src
@@ -286,6 +308,13 @@ class _Correlate:
         self.state = recover(self.state_path, load_state(self.state_path))
         self.alerts_file = corr.output_dir / ALERTS_FILE
         self.result = RunResult(indicators=self.matcher.indicator_count)
+        # Given PATHs may be the predecessor's old files (a catch-up run): always
+        # filtered; the scheduled runs only until the first one completed.
+        self.predecessor = (
+            None
+            if self.state.extra.get(HANDOVER_DONE) and not given
+            else handover.for_step(config, "correlate", src.index_file)
+        )
 
     def _find_mark(self, head: bytes) -> FileMark | None:
         digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
@@ -328,13 +357,7 @@ class _Correlate:
         agg = Aggregator("live", self.corr.dedup_window)
         where = str(path)
         unparsed: list[int] = []
-
-        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            when = event_time(rec)
-            if when is None:
-                unparsed.append(1)
-                when = self.now
-            agg.add(rec, hits, where, when)
+        on_hit = self._on_hit(agg, where, unparsed)
 
         reader = LineReader(
             path,
@@ -362,6 +385,22 @@ class _Correlate:
         mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
+
+    def _on_hit(self, agg: Aggregator, where: str, unparsed: list[int]) -> OnHit:
+        now, predecessor = self.now, self.predecessor
+
+        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
+            when = event_time(rec)
+            if when is None:
+                unparsed.append(1)
+                when = now
+            if predecessor is not None:
+                hits = predecessor.new(hits, when)
+                if not hits:
+                    return
+            agg.add(rec, hits, where, when)
+
+        return on_hit
 
     def _flush(self, agg: Aggregator, mark: FileMark, offset: int) -> None:
         """Write this file's alerts so far and its new offset, exactly once."""
@@ -391,13 +430,19 @@ class _Correlate:
         """Forget old files and alerts; record a ``live`` run in correlation.last."""
         horizon = int((self.now - FORGET_FILES_AFTER).timestamp())
         self.state.files = [m for m in self.state.files if m.seen >= horizon]
-        # By the data's clock (the newest dedup bucket), not the wall clock, so
-        # that old logs read late still fold into their alerts.
+        # By the data's clock (the newest dedup bucket up to now), not the wall
+        # clock, so that old logs read late still fold into their alerts; and
+        # never an id written within ``keep``, whatever its time stamps.
         alerts = self.state.alerts
         if alerts:
-            newest = max(v.window_end for v in alerts.values())
-            keep = self.corr.dedup_window + timedelta(days=1)
-            prune_seen(alerts, newest - int(keep.total_seconds()))
+            window = self.corr.dedup_window
+            keep = window + timedelta(days=1)
+            newest = data_clock(alerts, self.now, window)
+            prune_seen(alerts, newest - int(keep.total_seconds()), now=self.now, keep=keep)
+        if self.predecessor is not None:
+            self.predecessor.report("correlate")
+        if live:
+            self.state.extra[HANDOVER_DONE] = True
         commit(self.state_path, self.state, self.alerts_file, [])
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)
@@ -456,12 +501,15 @@ def run_retro(
     given = check_paths(paths)
     run_now = now or utcnow()
     with step_lock(corr.state_dir, "retro"):
-        job = _Retro(config, sources_from(config, domain_files, ip_files), run_now)
+        job = _Retro(
+            config, sources_from(config, domain_files, ip_files), run_now, given=bool(given)
+        )
         job.result.load_seconds = time.monotonic() - started
         job.gzip_backend = gzip_backend
         if given:
             files = discover(given)
         else:
+            _warn(retro_problems(config))
             files = discover([corr.archive_dir])
             files += rotated_query_logs(corr.queries_file)
             files += [corr.queries_file] if corr.queries_file.is_file() else []
@@ -475,13 +523,15 @@ def run_retro(
         job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("retro", job.result)
+    if not given:
+        _raise_no_input(retro_problems(config))
     return job.result
 
 
 class _Retro:
     """One retro run: new indicators x archived lines, committed once at the end."""
 
-    def __init__(self, config: Config, src: Sources, now: datetime) -> None:
+    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
         corr = config.correlation
         self.corr = corr
         self.src = src
@@ -519,6 +569,11 @@ class _Retro:
         del domains, nets
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
+        self.predecessor = (
+            None
+            if self.state.extra.get(HANDOVER_DONE) and not given
+            else handover.for_step(config, "retro", src.index_file)
+        )
         log.info(
             "retro: %d of %d indicator(s) are new since %s",
             self.matcher.indicator_count,
@@ -538,6 +593,7 @@ class _Retro:
                 max_line_bytes=self.corr.max_line_bytes,
                 gzip_backend=self.gzip_backend,
                 limit=sizes[i],
+                complete=path != self.corr.queries_file,  # the live log may grow
             )
             on_hit = self._on_hit(str(path))
             try:
@@ -554,7 +610,7 @@ class _Retro:
         progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
 
     def _on_hit(self, where: str) -> OnHit:
-        dates, since, agg = self.dates, self.since, self.agg
+        dates, since, agg, predecessor = self.dates, self.since, self.agg, self.predecessor
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
             when = event_time(rec)
@@ -563,6 +619,8 @@ class _Retro:
             ts = when.timestamp()
             # An indicator known before the answer was live correlate's to find.
             keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
+            if keep and predecessor is not None:
+                keep = predecessor.new(keep, when)
             if keep:
                 agg.add(rec, keep, where, when)
 
@@ -601,7 +659,15 @@ class _Retro:
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
         state.extra["retro_last"] = rfc3339(self.now)
-        prune_seen(state.alerts, int((self.since - corr.dedup_window).timestamp()))
+        state.extra[HANDOVER_DONE] = True
+        if self.predecessor is not None:
+            self.predecessor.report("retro")
+        prune_seen(
+            state.alerts,
+            int((self.since - corr.dedup_window).timestamp()),
+            now=self.now,
+            keep=corr.dedup_window + timedelta(days=1),
+        )
         commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
         if isinstance(old, str) and old != snapshot.name:
             (corr.state_dir / old).unlink(missing_ok=True)

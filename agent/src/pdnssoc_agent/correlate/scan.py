@@ -3,30 +3,47 @@
 
 A chunk of complete lines is decoded in one call into
 :class:`~pdnssoc_agent.dnslog.HotRecord` objects (query name, answer types and
-data only): its newlines become commas and the whole is read as one JSON array,
-which is valid exactly when every line holds one well-formed object, so record
-``i`` is line ``i``. When any line of the chunk cannot be read (or is blank, or
-holds two values, or a value spans two lines), the array is invalid and the
-chunk is decoded again line by line so that only the bad lines are counted and
-skipped. The
-matcher's name and address caches are consulted inline; only a line that
-matches is decoded again in full for its alert.
+data only): its newlines become a separator and the whole is read as one JSON
+array. The separator is ``,S,`` where ``S`` is a random 62-bit number drawn
+when the module is loaded, so no line can hold it. Record ``i`` is line ``i``
+exactly when the array alternates record, ``S``, record, ... with one ``S``
+for every newline: a line holding two values adds an element that is not
+``S``, a value over two lines swallows an ``S`` into itself (where only an
+unknown field can hold it), and both show in that count. Anything else (a
+line that is not JSON, invalid UTF-8, nested too deeply, of the wrong type, a
+blank line) makes the array invalid. Then the chunk is decoded again line by
+line so that only the bad lines are counted and skipped. The count costs
+nothing: the number of newlines follows from the lengths before and after
+the replacement.
+
+The matcher's name and address caches are consulted inline; only a line that
+matches is decoded again in full for its alert. A line that fails that full
+decoding (an alert field of the wrong type) is counted and skipped like any
+other bad line.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from typing import Literal
 
 import msgspec
 
-from ..dnslog import HotRecord, LogRecord, ReadStats, hot_chunk_decoder, hot_decoder, record_decoder
+from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
 from .indicators import MISS, Matcher
 
 # (how, indicator, value)
 Hit = tuple[str, str, str]
 OnHit = Callable[[LogRecord, list[Hit]], None]
 
-_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+_S = secrets.randbits(62) | 1 << 61
+_SEP = b",%d," % _S
+_chunk_decoder: msgspec.json.Decoder[list[HotRecord | int]] = msgspec.json.Decoder(
+    list[HotRecord | Literal[_S]]  # type: ignore[valid-type]
+)
 
 
 def scan_chunk(  # noqa: PLR0917 - the hot path's signature
@@ -36,25 +53,45 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
 
     ``start`` is the offset of ``data`` in the file's content, for the log.
     """
+    # data ends with a newline: "[" line SEP line ... SEP line "]"
+    joined = b"".join((b"[", data[:-1].replace(b"\n", _SEP), b"]"))
+    separators = (len(joined) - len(data) - 1) // (len(_SEP) - 1)
     try:
-        # data ends with a newline: "[" line "," line ... line "]"
-        records = hot_chunk_decoder.decode(b"".join((b"[", data[:-1].replace(b"\n", b","), b"]")))
+        items = _chunk_decoder.decode(joined)
     except _ERRORS:
+        items = None
+    if items is None or len(items) != 2 * separators + 1 or items[1::2].count(_S) != separators:
         # a bad line, a blank one, two values on one line, a value over two lines
         _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
         return
+    records: list[HotRecord] = items[::2]  # type: ignore[assignment]
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
     if found:
         lines = data.split(b"\n")
         for i, hits in found:
-            on_hit(record_decoder.decode(lines[i]), hits)
+            try:
+                rec = record_decoder.decode(lines[i])
+            except _ERRORS as exc:
+                at = start + sum(len(line) + 1 for line in lines[:i])
+                stats.note(_kind(exc), f"{where}: byte {at}")
+                continue
+            on_hit(rec, hits)
+
+
+def _kind(exc: BaseException) -> str:
+    """The :class:`ReadStats` counter for a line that failed to decode with ``exc``."""
+    if isinstance(exc, msgspec.ValidationError):
+        return "wrong_type"  # JSON, but a field has the wrong type (or is out of range)
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_utf8"
+    return "malformed"  # not JSON, cut off, or nested too deeply (RecursionError)
 
 
 def _scan_slow(  # noqa: PLR0917
     data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int
 ) -> None:
-    good: list[bytes] = []
+    good: list[tuple[bytes, int]] = []
     records: list[HotRecord] = []
     pos = start
     for line in data.split(b"\n"):
@@ -65,18 +102,18 @@ def _scan_slow(  # noqa: PLR0917
         stats.lines += 1
         try:
             records.append(hot_decoder.decode(line))
-        except msgspec.ValidationError:
-            stats.note("wrong_type", f"{where} {at}")
+        except _ERRORS as exc:
+            stats.note(_kind(exc), f"{where} {at}")
             continue
-        except msgspec.DecodeError:
-            stats.note("malformed", f"{where} {at}")
-            continue
-        except UnicodeDecodeError:
-            stats.note("invalid_utf8", f"{where} {at}")
-            continue
-        good.append(line)
+        good.append((line, at))
     for i, hits in _match(records, matcher, stats, where.removesuffix(": byte")):
-        on_hit(record_decoder.decode(good[i]), hits)
+        line, at = good[i]
+        try:
+            rec = record_decoder.decode(line)
+        except _ERRORS as exc:
+            stats.note(_kind(exc), f"{where} {at}")
+            continue
+        on_hit(rec, hits)
 
 
 def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)

@@ -23,7 +23,11 @@ never match:
   then a 32-bit address and never equals a 128-bit set member. The normaliser
   turns mapped indicators into IPv4, so a real indicator never looks like it.
 
-Readers of the list files (correlation) skip both with :func:`is_placeholder`.
+Every reader of the list files skips both with :func:`is_placeholder`:
+correlation (``correlate.indicators.read_list`` and ``Matcher.add_domain_file``),
+fetch-iocs (:func:`read_values`) and ``status`` (:func:`count_values`). The
+dnscollector role seeds missing lists with the same two values (its
+``vars/main.yml``; a test checks that they agree).
 """
 
 from __future__ import annotations
@@ -59,6 +63,22 @@ def read_values(path: Path) -> list[str] | None:
     except FileNotFoundError:
         return None
     return [line for line in text.splitlines() if line and not is_placeholder(line)]
+
+
+def count_values(path: Path) -> int | None:
+    """How many values a list file holds (placeholder excluded); None when it does not exist."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        first = fh.readline().strip()
+        count = 1 if first and not is_placeholder(first.decode("utf-8", "replace")) else 0
+        last = b"\n"
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+        return count + (last != b"\n")  # a last value without its newline
 
 
 def replace_if_changed(path: Path, content: bytes, mode: int = 0o640) -> bool:

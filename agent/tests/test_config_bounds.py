@@ -184,6 +184,7 @@ def test_the_largest_accepted_values_run(tmp_path: Path) -> None:
     cfg.correlation.malicious_domains_file.parent.mkdir(parents=True)
     cfg.correlation.malicious_domains_file.write_text("evil.example\n")
     cfg.correlation.malicious_ips_file.write_text("192.0.2.1\n")
+    cfg.correlation.queries_file.write_text("")  # the collector's query log, empty so far
     sched = Scheduler(cfg, None, select_steps(["correlate", "retro", "alert"]))
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     assert sched.run_due(now) == {"correlate": "ok", "retro": "ok", "alert": "ok"}

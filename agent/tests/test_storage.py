@@ -81,6 +81,8 @@ def test_status_reads_a_read_only_state_directory(tmp_path: Path, small_fs: Path
             )
         )
         cfg = load_config(cfg_path)
+        cfg.correlation.queries_file.write_text("")  # the collector's query log, empty so far
+        cfg.correlation.archive_dir.mkdir()  # as the dnscollector role creates it
         append_alerts(alerts_file(cfg), alert_line())
         assert deliver(cfg).failed  # one alert pending on a failing channel
     finally:

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Build the lab's base image localhost/pdnssoc-lab-debian:bookworm: Debian 12
 # (debootstrap minbase) with systemd as init, python3 for Ansible and the few
-# packages every role test needs. Cached: rebuilt only when the image is
+# packages every role test needs, and sshd (Ansible connects over SSH). Cached: rebuilt only when the image is
 # missing or the recipe hash (this script + mirror) differs from the
 # pdnssoc.recipe label of the existing image. FORCE=1 rebuilds anyway.
 set -euo pipefail
@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${LAB_IMAGE:-localhost/pdnssoc-lab-debian:bookworm}
 SUITE=bookworm
-PACKAGES=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,ca-certificates,procps,iproute2
+# openssh-server: Ansible reaches lab hosts over SSH (lab/ssh-proxy), as real ones.
+PACKAGES=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,ca-certificates,procps,iproute2,openssh-server
 
 MIRROR=$(lab/mirror.sh)
 SECURITY_MIRROR=${MIRROR%/debian}/debian-security

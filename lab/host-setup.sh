@@ -6,7 +6,8 @@
 #     default ulimits no higher than this host's hard limits (podman's defaults need
 #     CAP_SYS_RESOURCE, which CI hosts lack), and the netavark network backend
 #     (aardvark-dns answers containers' lookups of each other's names);
-#  3. the lab's base image (lab/build-image.sh, cached);
+#  3. the lab's SSH key (.cache/lab-ssh; Ansible reaches lab hosts over SSH through
+#     lab/ssh-proxy) and its base image (lab/build-image.sh, cached);
 #  4. lab/host-check.sh: every capability the lab relies on, each failing in seconds
 #     with its cause and fix.
 set -euo pipefail
@@ -55,6 +56,14 @@ else
   chmod 0644 "$tmp"
   mv -f "$tmp" "$conf"
   echo "host-setup: wrote $conf (nofile=$nofile nproc=$nproc runtime=runc network=netavark)"
+fi
+
+# The key Ansible logs in to lab hosts with (lab/ssh-proxy); lab only.
+key=.cache/lab-ssh/id_ed25519
+if [ ! -f "$key" ]; then
+  mkdir -p "$(dirname "$key")" && chmod 0700 "$(dirname "$key")"
+  ssh-keygen -q -t ed25519 -N '' -C pdnssoc-lab -f "$key"
+  echo "host-setup: wrote the lab's SSH key $key"
 fi
 
 lab/build-image.sh

@@ -45,8 +45,7 @@ GOAL_MB = 400.0
 
 def serve(n: int, url_file: Path) -> None:
     """Child: run the MISP stand-in with ``n`` synthetic attributes until killed."""
-    sys.path.insert(0, str(ROOT / "lab"))
-    from misp_standin import MispStandin  # noqa: PLC0415 (lab code, only in this child)
+    from misp_standin import MispStandin  # noqa: PLC0415 (the lab package, only in this child)
 
     standin = MispStandin(api_keys={KEY: "BENCH"}, events=[], warninglists_dir=None)
     standin.add_synthetic(n, seed=0)

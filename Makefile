@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab molecule
 
-.PHONY: help deps venv syntax lint test test-agent test-roles lab-host collector bench clean purge demo demo-down test-e2e
+.PHONY: help deps venv syntax lint test test-agent test-lab test-roles lab-host collector bench clean purge demo demo-down test-e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,11 +24,12 @@ $(CACHE)/apt.stamp: apt-packages.txt scripts/apt-install
 	scripts/apt-install apt-packages.txt
 	mkdir -p $(CACHE) && touch $@
 
-venv: $(VENV)/.stamp ## create .venv with the pinned tool chain and the agent
-$(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml | $(CACHE)/apt.stamp
+venv: $(VENV)/.stamp ## create .venv with the pinned tool chain, the agent and the lab package
+$(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml lab/pyproject.toml | $(CACHE)/apt.stamp
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
 	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q --no-deps -e agent
+	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q --no-deps -e lab
 	touch $@
 
 syntax: venv ## ansible-playbook --syntax-check of every playbook against every inventory
@@ -40,6 +41,7 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	ruff check $(PYTHON_SOURCES)
 	ruff format --check $(PYTHON_SOURCES)
 	cd agent && mypy src  # strict, as agent/pyproject.toml says
+	cd lab && mypy src  # strict, as lab/pyproject.toml says
 	yamllint -s .
 	ansible-lint
 	shellcheck lab/*.sh lab/run-molecule scripts/apt-install scripts/purge
@@ -48,6 +50,9 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 
 test-agent: venv ## the agent's test suite
 	cd agent && pytest
+
+test-lab: venv ## the lab package's tests (the MISP stand-in, driven by the real PyMISP)
+	cd lab && pytest
 
 lab-host: deps ## podman set-up, the lab base image, and a check of every capability the lab needs (as root)
 	lab/host-setup.sh
@@ -58,7 +63,7 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-test: lint test-agent test-roles test-e2e ## everything CI runs
+test: lint test-agent test-lab test-roles test-e2e ## everything CI runs
 
 test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default
@@ -76,4 +81,4 @@ purge: ## take away all that demo and test installed (packages, podman storage, 
 	scripts/purge
 
 clean: ## remove the virtual environment and caches (not the lab)
-	rm -rf $(VENV) $(CACHE) agent/build agent/src/*.egg-info
+	rm -rf $(VENV) $(CACHE) agent/build agent/src/*.egg-info lab/build lab/src/*.egg-info

@@ -149,7 +149,7 @@ def main() -> int:
             (tmp / d).mkdir()
         (tmp / "events" / "storm.json").write_text(json.dumps(event()))
         smtp_port, hook_port, misp_port = free_port(), free_port(), free_port()
-        env = {**os.environ, "MISP_STANDIN_API_KEY": KEY, "PYTHONPATH": str(LAB)}
+        env = {**os.environ, "MISP_STANDIN_API_KEY": KEY}
         procs = {
             "mail sink": (
                 smtp_port,

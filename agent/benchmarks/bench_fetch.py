@@ -45,8 +45,7 @@ GOAL_MB = 400.0
 
 def serve(n: int, url_file: Path) -> None:
     """Child: run the MISP stand-in with ``n`` synthetic attributes until killed."""
-    sys.path.insert(0, str(ROOT / "lab"))
-    from misp_standin import MispStandin  # noqa: PLC0415 (lab code, only in this child)
+    from misp_standin import MispStandin  # noqa: PLC0415 (the lab package, only in this child)
 
     standin = MispStandin(api_keys={KEY: "BENCH"}, events=[], warninglists_dir=None)
     standin.add_synthetic(n, seed=0)
@@ -66,8 +65,11 @@ def worker(url: str, data_dir: Path, page_size: int, decoder: str) -> None:
     """Child: one fetch-iocs run; prints a JSON line of figures."""
     import logging  # noqa: PLC0415
 
-    from pdnssoc_agent.config import parse_config  # noqa: PLC0415
-    from pdnssoc_agent.iocs.fetch import fetch_iocs  # noqa: PLC0415
+    from pdnssoc_agent.config import Secret, parse_config  # noqa: PLC0415
+    from pdnssoc_agent.iocs.configured import sources_from_config  # noqa: PLC0415
+    from pdnssoc_agent.iocs.fetch import FetchOptions, fetch_iocs  # noqa: PLC0415
+
+    from .pymisp_decoding import PyMispDecodedSource  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING, format="    %(levelname)s %(name)s: %(message)s")
     config = parse_config(
@@ -86,8 +88,12 @@ def worker(url: str, data_dir: Path, page_size: int, decoder: str) -> None:
             "fetch_iocs": {"reload_collector": False},
         }
     )
+    if decoder == "pymisp":
+        sources = [PyMispDecodedSource(config.misp_servers[0], Secret(KEY))]
+    else:
+        sources = sources_from_config(config)
     started = time.perf_counter()
-    result = fetch_iocs(config, reload=False, decoder=decoder)  # type: ignore[arg-type]
+    result = fetch_iocs(config, sources, FetchOptions(reload=False))
     seconds = time.perf_counter() - started
     (report,) = result.servers
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,21 +1,30 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared test fixtures.
 
-The lab tooling (``lab/``, e.g. the MISP stand-in) is importable from tests.
+The MISP stand-in comes from the lab package (``lab/``), installed into the
+environment as any other dependency (``make venv`` installs it editable).
 Reference data from outside the project is found through ``$PDNSSOC_SHARED``
 (default: ``../shared`` beside the checkout); tests needing it skip without it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "lab"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop at once, saying what to do, when the lab package is not installed."""
+    if importlib.util.find_spec("misp_standin") is None:
+        raise pytest.UsageError(
+            "the agent's tests need the MISP stand-in of the lab package: "
+            "pip install --no-deps -e lab (make venv does)"
+        )
 
 
 def shared_path() -> Path:

@@ -28,7 +28,8 @@ from misp_standin import MispStandin
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.iocs import lists
-from pdnssoc_agent.iocs.fetch import FetchConfigError, fetch_iocs
+from pdnssoc_agent.iocs.configured import sources_from_config
+from pdnssoc_agent.iocs.fetch import FetchConfigError, FetchOptions, fetch_iocs
 from pdnssoc_agent.iocs.index import iter_index, read_header
 from pdnssoc_agent.reload import Outcome
 
@@ -470,10 +471,10 @@ def test_added_carried_over_between_runs(standin: MispStandin, tmp_path: Path) -
     standin.add_event(event("one", [attr("domain", "first.example")]))
     cfg = make_config(tmp_path, [server(standin)])
     t1 = time.time() - 7200
-    fetch_iocs(cfg, now=t1)
+    fetch_iocs(cfg, options=FetchOptions(now=t1))
     standin.add_event(event("two", [attr("domain", "second.example")]))
     t2 = time.time()
-    fetch_iocs(cfg, now=t2)
+    fetch_iocs(cfg, options=FetchOptions(now=t2))
     idx = index(cfg)
     assert idx["first.example"].added == int(t1)
     assert idx["second.example"].added == int(t2)
@@ -552,12 +553,12 @@ def test_only_one_server_selected(two: tuple[MispStandin, MispStandin], tmp_path
     a.add_event(event("A2", [attr("domain", "a2.example")]))
     b.add_event(event("B2", [attr("domain", "b2.example")]))
     b.requests.clear()
-    result = fetch_iocs(cfg, only=["misp-a"])
+    result = fetch_iocs(cfg, sources_from_config(cfg, only=["misp-a"]))
     assert result.exit_code is ExitCode.OK
     assert domains(cfg) == ["a.example", "a2.example", "b.example"]
     assert b.requests == []
     with pytest.raises(FetchConfigError, match="--server nope: no such server"):
-        fetch_iocs(cfg, only=["nope"])
+        sources_from_config(cfg, only=["nope"])
 
 
 def test_all_servers_failing_writes_nothing(
@@ -832,7 +833,7 @@ def test_collector_reloaded_only_when_lists_change(standin: MispStandin, tmp_pat
         assert result.written and not result.lists_changed and result.reload is None
         # A change but --no-reload.
         standin.add_event(event("e2", [attr("domain", "hup2.example")]))
-        result = fetch_iocs(cfg, reload=False)
+        result = fetch_iocs(cfg, options=FetchOptions(reload=False))
         assert result.lists_changed and result.reload is None
         # Another change: signalled.
         standin.add_event(event("e3", [attr("ip-dst", "198.51.100.3")]))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import Config
-from ..iocs.fetch import fetch_iocs
+from ..iocs.configured import sources_from_config
+from ..iocs.fetch import FetchOptions, fetch_iocs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    result = fetch_iocs(config, only=args.server, reload=not args.no_reload)
+    sources = sources_from_config(config, only=args.server)
+    result = fetch_iocs(config, sources, FetchOptions(reload=not args.no_reload))
     for report in result.failed:
         print(f"fetch-iocs: {report.label} ({report.url}) FAILED: {report.error}")
     if result.written:

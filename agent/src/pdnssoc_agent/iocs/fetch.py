@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""fetch-iocs: MISP servers -> IOC index + the collector's list files -> SIGHUP.
+"""fetch-iocs: indicator sources -> IOC index + the collector's list files -> SIGHUP.
 
-For each selected server, attributes of the configured types are fetched
-page by page (one restSearch for the generic age limit, one more per tag
-period longer than it), filtered (IDS flag, age by tag period), normalised
-and validated. Servers are merged: a value from two servers is one line in
-the lists and carries both contexts in the index.
+Sources come in through :class:`~pdnssoc_agent.iocs.source.IndicatorSource`
+(MISP servers are one kind, :mod:`pdnssoc_agent.iocs.misp`). From each,
+attributes of the configured types are fetched page by page (one query for
+the generic age limit, one more per tag period longer than it), filtered
+(IDS flag, age by tag period), normalised and validated, here, the same for
+every kind of source. Sources are merged: a value from two sources is one
+line in the lists and carries both contexts in the index.
 
-Failure keeps the last good state. A server that fails (or that was not
-selected with ``--server``) keeps the indicators it had in the previous
-index; when its share cannot be known (no readable previous index) nothing
-is written at all. When every selected server fails, nothing is written.
+Failure keeps the last good state. A source that fails (or a configured one
+that was not selected with ``--server``) keeps the indicators it had in the
+previous index; when its share cannot be known (no readable previous index)
+nothing is written at all. When every selected source fails, nothing is
+written.
 Files are written index first, then lists (so a listed value always has its
 context), each atomically; the collector is told to reload only when a list
 file actually changed.
@@ -30,12 +33,12 @@ from pathlib import Path
 
 import msgspec
 
-from ..config import Config, MispServer, Secret, read_secret
-from ..errors import AgentError, ExitCode
+from ..config import Config
+from ..errors import ExitCode
 from ..reload import ReloadResult, reload_collector
-from ..sanitize import printable, redact
 from ..state import step_lock
 from . import lists
+from .configured import configured, sources_from_config
 from .index import (
     FORMAT,
     VERSION,
@@ -47,8 +50,10 @@ from .index import (
     read_header,
     write_index,
 )
-from .misp import Decoder, MispAttribute, MispError, MispSource
 from .normalize import Normalizer, Rejection
+from .source import Attribute, FetchConfigError, IndicatorSource, Query, SourceError
+
+__all__ = ["FetchConfigError", "FetchOptions", "FetchResult", "ServerReport", "fetch_iocs"]
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +61,27 @@ LOG_REJECTIONS_PER_REASON = 20
 """Rejections logged one by one per server and reason; the rest are counted (and at DEBUG)."""
 
 
-class FetchConfigError(AgentError):
-    """A selected server cannot be used as configured (secret unreadable, unknown name)."""
+@dataclass(frozen=True)
+class FetchOptions:
+    """How one fetch-iocs run behaves (the sources are given beside it)."""
 
-    exit_code = ExitCode.CONFIG
+    reload: bool = True
+    """Tell the collector to reload when a list file changed."""
+    now: float | None = None
+    """The time age limits count back from and new values are stamped with; None: the clock."""
+    progress_interval: float = 5.0
+    """Seconds between progress lines while a source pages."""
 
 
 @dataclass
 class ServerReport:
-    """What one server gave (or why it gave nothing)."""
+    """What one source gave (or why it gave nothing)."""
 
     label: str
     url: str
     selected: bool = True
     seen: int = 0
-    """Attributes returned by MISP (each attribute once)."""
+    """Attributes the source returned (each attribute once)."""
     kept: int = 0
     """Attributes that gave at least one indicator."""
     not_to_ids: int = 0
@@ -80,7 +91,7 @@ class ServerReport:
     values: int = 0
     """Distinct indicator values this server contributed."""
     carried: int = 0
-    """Values kept from the previous index because this server failed or was skipped."""
+    """Values kept from the previous index because this source failed or was skipped."""
     seconds: float = 0.0
     error: str | None = None
 
@@ -128,7 +139,7 @@ class _Rejections:
     def __init__(self, report: ServerReport) -> None:
         self.report = report
 
-    def __call__(self, rej: Rejection, attr: MispAttribute) -> None:
+    def __call__(self, rej: Rejection, attr: Attribute) -> None:
         counter = self.report.rejected
         counter[rej.reason] += 1
         first = counter[rej.reason] <= LOG_REJECTIONS_PER_REASON
@@ -153,27 +164,13 @@ class _Rejections:
             )
 
 
-def _select(config: Config, only: Sequence[str] | None) -> list[MispServer]:
-    if not config.misp_servers:
-        raise FetchConfigError("misp_servers is empty: there is no MISP to fetch indicators from")
-    if not only:
-        return list(config.misp_servers)
-    labels = {s.label: s for s in config.misp_servers}
-    unknown = [n for n in only if n not in labels]
-    if unknown:
-        raise FetchConfigError(
-            f"--server {', '.join(unknown)}: no such server (configured: {', '.join(labels)})"
-        )
-    return [labels[n] for n in dict.fromkeys(only)]
-
-
-class _ServerFetch:
-    """Fetches one server into its own entries (merged only if the whole server succeeds)."""
+class _SourceFetch:
+    """Fetches one source into its own entries (merged only if the whole source succeeds)."""
 
     def __init__(
         self,
         *,
-        source: MispSource,
+        source: IndicatorSource,
         config: Config,
         normalizer: Normalizer,
         now: float,
@@ -181,7 +178,6 @@ class _ServerFetch:
         progress_interval: float,
     ) -> None:
         self.source = source
-        self.server = source.server
         self.fetch = config.fetch_iocs
         self.normalizer = normalizer
         self.now = now
@@ -192,7 +188,7 @@ class _ServerFetch:
         self._tags: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._shared: dict[str, str] = {}
         self._reject = _Rejections(report)
-        periods = self.server.periods
+        periods = source.periods
         self.generic: timedelta = periods.generic.delta
         self.tag_limits: dict[str, float] = {}
         for tp in periods.tags:
@@ -200,21 +196,23 @@ class _ServerFetch:
                 self.tag_limits[name.lower()] = tp.delta.total_seconds()
 
     def run(self) -> None:
-        queries: list[tuple[list[str] | None, timedelta]] = [(None, self.generic)]
+        queries: list[tuple[tuple[str, ...] | None, timedelta]] = [(None, self.generic)]
         queries += [
-            (tp.names, tp.delta) for tp in self.server.periods.tags if tp.delta > self.generic
+            (tuple(tp.names), tp.delta)
+            for tp in self.source.periods.tags
+            if tp.delta > self.generic
         ]
         seen_uuids: set[str] | None = set() if len(queries) > 1 else None
         last_progress = time.monotonic()
         for names, delta in queries:
             since = int(self.now - delta.total_seconds())
             pages = self.source.pages(
-                types=list(self.fetch.types),
-                to_ids=self.fetch.to_ids_only,
-                since=since,
-                tags=names,
-                page_size=self.server.page_size,
-                extra=self.server.args,
+                Query(
+                    types=tuple(self.fetch.types),
+                    to_ids=self.fetch.to_ids_only,
+                    since=since,
+                    tags=names,
+                )
             )
             for page_no, page in enumerate(pages, start=1):
                 for attr in page:
@@ -235,14 +233,14 @@ class _ServerFetch:
                     )
         self.report.values = len(self.entries)
 
-    def _tags_of(self, attr: MispAttribute) -> tuple[str, ...]:
+    def _tags_of(self, attr: Attribute) -> tuple[str, ...]:
         names = [t.name for t in attr.Tag if t.name]
         if attr.Event is not None and attr.Event.Tag:
             names += [t.name for t in attr.Event.Tag if t.name]
         key = tuple(dict.fromkeys(names))
         return self._tags.setdefault(key, key)
 
-    def _attribute(self, attr: MispAttribute) -> None:
+    def _attribute(self, attr: Attribute) -> None:
         report = self.report
         report.seen += 1
         if self.fetch.to_ids_only and not attr.to_ids:
@@ -281,20 +279,16 @@ class _ServerFetch:
         if kept:
             report.kept += 1
 
-    def _context(self, attr: MispAttribute, tags: tuple[str, ...]) -> IocContext:
+    def _context(self, attr: Attribute, tags: tuple[str, ...]) -> IocContext:
         ev = attr.Event
         event_id = str(attr.event_id or (ev.id if ev is not None else ""))
         cached = self._events.get(event_id)
         if cached is None:
+            url = self.source.event_url(event_id)
             if ev is not None:
-                cached = (
-                    ev.uuid,
-                    ev.info,
-                    f"{self.server.base_url}/events/view/{event_id}",
-                    self.source.org_name(ev),
-                )
+                cached = (ev.uuid, ev.info, url, self.source.org_name(ev))
             else:
-                cached = ("", "", f"{self.server.base_url}/events/view/{event_id}", "")
+                cached = ("", "", url, "")
             self._events[event_id] = cached
         uuid, info, url, org = cached
         # Short comments repeat across attributes ("C2", "phishing"): share them.
@@ -400,33 +394,23 @@ def _carry_added(index_path: Path, entries: dict[str, IndicatorEntry]) -> bool:
 
 def fetch_iocs(
     config: Config,
-    *,
-    only: Sequence[str] | None = None,
-    reload: bool = True,
-    now: float | None = None,
-    decoder: Decoder = "msgspec",
-    progress_interval: float = 5.0,
+    sources: Sequence[IndicatorSource] | None = None,
+    options: FetchOptions | None = None,
 ) -> FetchResult:
-    """Run fetch-iocs; the result says what was written and which servers failed."""
-    selected = _select(config, only)
-    selected_labels = {s.label for s in selected}
-    keys: dict[str, Secret] = {}
-    for i, server in enumerate(config.misp_servers):
-        if server.label not in selected_labels:
-            continue
-        try:
-            keys[server.label] = read_secret(
-                f"misp_servers[{i}] ({server.label}) api key",
-                server.api_key,
-                config.path(server.api_key_file) if server.api_key_file else None,
-                server.api_key_env,
-            )
-        except ValueError as exc:
-            raise FetchConfigError(str(exc)) from None
-    # PyMISP logs request headers (the API key) at DEBUG: never let it.
-    pymisp_log = logging.getLogger("pymisp")
-    if pymisp_log.getEffectiveLevel() < logging.INFO:
-        pymisp_log.setLevel(logging.INFO)
+    """Run fetch-iocs over ``sources``; the result says what was written and which failed.
+
+    ``sources`` are the ones to fetch this time (default: every configured
+    source). A configured source not among them keeps its previous indicators.
+    """
+    options = options or FetchOptions()
+    if sources is None:
+        sources = sources_from_config(config)
+    if not sources:
+        raise FetchConfigError("no indicator source to fetch from")
+    labels = [s.label for s in sources]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise FetchConfigError(f"two sources share the name {', '.join(twice)}")
 
     corr = config.correlation
     # Hundreds of thousands of long-lived containers, no cycles among them: the
@@ -436,48 +420,29 @@ def fetch_iocs(
     gc.disable()
     try:
         with step_lock(config.path(corr.state_dir), "fetch-iocs"):
-            return _run(
-                config,
-                selected,
-                keys,
-                reload=reload,
-                now=now,
-                decoder=decoder,
-                progress_interval=progress_interval,
-            )
+            return _run(config, sources, options)
     finally:
         if gc_enabled:
             gc.enable()
 
 
-def _run(
-    config: Config,
-    selected: list[MispServer],
-    keys: dict[str, Secret],
-    *,
-    reload: bool,
-    now: float | None,
-    decoder: Decoder,
-    progress_interval: float,
-) -> FetchResult:
-    now = time.time() if now is None else now
+def _run(config: Config, sources: Sequence[IndicatorSource], options: FetchOptions) -> FetchResult:
+    now = time.time() if options.now is None else options.now
+    known = configured(config) | {s.label: s.url for s in sources}
+    selected = {s.label for s in sources}
     reports = {
-        s.label: ServerReport(s.label, s.base_url, selected=s in selected)
-        for s in config.misp_servers
+        label: ServerReport(label, url, selected=label in selected) for label, url in known.items()
     }
     result = FetchResult(servers=list(reports.values()))
     entries = _fetch_all(
-        config,
-        selected,
-        keys,
-        reports=reports,
-        now=now,
-        decoder=decoder,
-        progress_interval=progress_interval,
+        config, sources, reports=reports, now=now, progress_interval=options.progress_interval
     )
     if entries is None:
-        log.error("every selected MISP server failed: previous lists and index left as they were")
-    elif _write(config, entries, reports=reports, result=result, now=now) and reload:
+        log.error("every selected source failed: previous lists and index left as they were")
+    elif (
+        _write(config, entries, known=known, reports=reports, result=result, now=now)
+        and options.reload
+    ):
         fetch_cfg = config.fetch_iocs
         result.reload = reload_collector(
             config.path(fetch_cfg.collector_pid_file) if fetch_cfg.reload_collector else None,
@@ -490,31 +455,23 @@ def _run(
 
 def _fetch_all(
     config: Config,
-    selected: list[MispServer],
-    keys: dict[str, Secret],
+    sources: Sequence[IndicatorSource],
     *,
     reports: dict[str, ServerReport],
     now: float,
-    decoder: Decoder,
     progress_interval: float,
 ) -> dict[str, IndicatorEntry] | None:
-    """Every selected server's indicators merged; None when all of them failed."""
+    """Every source's indicators merged; None when all of them failed."""
     fetch_cfg = config.fetch_iocs
     normalizer = Normalizer(
         max_prefix_v4=fetch_cfg.max_prefix_v4, max_prefix_v6=fetch_cfg.max_prefix_v6
     )
     entries: dict[str, IndicatorEntry] = {}
     any_ok = False
-    for server in selected:
-        report = reports[server.label]
+    for source in sources:
+        report = reports[source.label]
         started = time.monotonic()
-        ca_file = config.path(server.ca_file) if server.ca_file else None
-        if not server.verify_ssl:
-            log.warning("%s: TLS certificate verification is disabled", server.label)
-        if server.debug:
-            log.info("%s: 'debug' is ignored (it would log the API key)", server.label)
-        source = MispSource(server, keys[server.label], ca_file=ca_file, decoder=decoder)
-        job = _ServerFetch(
+        job = _SourceFetch(
             source=source,
             config=config,
             normalizer=normalizer,
@@ -522,20 +479,18 @@ def _fetch_all(
             report=report,
             progress_interval=progress_interval,
         )
-        log.info("%s: fetching from %s", server.label, server.base_url)
+        log.info("%s: fetching from %s", source.label, source.url)
         try:
             job.run()
-        except MispError as exc:
+        except SourceError as exc:
             report.error = exc.reason
             log.error("%s", exc)  # noqa: TRY400 (one clear line, no traceback)
-        except Exception as exc:  # one server's failure must not cost the others
+        except Exception as exc:  # one source's failure must not cost the others
             # Whatever went wrong (a bug, an answer no check foresaw), this
-            # server keeps its previous indicators and the others are written.
-            report.error = printable(
-                redact(f"internal error: {type(exc).__name__}: {exc}", keys[server.label]), 300
-            )
-            log.error("%s (%s): %s", server.label, server.base_url, report.error)  # noqa: TRY400
-            log.debug("%s: traceback", server.label, exc_info=True)
+            # source keeps its previous indicators and the others are written.
+            report.error = source.clean(f"internal error: {type(exc).__name__}: {exc}")
+            log.error("%s (%s): %s", source.label, source.url, report.error)  # noqa: TRY400
+            log.debug("%s: traceback", source.label, exc_info=True)
         else:
             any_ok = True
             _merge(entries, job.entries)
@@ -548,6 +503,7 @@ def _write(
     config: Config,
     entries: dict[str, IndicatorEntry],
     *,
+    known: dict[str, str],
     reports: dict[str, ServerReport],
     result: FetchResult,
     now: float,
@@ -579,7 +535,7 @@ def _write(
         format=FORMAT,
         version=VERSION,
         generated=added_now,
-        servers={s.label: s.base_url for s in config.misp_servers},
+        servers=known,
     )
     write_index(corr.ioc_index_file, header, entries.values())
     changed_d = lists.replace_if_changed(

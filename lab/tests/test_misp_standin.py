@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The MISP stand-in (lab/misp_standin), driven by the real PyMISP over real sockets.
+"""The MISP stand-in (lab/src/misp_standin), driven by the real PyMISP over real sockets.
 
 Every response PyMISP receives in these tests is checked against MISP's own
 OpenAPI description (``$PDNSSOC_SHARED/reference/misp/openapi.yaml``) when the
@@ -22,7 +22,7 @@ import pytest
 import requests
 import trustme
 import yaml
-from conftest import REPO_ROOT, shared_path
+from conftest import shared_path
 from pymisp import MISPSighting, PyMISP, PyMISPError
 from pymisp.exceptions import MISPServerError, PyMISPUnexpectedResponse
 
@@ -762,11 +762,10 @@ def test_command_line_serves_with_keys_from_a_file(tmp_path: Path) -> None:
     events_dir = tmp_path / "events"
     events_dir.mkdir()
     (events_dir / "one.json").write_text(json.dumps(event("cli", [attribute("cli.example")])))
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "lab")}
     process = subprocess.Popen(
         [sys.executable, "-m", "misp_standin", "--listen", "127.0.0.1:0", "--api-key-file",
          str(keys), "--events-dir", str(events_dir), "--synthetic", "1000", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -789,7 +788,6 @@ def test_command_line_serves_with_keys_from_a_file(tmp_path: Path) -> None:
 
 def test_command_line_refuses_bad_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MISP_STANDIN_API_KEY"}
-    env["PYTHONPATH"] = str(REPO_ROOT / "lab")
     short = tmp_path / "short"
     short.write_text("abc\n")
     for extra, message in (

@@ -12,7 +12,7 @@ from test_correlate_support import dns_line, read_alerts, write_lists
 from pdnssoc_agent.alerts import deliver
 from pdnssoc_agent.config import parse_config
 from pdnssoc_agent.correlate import run_correlate
-from pdnssoc_agent.correlate.alerts import LINE_BUDGET, MAX_MISP
+from pdnssoc_agent.correlate.output import LINE_BUDGET, MAX_MISP
 from pdnssoc_agent.iocs.index import (
     FORMAT,
     VERSION,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from .model import Alert
+from ..alertfile import Alert
 
 Record = Callable[[Sequence[Alert]], None]
 """Called by a sink right after a channel accepted a message carrying these alerts."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..correlate import run_correlate
-from ..correlate.alerts import StateError
+from ..correlate.output import StateError
 from ..dnslog import GZIP_BACKENDS
 from ..errors import AgentError, ExitCode
 

@@ -8,7 +8,7 @@ import sys
 
 from ..config import Config
 from ..correlate import run_retro
-from ..correlate.alerts import StateError
+from ..correlate.output import StateError
 from ..errors import AgentError, ExitCode
 from .correlate import add_common
 

@@ -19,7 +19,8 @@ from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
 from .correlate.inputs import input_problems
-from .iocs.index import IndexFormatError, read_header
+from .errors import IndexFormatError, StateError
+from .iocs.index import read_header
 from .iocs.lists import count_values
 from .scheduler import STEPS, read_steps, state_path
 from .state import read_pointer, utcnow
@@ -87,7 +88,7 @@ def _parse(text: Any) -> datetime | None:
 def _steps(config: Config, now: datetime, status: Status) -> None:
     try:
         records = read_steps(state_path(config))
-    except ValueError as exc:
+    except StateError as exc:
         status.problems.append(str(exc))
         records = {}
     for step in STEPS:
@@ -169,7 +170,7 @@ def _pointers(config: Config, now: datetime, status: Status) -> None:
     ):
         try:
             when = read_pointer(path)
-        except ValueError as exc:
+        except StateError as exc:
             status.problems.append(str(exc))
             continue
         status.pointers[name] = {

@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Config, ConfigError, Schedules, load_config
-from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, storage_failure
+from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, StateError, storage_failure
 from .fsutil import atomic_write_text, locked
 from .sanitize import printable, redact
 from .state import utcnow
@@ -89,10 +89,10 @@ def read_steps(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable step state: {exc}") from exc
+        raise StateError(f"{path}: unreadable step state: {exc}") from exc
     steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(steps, dict):
-        raise ValueError(f"{path}: no 'steps' object")  # noqa: TRY004 - a content error
+        raise StateError(f"{path}: no 'steps' object")
     return {k: v for k, v in steps.items() if isinstance(v, dict)}
 
 
@@ -101,7 +101,7 @@ def record_step(path: Path, name: str, record: dict[str, Any]) -> None:
     with locked(path.with_name(path.name + ".lock")):
         try:
             steps = read_steps(path)
-        except ValueError as exc:
+        except StateError as exc:
             log.warning("%s; starting it afresh", exc)
             steps = {}
         previous = steps.get(name, {})
@@ -234,7 +234,7 @@ class Scheduler:
     def due(self, now: datetime) -> list[Step]:
         try:
             records = read_steps(state_path(self.config))
-        except ValueError as exc:
+        except StateError as exc:
             log.warning("%s", exc)
             records = {}
         return [s for s in self.steps if self._next(s, records, now) <= now]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import BusyError
+from .errors import BusyError, StateError
 from .fsutil import atomic_write_text, locked
 from .timefmt import format_rfc3339, parse_rfc3339
 
@@ -21,7 +21,7 @@ from .timefmt import format_rfc3339, parse_rfc3339
 def read_pointer(path: Path) -> datetime | None:
     """The timestamp in ``path``, or None when the file does not exist.
 
-    Raises ValueError naming the file when it holds something else.
+    Raises StateError naming the file when it holds something else.
     """
     try:
         text = path.read_text(encoding="utf-8").strip()
@@ -32,7 +32,7 @@ def read_pointer(path: Path) -> datetime | None:
     try:
         return parse_rfc3339(text)
     except ValueError:
-        raise ValueError(f"{path}: expected an RFC 3339 timestamp, found {text[:40]!r}") from None
+        raise StateError(f"{path}: expected an RFC 3339 timestamp, found {text[:40]!r}") from None
 
 
 def write_pointer(path: Path, when: datetime) -> None:

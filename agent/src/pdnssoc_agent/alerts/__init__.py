@@ -28,13 +28,13 @@ from typing import BinaryIO
 
 from ..alertfile import Alert, AlertFormatError, alerts_path, decode_alert
 from ..config import Config
-from ..errors import ExitCode
+from ..errors import DeliveryError, ExitCode
 from ..state import step_lock, utcnow, write_pointer
 from .email import INSTITUTION_PREFIX, SUMMARY, EmailSink
 from .ledger import Ledger, SourcePosition
 from .render import Templates
 from .sightings import SightingsSink
-from .sink import DeliveryError, Sink
+from .sink import Sink
 from .tlp import level_of
 from .webhooks import KINDS, WebhookSink
 

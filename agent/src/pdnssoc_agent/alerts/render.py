@@ -40,8 +40,8 @@ import jinja2
 import markupsafe
 
 from ..alertfile import Alert, MispAttribute
+from ..errors import DeliveryError
 from ..timefmt import parse_rfc3339
-from .sink import DeliveryError
 from .tlp import Ceiling, marking
 
 _CONTROL = re.compile(

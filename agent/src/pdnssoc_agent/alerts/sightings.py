@@ -23,9 +23,10 @@ from typing import Any
 
 from ..alertfile import Alert, show
 from ..config import MispServer, read_secret
+from ..errors import DeliveryError
 from ..httpclient import DeadlineExceeded
 from ..sanitize import printable, redact
-from .sink import DeliveryError, Record, Sink
+from .sink import Record, Sink
 
 log = logging.getLogger(__name__)
 

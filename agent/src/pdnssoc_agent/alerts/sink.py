@@ -12,10 +12,6 @@ Record = Callable[[Sequence[Alert]], None]
 """Called by a sink right after a channel accepted a message carrying these alerts."""
 
 
-class DeliveryError(Exception):
-    """A channel did not accept a message. The text never contains a secret."""
-
-
 class Sink(ABC):
     """A delivery backend that serves one or more channels.
 

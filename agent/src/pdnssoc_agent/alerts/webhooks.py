@@ -25,8 +25,9 @@ import requests
 from .. import httpclient
 from ..alertfile import Alert
 from ..config import Webhook, read_secret
+from ..errors import DeliveryError
 from .render import Templates, common_context
-from .sink import DeliveryError, Record, Sink
+from .sink import Record, Sink
 from .tlp import Ceiling, level_of, withhold
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from ..errors import ConfigError
 from ._schema import Problem, Secret, build, deprecated_keys
 from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
@@ -56,16 +57,6 @@ T = TypeVar("T")
 
 _QUERY_LOG_KEYS = {"live_input", "queries_file"}
 """Keys that choose the live input; without them, a given ``input_dir`` is read."""
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` says why, key by key."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
+from ..errors import IndexFormatError, StateError
 from ..fsutil import atomic_write_text, locked
-from ..iocs.index import IndexFormatError
 from ..state import read_pointer
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from .indicators import index_dates
@@ -66,7 +66,7 @@ def _locked(state_dir: Path) -> Iterator[None]:
 def _pointer(path: Path) -> datetime | None:
     try:
         return read_pointer(path)
-    except ValueError as exc:
+    except StateError as exc:
         log.warning("%s; taken as no pointer", exc)
         return None
 

@@ -44,6 +44,7 @@ from ..alertfile import (
     encode_alert,
 )
 from ..dnslog import Answer, LogRecord
+from ..errors import StateError
 from ..fsutil import append_durably, atomic_write_bytes, locked
 from ..iocs.index import IndicatorEntry, IocContext
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
@@ -184,10 +185,6 @@ class StepState(msgspec.Struct):
 
 _state_encoder = msgspec.json.Encoder()
 _state_decoder = msgspec.json.Decoder(StepState)
-
-
-class StateError(ValueError):
-    """The state file is unreadable; the message names it."""
 
 
 def load_state(path: Path) -> StepState:

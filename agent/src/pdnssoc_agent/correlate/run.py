@@ -20,14 +20,14 @@ from typing import TextIO
 from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
-from ..errors import AgentError, ExitCode
+from ..errors import AgentError, IndexFormatError, NoInputError, UsageError
 from ..fsutil import atomic_write_text
-from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
+from ..iocs.index import IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from . import handover
 from .indicators import Matcher, index_dates, read_list
-from .inputs import InputProblem, NoInputError, correlate_problems, retro_problems
+from .inputs import InputProblem, correlate_problems, retro_problems
 from .output import (
     Aggregator,
     FileMark,
@@ -71,12 +71,6 @@ def gc_paused() -> Iterator[None]:
         if was:
             gc.enable()
         gc.unfreeze()
-
-
-class UsageError(AgentError):
-    """A path or option on the command line is wrong."""
-
-    exit_code = ExitCode.USAGE
 
 
 @dataclass

@@ -31,7 +31,7 @@ from pathlib import Path
 import msgspec
 
 from ..config import Config, MispServer, Secret, read_secret
-from ..errors import AgentError, ExitCode
+from ..errors import ExitCode, FetchConfigError, IndexFormatError
 from ..reload import ReloadResult, reload_collector
 from ..sanitize import printable, redact
 from ..state import step_lock
@@ -39,7 +39,6 @@ from . import lists
 from .index import (
     FORMAT,
     VERSION,
-    IndexFormatError,
     IndexHeader,
     IndicatorEntry,
     IocContext,
@@ -54,12 +53,6 @@ log = logging.getLogger(__name__)
 
 LOG_REJECTIONS_PER_REASON = 20
 """Rejections logged one by one per server and reason; the rest are counted (and at DEBUG)."""
-
-
-class FetchConfigError(AgentError):
-    """A selected server cannot be used as configured (secret unreadable, unknown name)."""
-
-    exit_code = ExitCode.CONFIG
 
 
 @dataclass

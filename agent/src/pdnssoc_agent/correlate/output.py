@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -267,17 +266,9 @@ def commit(state_path: Path, state: StepState, alerts_file: Path, lines: list[by
     with alerts_lock(alerts_file.parent):
         state.pending = PendingWrite(str(alerts_file), _size(alerts_file), data.decode("utf-8"))
         save_state(state_path, state)
-        _crash_point("after-pending")
         append_durably(alerts_file, data)
-        _crash_point("after-append")
         state.pending = None
         save_state(state_path, state)
-
-
-def _crash_point(name: str) -> None:
-    """Die here when PDNSSOC_AGENT_CRASH_AT names this point (crash-recovery tests)."""
-    if os.environ.get("PDNSSOC_AGENT_CRASH_AT") == name:
-        os._exit(77)
 
 
 # ---------------------------------------------------------------------- building lines

@@ -3,7 +3,8 @@
 
 The file format is pdnssoc-cli's (``misp_servers``, ``correlation``,
 ``alerting``, ``schedules``), extended with ``data_dir`` and ``fetch_iocs``.
-Relative paths are resolved against ``data_dir``.
+Relative paths are resolved against ``data_dir`` once, when the file is
+parsed: every path of a :class:`Config`, in every section, is absolute.
 """
 
 from __future__ import annotations
@@ -89,10 +90,6 @@ class Config:
         if not self.data_dir.is_absolute():
             problems.append(Problem("data_dir", "must be an absolute path"))
 
-    def path(self, p: Path) -> Path:
-        """Resolve a configured path against ``data_dir``."""
-        return p if p.is_absolute() else self.data_dir / p
-
 
 def _resolve_paths(obj: T, base: Path) -> T:
     """Return ``obj`` with every relative Path field (recursively) made absolute."""
@@ -132,9 +129,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
-    corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
-    alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)
-    return dataclasses.replace(cfg, correlation=corr_resolved, alerting=alerting_resolved)
+    return _resolve_paths(cfg, cfg.data_dir)
 
 
 def load_config(path: Path) -> Config:

@@ -411,7 +411,7 @@ def fetch_iocs(
             keys[server.label] = read_secret(
                 f"misp_servers[{i}] ({server.label}) api key",
                 server.api_key,
-                config.path(server.api_key_file) if server.api_key_file else None,
+                server.api_key_file,
                 server.api_key_env,
             )
         except ValueError as exc:
@@ -428,7 +428,7 @@ def fetch_iocs(
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        with step_lock(config.path(corr.state_dir), "fetch-iocs"):
+        with step_lock(corr.state_dir, "fetch-iocs"):
             return _run(
                 config,
                 selected,
@@ -473,7 +473,7 @@ def _run(
     elif _write(config, entries, reports=reports, result=result, now=now) and reload:
         fetch_cfg = config.fetch_iocs
         result.reload = reload_collector(
-            config.path(fetch_cfg.collector_pid_file) if fetch_cfg.reload_collector else None,
+            fetch_cfg.collector_pid_file if fetch_cfg.reload_collector else None,
             fetch_cfg.collector_process_match,
         )
     for report in result.servers:
@@ -501,7 +501,7 @@ def _fetch_all(
     for server in selected:
         report = reports[server.label]
         started = time.monotonic()
-        ca_file = config.path(server.ca_file) if server.ca_file else None
+        ca_file = server.ca_file
         if not server.verify_ssl:
             log.warning("%s: TLS certificate verification is disabled", server.label)
         if server.debug:

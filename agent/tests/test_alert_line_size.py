@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from test_alert_support import Receiver, SmtpServer
 from test_correlate_support import dns_line, read_alerts, write_lists
 
+from pdnssoc_agent.alertfile import alert_object, decode_alert, encode_alert
 from pdnssoc_agent.alerts import deliver
 from pdnssoc_agent.config import parse_config
 from pdnssoc_agent.correlate import run_correlate
-from pdnssoc_agent.correlate.alerts import LINE_BUDGET, MAX_MISP
+from pdnssoc_agent.correlate.output import LINE_BUDGET, MAX_MISP
 from pdnssoc_agent.iocs.index import (
     FORMAT,
     VERSION,
@@ -78,6 +80,9 @@ def test_an_indicator_of_70_attributes_gives_a_bounded_line_that_is_delivered(
 
     (line,) = (cfg.correlation.output_dir / "matches.json").read_bytes().splitlines()
     assert len(line) <= LINE_BUDGET < cfg.correlation.max_line_bytes
+    # the reader's Alert is the writer's: decoding and encoding again gives the line
+    assert encode_alert(decode_alert(line)) == line
+    assert alert_object(decode_alert(line)) == json.loads(line)  # what the generic webhook sends
     (alert,) = read_alerts(cfg)  # valid against the alert schema
     assert alert["match"]["indicator"] == "evil.example.com"
     assert alert["query"]["name"] == "www.evil.example.com"

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 from test_alert_support import alert_line
 
-from pdnssoc_agent.alerts.model import parse_alert
+from pdnssoc_agent.alertfile import parse_alert
 
 
 def schema() -> dict[str, Any]:

@@ -13,8 +13,8 @@ from test_alert_support import alert_line, append_alerts
 
 from misp_standin import MispStandin
 from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
-from pdnssoc_agent.alerts.model import parse_time
 from pdnssoc_agent.config import Config, parse_config
+from pdnssoc_agent.timefmt import parse_rfc3339
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "sightings-test-key-0123456789"
@@ -93,8 +93,8 @@ def test_sightings_by_value_with_source_and_answer_time(tmp_path: Path, misp: Mi
     assert [s["value"] for s in sightings] == ["bad.example.com", "other.example.org"]
     assert {s["source"] for s in sightings} == {"pdnssoc-test"}
     assert [int(s["date_sighting"]) for s in sightings] == [
-        int(parse_time("2026-11-27T10:05:00Z").timestamp()),
-        int(parse_time("2026-11-27T10:07:30Z").timestamp()),
+        int(parse_rfc3339("2026-11-27T10:05:00Z").timestamp()),
+        int(parse_rfc3339("2026-11-27T10:07:30Z").timestamp()),
     ]
     assert all(s["type"] == "0" for s in sightings)
     # Nothing else about the alert leaves the agent.

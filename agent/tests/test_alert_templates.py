@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_alert_support import alert_line, append_alerts, start_receiver, start_smtp
 
+from pdnssoc_agent.alertfile import parse_alert
 from pdnssoc_agent.alerts import alerts_file, deliver
-from pdnssoc_agent.alerts.model import parse_alert
 from pdnssoc_agent.alerts.render import Templates, common_context
 from pdnssoc_agent.config import parse_config
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from test_alert_support import Receiver, SmtpServer, alert_line, append_alerts, start_receiver
 
+from pdnssoc_agent.alertfile import MispAttribute
 from pdnssoc_agent.alerts import alerts_file, deliver
-from pdnssoc_agent.alerts.model import MispContext
 from pdnssoc_agent.alerts.tlp import marking
 from pdnssoc_agent.config import ConfigError, parse_config
 
@@ -23,8 +23,8 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LEVELS = ["clear", "green", "amber", "amber+strict", "red", None]
 
 
-def ctx(*tags: str, tlp: str | None = None) -> MispContext:
-    return MispContext(server="m", event_id="1", tags=tags, tlp=tlp)
+def ctx(*tags: str, tlp: str | None = None) -> MispAttribute:
+    return MispAttribute(server="m", event_id="1", tags=tags, tlp=tlp)
 
 
 def test_the_most_restrictive_tag_of_event_and_attribute_applies() -> None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -207,3 +209,51 @@ def test_explicit_null_on_optional_field_stays_null() -> None:
     # A bad value falls back to the default (so later checks run) and is reported.
     assert build(_Section, {"port": "x"}, "s", problems).port == 25
     assert [str(p) for p in problems] == ["s.port: expected an integer, got 'x'"]
+
+
+def _paths(value: object, where: str = "") -> Iterator[tuple[str, Path]]:
+    if isinstance(value, Path):
+        yield where, value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _paths(getattr(value, f.name), f"{where}.{f.name}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _paths(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, f"{where}.{k}")
+
+
+def test_every_path_in_every_section_is_absolute_after_parsing(tmp_path: Path) -> None:
+    cfg = parse_config(
+        {
+            "data_dir": str(tmp_path),
+            "misp_servers": [
+                {
+                    "domain": "https://misp.example/",
+                    "api_key_file": "secrets/misp.key",
+                    "ca_file": "ca/misp.pem",
+                }
+            ],
+            "fetch_iocs": {"collector_pid_file": "run/dnscollector.pid"},
+            "alerting": {
+                "email": {
+                    "from": "a@csirt.example",
+                    "summary_to": "soc@csirt.example",
+                    "server": "smtp.example",
+                    "username": "agent",
+                    "security": "starttls",
+                    "password_file": "secrets/smtp",
+                },
+                "webhook": {"webhook_url_file": "secrets/hook"},
+            },
+        }
+    )
+    found = dict(_paths(cfg))
+    relative = {k: p for k, p in found.items() if not p.is_absolute()}
+    assert not relative
+    assert found[".misp_servers[0].api_key_file"] == tmp_path / "secrets/misp.key"
+    assert found[".misp_servers[0].ca_file"] == tmp_path / "ca/misp.pem"
+    assert found[".fetch_iocs.collector_pid_file"] == tmp_path / "run/dnscollector.pid"
+    assert found[".alerting.email.password_file"] == tmp_path / "secrets/smtp"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -15,9 +14,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 from test_correlate_support import (
+    CRASH_POINTS,
     SAMPLE,
     SAMPLE_HASHED,
     SAMPLE_MINIFIED,
+    agent_dying_at,
     dns_line,
     latest,
     make_config,
@@ -326,15 +327,13 @@ def _write_yaml(cfg_dir: Path, data_dir: Path) -> Path:
     return path
 
 
-def _agent(config_file: Path, *args: str, env: dict[str, str] | None = None) -> int:
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [*AGENT, "-c", str(config_file), *args], env=full_env, capture_output=True, check=False
-    )
+def _agent(config_file: Path, *args: str, crash_at: str | None = None) -> int:
+    agent = agent_dying_at(crash_at) if crash_at else AGENT
+    proc = subprocess.run([*agent, "-c", str(config_file), *args], capture_output=True, check=False)
     return proc.returncode
 
 
-@pytest.mark.parametrize("point", ["after-pending", "after-append"])
+@pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_between_alert_write_and_checkpoint(tmp_path: Path, point: str) -> None:
     data = tmp_path / "data"
     cfg_file = _write_yaml(tmp_path, data)
@@ -342,7 +341,7 @@ def test_crash_between_alert_write_and_checkpoint(tmp_path: Path, point: str) ->
     write_lists(cfg, ["evil.example.com", "bad-cdn.net"], ["2001:db8:bad::/48", "198.51.100.99"])
     f = cfg.correlation.queries_file  # the default input: the collector's query log
     f.write_bytes(SAMPLE.read_bytes())
-    assert _agent(cfg_file, "correlate", env={"PDNSSOC_AGENT_CRASH_AT": point}) == 77
+    assert _agent(cfg_file, "correlate", crash_at=point) == 77
     assert _agent(cfg_file, "correlate") == 0
     # a repeat of a known alert in the same window, then another crash and recovery
     repeat = dns_line(
@@ -350,7 +349,7 @@ def test_crash_between_alert_write_and_checkpoint(tmp_path: Path, point: str) ->
     )
     with f.open("ab") as fh:
         fh.write(repeat)
-    assert _agent(cfg_file, "correlate", env={"PDNSSOC_AGENT_CRASH_AT": point}) == 77
+    assert _agent(cfg_file, "correlate", crash_at=point) == 77
     assert _agent(cfg_file, "correlate") == 0
     assert _agent(cfg_file, "correlate") == 0
     alerts = read_alerts(cfg)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,35 @@ SAMPLE_MINIFIED = ASSETS / "queries-minified.json.gz_minified"
 SCHEMA = Path(pdnssoc_agent.__file__).parent / "schemas" / "alert.schema.json"
 # The recorded samples were captured with this clock.
 SAMPLE_DAY = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)
+
+
+CRASH_POINTS = ("after-pending", "after-append")
+"""Where a crash test kills the agent inside the durable commit of alerts:
+the pending record is saved but the lines are not appended yet, or the lines
+are appended and fsynced but the state is not saved again."""
+
+_CRASH_WRAPPER = """
+import os, sys
+from pdnssoc_agent.correlate import output
+point = sys.argv.pop(1)
+append = output.append_durably
+def dying_append(*args, **kwargs):
+    if point == "after-pending":
+        os._exit(77)
+    append(*args, **kwargs)
+    os._exit(77)
+output.append_durably = dying_append
+from pdnssoc_agent._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def agent_dying_at(point: str) -> list[str]:
+    """The agent's command line, but the process exits 77 at ``point`` of its first
+    alert append (one of :data:`CRASH_POINTS`). The fault is injected from outside,
+    before ``main()``; the agent has no hook for it."""
+    assert point in CRASH_POINTS, point
+    return [sys.executable, "-c", _CRASH_WRAPPER, point]
 
 
 @cache

@@ -26,10 +26,10 @@ from test_fetch_reload import TOKEN, FakeCollector
 
 from misp_standin import MispStandin
 from pdnssoc_agent.config import Config, parse_config
-from pdnssoc_agent.errors import ExitCode
+from pdnssoc_agent.errors import ExitCode, FetchConfigError
 from pdnssoc_agent.iocs import lists
 from pdnssoc_agent.iocs.configured import sources_from_config
-from pdnssoc_agent.iocs.fetch import FetchConfigError, FetchOptions, fetch_iocs
+from pdnssoc_agent.iocs.fetch import FetchOptions, fetch_iocs
 from pdnssoc_agent.iocs.index import iter_index, read_header
 from pdnssoc_agent.reload import Outcome
 

@@ -28,8 +28,7 @@ from pdnssoc_agent._cli import main
 from pdnssoc_agent.alerts import Ledger, deliver, ledger_dir
 from pdnssoc_agent.config import Config, load_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
-from pdnssoc_agent.correlate.inputs import NoInputError
-from pdnssoc_agent.errors import ExitCode
+from pdnssoc_agent.errors import ExitCode, NoInputError
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.iocs.index import FORMAT, VERSION, IndexHeader, IndicatorEntry, write_index
 

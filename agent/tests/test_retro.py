@@ -20,6 +20,7 @@ from test_correlate_support import (
     SAMPLE_DAY,
     SAMPLE_GZ,
     SAMPLE_MINIFIED,
+    agent_dying_at,
     dns_line,
     make_config,
     read_alerts,
@@ -201,8 +202,8 @@ def test_crash_after_alerts_before_pointer_repeats_nothing(config: Config, tmp_p
         f"data_dir: {config.data_dir}\ncorrelation:\n  retro_lookback: {{days: 36500}}\n"
     )
     cmd = [sys.executable, "-m", "pdnssoc_agent", "-c", str(cfg_file), "retro"]
-    env = {**os.environ, "PDNSSOC_AGENT_CRASH_AT": "after-append"}
-    assert subprocess.run(cmd, env=env, capture_output=True, check=False).returncode == 77
+    crashing = [*agent_dying_at("after-append"), *cmd[3:]]
+    assert subprocess.run(crashing, capture_output=True, check=False).returncode == 77
     assert read_pointer(config.correlation.last_retro_pointer_file) is None
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

@@ -192,3 +192,17 @@ def test_printable_escapes_and_bounds() -> None:
     assert "\n" not in out and "\r" not in out and "\x1b" not in out and "\u2028" not in out
     assert out.startswith("a\\nb\\r\\x1b[31m\\u2028\\x85")
     assert len(out) <= 100 + 30
+
+
+def test_sightings_read_a_relative_key_file_under_data_dir(
+    tmp_path: Path, misp: MispStandin
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    key_file(tmp_path / "secrets", f"{KEY}\n")
+    cfg_path = write_config(tmp_path, misp, Path("secrets/misp.key"))
+    cfg = load_config(cfg_path)
+    append_alerts(alerts_file(cfg), alert_line(name="bad.example.com"))
+    proc = cli(cfg_path, "alert")  # run from the test's directory, not data_dir
+    assert proc.returncode == 0, proc.stderr
+    assert "sightings:misp1: sent 1 alert(s)" in proc.stdout
+    assert len(misp.sightings) == 1

@@ -19,7 +19,8 @@ from pdnssoc_agent.config import Config, load_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.iocs.index import IndexHeader, IndicatorEntry, write_index
-from pdnssoc_agent.scheduler import STEP_NAMES, record_step, rfc3339, state_path
+from pdnssoc_agent.scheduler import STEP_NAMES, record_step, state_path
+from pdnssoc_agent.timefmt import format_rfc3339
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -36,9 +37,9 @@ def mark_all_ok(cfg: Config, when: datetime) -> None:
             state_path(cfg),
             name,
             {
-                "last_start": rfc3339(when),
-                "last_end": rfc3339(when),
-                "last_success": rfc3339(when),
+                "last_start": format_rfc3339(when, seconds=True),
+                "last_end": format_rfc3339(when, seconds=True),
+                "last_success": format_rfc3339(when, seconds=True),
                 "outcome": "ok",
                 "duration_s": 0.1,
                 "error": None,
@@ -67,7 +68,11 @@ def test_staleness_is_twice_the_interval(tmp_path: Path) -> None:
     record_step(
         state_path(cfg),
         "alert",
-        {"last_start": rfc3339(T0 + timedelta(minutes=10)), "outcome": "failed", "error": "x"},
+        {
+            "last_start": format_rfc3339(T0 + timedelta(minutes=10), seconds=True),
+            "outcome": "failed",
+            "error": "x",
+        },
     )
     status = collect(cfg, T0 + timedelta(minutes=11))
     alert = next(s for s in status.steps if s.name == "alert")

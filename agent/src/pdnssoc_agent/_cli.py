@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from .config import DEFAULT_CONFIG_PATH, load_config
 from .errors import STORAGE_ADVICE, AgentError, ExitCode, storage_failure
 from .sanitize import LogSanitizer, SafeFormatter
 
@@ -91,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     module = args._module
     try:
         if getattr(module, "NEEDS_CONFIG", True):
-            try:
-                config = load_config(args.config)
-            except ConfigError as exc:
-                _fatal(ExitCode.CONFIG, str(exc))
+            config = load_config(args.config)  # ConfigError: exit 3
             configure_logging(args.log_level or config.logging_level)
             for warning in config.warnings:
                 log.warning("%s: %s", args.config, warning)

@@ -1,11 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Exit codes and the exceptions that map to them."""
+"""Exit codes and the errors that map to them.
+
+Every error an operator can act on is an :class:`AgentError` subclass defined
+here, and carries its exit code; its message says what is wrong and where.
+The command line turns one into a single log line and that exit code. Any
+other exception is a bug: it stops the command with its traceback (exit 1).
+"""
 
 from __future__ import annotations
 
 import errno
 import sqlite3
+from collections.abc import Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config._schema import Problem
 
 
 class ExitCode(IntEnum):
@@ -14,7 +25,7 @@ class ExitCode(IntEnum):
     OK = 0
     """The step did its work (finding alerts is not an error)."""
     FAILURE = 1
-    """An unexpected internal error."""
+    """A state, pointer or index file is unreadable (one line), or a bug (with its traceback)."""
     USAGE = 2
     """Bad command line."""
     CONFIG = 3
@@ -50,6 +61,48 @@ class BusyError(AgentError):
     """Another process holds the lock."""
 
     exit_code = ExitCode.BUSY
+
+
+class UsageError(AgentError):
+    """A path or option on the command line is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(AgentError):
+    """The configuration cannot be used; ``problems`` says why, key by key."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class FetchConfigError(AgentError):
+    """An indicator source cannot be used as configured (secret unreadable, unknown name)."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class StateError(AgentError):
+    """A state or pointer file the step needs is unreadable; the message names it."""
+
+
+class IndexFormatError(AgentError):
+    """The IOC index file is not one this version reads; the message names it."""
+
+
+class NoInputError(AgentError):
+    """The step's configured input does not exist: it read nothing there."""
+
+    exit_code = ExitCode.NO_INPUT
+
+
+class DeliveryError(UpstreamError):
+    """A channel did not accept a message. The text never contains a secret."""
 
 
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}

@@ -8,6 +8,7 @@ file, never a partial one, and a crash leaves at worst a stray ``.tmp`` file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -71,5 +72,22 @@ def append_durably(path: Path, data: bytes, mode: int = 0o640) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, wait: bool = True) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created 0640, with its directory).
+
+    Yields the lock file's descriptor. With ``wait=False`` a lock held
+    elsewhere raises BlockingIOError at once. The kernel releases the lock if
+    the process dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield fd
     finally:
         os.close(fd)

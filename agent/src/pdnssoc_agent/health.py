@@ -19,10 +19,12 @@ from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
 from .correlate.inputs import input_problems
-from .iocs.index import IndexFormatError, read_header
+from .errors import IndexFormatError, StateError
+from .iocs.index import read_header
 from .iocs.lists import count_values
 from .scheduler import STEPS, read_steps, state_path
 from .state import read_pointer, utcnow
+from .timefmt import format_rfc3339, parse_rfc3339_or_none
 
 
 @dataclass
@@ -76,24 +78,17 @@ class Status:
 def _iso(ts: float | None, now: datetime) -> str | None:
     if not ts:
         return None
-    return (
-        datetime.fromtimestamp(ts, now.tzinfo).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return format_rfc3339(datetime.fromtimestamp(ts, now.tzinfo), seconds=True)
 
 
 def _parse(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_rfc3339_or_none(text) if isinstance(text, str) else None
 
 
 def _steps(config: Config, now: datetime, status: Status) -> None:
     try:
         records = read_steps(state_path(config))
-    except ValueError as exc:
+    except StateError as exc:
         status.problems.append(str(exc))
         records = {}
     for step in STEPS:
@@ -175,12 +170,12 @@ def _pointers(config: Config, now: datetime, status: Status) -> None:
     ):
         try:
             when = read_pointer(path)
-        except ValueError as exc:
+        except StateError as exc:
             status.problems.append(str(exc))
             continue
         status.pointers[name] = {
             "file": str(path),
-            "at": when.isoformat(timespec="seconds").replace("+00:00", "Z") if when else None,
+            "at": format_rfc3339(when, seconds=True) if when else None,
             "age_s": round((now - when).total_seconds(), 1) if when else None,
         }
 
@@ -200,7 +195,7 @@ def _iocs(config: Config, now: datetime, status: Status) -> None:
     generated = datetime.fromtimestamp(header.generated, now.tzinfo)
     status.iocs["index"] = {
         "file": str(corr.ioc_index_file),
-        "generated": generated.isoformat().replace("+00:00", "Z"),
+        "generated": format_rfc3339(generated),
         "age_s": round((now - generated).total_seconds(), 1),
         "servers": sorted(header.servers),
     }
@@ -209,7 +204,7 @@ def _iocs(config: Config, now: datetime, status: Status) -> None:
 def collect(config: Config, now: datetime | None = None) -> Status:
     """Gather the health view (reads only)."""
     now = now or utcnow()
-    status = Status(generated_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"))
+    status = Status(generated_at=format_rfc3339(now, seconds=True))
     _steps(config, now, status)
     _channels(config, now, status)
     _pointers(config, now, status)

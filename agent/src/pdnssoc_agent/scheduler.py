@@ -20,8 +20,6 @@ Steps are called as library functions, imported when first run.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import json
 import logging
@@ -29,7 +27,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,10 +35,11 @@ from types import FrameType
 from typing import Any
 
 from .config import Config, ConfigError, Schedules, load_config
-from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, storage_failure
-from .fsutil import atomic_write_text
+from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, StateError, storage_failure
+from .fsutil import atomic_write_text, locked
 from .sanitize import printable, redact
 from .state import utcnow
+from .timefmt import format_rfc3339, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +78,6 @@ STEPS: tuple[Step, ...] = (
 STEP_NAMES = tuple(s.name for s in STEPS)
 
 
-def rfc3339(when: datetime) -> str:
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def state_path(config: Config) -> Path:
     return config.correlation.state_dir / STATE_FILE
 
@@ -94,30 +89,19 @@ def read_steps(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable step state: {exc}") from exc
+        raise StateError(f"{path}: unreadable step state: {exc}") from exc
     steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(steps, dict):
-        raise ValueError(f"{path}: no 'steps' object")  # noqa: TRY004 - a content error
+        raise StateError(f"{path}: no 'steps' object")
     return {k: v for k, v in steps.items() if isinstance(v, dict)}
-
-
-@contextlib.contextmanager
-def _state_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def record_step(path: Path, name: str, record: dict[str, Any]) -> None:
     """Merge one step's record into the state file (atomic, serialised between agents)."""
-    with _state_lock(path):
+    with locked(path.with_name(path.name + ".lock")):
         try:
             steps = read_steps(path)
-        except ValueError as exc:
+        except StateError as exc:
             log.warning("%s; starting it afresh", exc)
             steps = {}
         previous = steps.get(name, {})
@@ -242,9 +226,7 @@ class Scheduler:
         last = records.get(step.name, {}).get("last_start")
         if isinstance(last, str):
             try:
-                return datetime.fromisoformat(last.replace("Z", "+00:00")) + step.interval(
-                    self.config.schedules
-                )
+                return parse_rfc3339(last) + step.interval(self.config.schedules)
             except ValueError:
                 pass
         return now
@@ -252,7 +234,7 @@ class Scheduler:
     def due(self, now: datetime) -> list[Step]:
         try:
             records = read_steps(state_path(self.config))
-        except ValueError as exc:
+        except StateError as exc:
             log.warning("%s", exc)
             records = {}
         return [s for s in self.steps if self._next(s, records, now) <= now]
@@ -283,8 +265,10 @@ class Scheduler:
         if error is not None:
             error = redact(error)  # steps.json is shown by status
         record: dict[str, Any] = {
-            "last_start": rfc3339(started),
-            "last_end": rfc3339(utcnow() if now is None else started + timedelta(seconds=duration)),
+            "last_start": format_rfc3339(started, seconds=True),
+            "last_end": format_rfc3339(
+                utcnow() if now is None else started + timedelta(seconds=duration), seconds=True
+            ),
             "outcome": outcome,
             "duration_s": round(duration, 3),
             "error": error,

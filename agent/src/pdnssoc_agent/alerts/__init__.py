@@ -11,7 +11,7 @@
 
 The alert file is only read: it is never truncated, emptied or deleted. A
 line that is not an alert (or one this version refuses, see
-:mod:`.model`) is counted, logged and skipped for good: the read position
+:mod:`pdnssoc_agent.alertfile`) is counted, logged and skipped for good: the read position
 moves past it, so it cannot stop the step on every run. Lines are read up to
 :data:`MAX_ALERT_LINE` bytes, far above what ``correlate`` writes.
 """
@@ -26,15 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from ..alertfile import Alert, AlertFormatError, alerts_path, decode_alert
 from ..config import Config
-from ..errors import ExitCode
+from ..errors import DeliveryError, ExitCode
 from ..state import step_lock, utcnow, write_pointer
 from .email import INSTITUTION_PREFIX, SUMMARY, EmailSink
 from .ledger import Ledger, SourcePosition
-from .model import Alert, AlertFormatError, parse_line
 from .render import Templates
 from .sightings import SightingsSink
-from .sink import DeliveryError, Sink
+from .sink import Sink
 from .tlp import level_of
 from .webhooks import KINDS, WebhookSink
 
@@ -86,7 +86,7 @@ class AlertReport:
 
 def alerts_file(config: Config) -> Path:
     """Where correlate and retro append alerts."""
-    return config.correlation.output_dir / "matches.json"
+    return alerts_path(config.correlation.output_dir)
 
 
 def ledger_dir(config: Config) -> Path:
@@ -199,7 +199,7 @@ def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetim
                 continue
             report.read += 1
             try:
-                alert = parse_line(line)
+                alert = decode_alert(line)
             except AlertFormatError as exc:
                 _bad(report, path, offset, str(exc))
                 continue

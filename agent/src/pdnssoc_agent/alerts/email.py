@@ -22,11 +22,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from .. import httpclient
+from ..alertfile import Alert
 from ..config import Email, read_secret
+from ..errors import DeliveryError
 from ..sanitize import printable, redact
-from .model import Alert
 from .render import Templates, common_context, cut, one_line
-from .sink import DeliveryError, Record, Sink
+from .sink import Record, Sink
 from .tlp import Ceiling, level_of
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ bounded to the message in flight.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -35,8 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..alertfile import Alert, AlertFormatError, decode_alert, encode_alert, show
 from .email import SUMMARY
-from .model import Alert, AlertFormatError, check_value, parse_alert, show
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +199,7 @@ class Ledger:
                     "INSERT INTO alerts (id, revision, body, queued_at) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, "
                     "body = excluded.body WHERE excluded.revision > alerts.revision",
-                    (alert.id, alert.revision, json.dumps(alert.raw), ts),
+                    (alert.id, alert.revision, encode_alert(alert).decode(), ts),
                 )
                 for channel in channels:
                     queued += self._queue(db, channel, alert, ts, window)
@@ -289,9 +288,7 @@ class Ledger:
                 out.append(cached[1])
                 continue
             try:
-                obj = json.loads(body)
-                check_value(obj)
-                alert = parse_alert(obj)
+                alert = decode_alert(body)
                 self._parsed[alert_id] = (body, alert)
                 out.append(alert)
             except (ValueError, RecursionError) as exc:  # AlertFormatError is a ValueError

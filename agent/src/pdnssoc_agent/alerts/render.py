@@ -39,8 +39,9 @@ from urllib.parse import urlsplit
 import jinja2
 import markupsafe
 
-from .model import Alert, MispContext, parse_time
-from .sink import DeliveryError
+from ..alertfile import Alert, MispAttribute
+from ..errors import DeliveryError
+from ..timefmt import parse_rfc3339
 from .tlp import Ceiling, marking
 
 _CONTROL = re.compile(
@@ -140,7 +141,7 @@ def _html_finalize(value: Any) -> Any:
 
 def _format_time(value: str) -> str:
     try:
-        return parse_time(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return parse_rfc3339(value).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (ValueError, AttributeError):
         return str(value)
 
@@ -225,7 +226,7 @@ def cut(text: str, limit: int = MAX_FIELD) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def event_view(m: MispContext, ceiling: Ceiling) -> dict[str, Any]:
+def event_view(m: MispAttribute, ceiling: Ceiling) -> dict[str, Any]:
     """One MISP attribute as a template sees it, with details above ``ceiling`` withheld."""
     mark = marking(m, ceiling.unmarked)
     withheld = not ceiling.allows(mark)
@@ -251,10 +252,10 @@ def alert_view(alert: Alert, ceiling: Ceiling | None = None) -> dict[str, Any]:
     ceiling = ceiling or Ceiling()
     answers = [
         {
-            "name": cut(str(a.get("name", "")), 300),
-            "type": cut(str(a.get("type", "")), 20),
-            "data": cut(str(a.get("data", "")), 300),
-            "ttl": cut(str(a.get("ttl", "")), 20),
+            "name": cut(a.name, 300),
+            "type": cut(a.type, 20),
+            "data": cut(a.data, 300),
+            "ttl": cut(str(a.ttl), 20),
         }
         for a in alert.answers[: EVENTS_SHOWN * 2]
     ]
@@ -266,12 +267,12 @@ def alert_view(alert: Alert, ceiling: Ceiling | None = None) -> dict[str, Any]:
         "retro": alert.kind == "retro",
         "sensor": cut(alert.sensor, 100),
         "client": cut(alert.client, 100),
-        "query": cut(alert.query_name, 300),
-        "qtype": cut(alert.query_type, 20),
-        "rcode": cut(alert.rcode, 20),
-        "how": cut(alert.match_how, 20),
-        "indicator": cut(alert.indicator, 300),
-        "matched": cut(alert.match_value, 300),
+        "query": cut(alert.query.name, 300),
+        "qtype": cut(alert.query.type, 20),
+        "rcode": cut(alert.query.rcode, 20),
+        "how": cut(alert.match.how, 20),
+        "indicator": cut(alert.match.indicator, 300),
+        "matched": cut(alert.match.value, 300),
         "detected_at": alert.detected_at,
         "first_seen": alert.first_seen,
         "last_seen": alert.last_seen,
@@ -288,7 +289,7 @@ def group_incidents(alerts: Sequence[Alert]) -> list[list[Alert]]:
     """Alerts a person reads as one incident: same sensor and indicator, in order of arrival."""
     groups: dict[tuple[str, str], list[Alert]] = {}
     for alert in alerts:
-        groups.setdefault((alert.sensor, alert.indicator), []).append(alert)
+        groups.setdefault((alert.sensor, alert.match.indicator), []).append(alert)
     return list(groups.values())
 
 
@@ -305,7 +306,7 @@ def incident_view(group: Sequence[Alert], ceiling: Ceiling | None = None) -> dic
     ``kinds`` live and/or retro.
     """
     view = alert_view(group[0], ceiling)
-    queries = _distinct(a.query_name for a in group)
+    queries = _distinct(a.query.name for a in group)
     clients = _distinct(a.client for a in group)
     firsts = [a.first_seen or a.last_seen or a.detected_at for a in group]
     lasts = [a.last_seen or a.detected_at for a in group]
@@ -318,8 +319,8 @@ def incident_view(group: Sequence[Alert], ceiling: Ceiling | None = None) -> dic
         clients_total=len(clients),
         clients_more=max(0, len(clients) - SAMPLE),
         count=sum(a.count for a in group),
-        first_seen=min(firsts, key=parse_time),
-        last_seen=max(lasts, key=parse_time),
+        first_seen=min(firsts, key=parse_rfc3339),
+        last_seen=max(lasts, key=parse_rfc3339),
         kinds=sorted({a.kind for a in group}),
     )
     return view

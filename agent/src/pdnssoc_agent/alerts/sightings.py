@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from ..alertfile import Alert, show
 from ..config import MispServer, read_secret
+from ..errors import DeliveryError
 from ..httpclient import DeadlineExceeded
 from ..sanitize import printable, redact
-from .model import Alert, show
-from .sink import DeliveryError, Record, Sink
+from .sink import Record, Sink
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class SightingsSink(Sink):
         source = self.server.sightings.source
         groups: dict[str, list[Alert]] = {}
         for alert in alerts:
-            groups.setdefault(alert.indicator, []).append(alert)
+            groups.setdefault(alert.match.indicator, []).append(alert)
         for indicator, group in list(groups.items())[: self.max_requests]:
             first = group[0]
             sighting = {

@@ -6,14 +6,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from .model import Alert
+from ..alertfile import Alert
 
 Record = Callable[[Sequence[Alert]], None]
 """Called by a sink right after a channel accepted a message carrying these alerts."""
-
-
-class DeliveryError(Exception):
-    """A channel did not accept a message. The text never contains a secret."""
 
 
 class Sink(ABC):

@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Alert, MispContext
+from msgspec.structs import replace
+
+from ..alertfile import Alert, MispAttribute, alert_object
 
 LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 """TLP 2.0 levels, least restrictive first."""
@@ -60,7 +62,7 @@ class Marking:
     """``tlp:ex:chr``: the source (the creator organisation) must not be named."""
 
 
-def marking(ctx: MispContext, unmarked: str) -> Marking:
+def marking(ctx: MispAttribute, unmarked: str) -> Marking:
     """The TLP of one MISP attribute of an alert."""
     labels = [t for t in ctx.tags if t.strip().lower().startswith("tlp:")]
     if ctx.tlp:
@@ -94,7 +96,7 @@ class Ceiling:
         return f"TLP:{self.level.upper()}"
 
 
-def withhold_raw(alert: Alert, ceiling: Ceiling) -> tuple[dict[str, Any], int]:
+def withhold(alert: Alert, ceiling: Ceiling) -> tuple[dict[str, Any], int]:
     """The alert object for a JSON receiver, and how many MISP entries it withholds.
 
     An entry above the ceiling keeps its server, event id and uuid, link,
@@ -102,29 +104,15 @@ def withhold_raw(alert: Alert, ceiling: Ceiling) -> tuple[dict[str, Any], int]:
     (``event_info``), comment and organisation become empty and its tags keep
     only the ``tlp:`` ones. The object is otherwise the line as written.
     """
-    entries = alert.raw.get("misp")
-    if not isinstance(entries, list):
-        return alert.raw, 0
-    out: list[Any] = []
+    out: list[MispAttribute] = []
     withheld = 0
-    for entry, ctx in zip(entries, alert.misp, strict=False):
+    for ctx in alert.misp:
         mark = marking(ctx, ceiling.unmarked)
-        kept = entry
-        if isinstance(entry, dict) and not ceiling.allows(mark):
+        if not ceiling.allows(mark):
             withheld += 1
-            tags = entry.get("tags")
-            kept = {
-                **entry,
-                "event_info": "",
-                "comment": "",
-                "org": "",
-                "tags": [t for t in tags if str(t).lower().startswith("tlp:")]
-                if isinstance(tags, list)
-                else [],
-            }
-        elif isinstance(entry, dict) and mark.chatham_house:
-            kept = {**entry, "org": ""}
-        out.append(kept)
-    if not withheld and out == entries:
-        return alert.raw, 0
-    return {**alert.raw, "misp": out}, withheld
+            tags = tuple(t for t in ctx.tags if t.lower().startswith("tlp:"))
+            ctx = replace(ctx, event_info="", comment="", org="", tags=tags)  # noqa: PLW2901
+        elif mark.chatham_house:
+            ctx = replace(ctx, org="")  # noqa: PLW2901
+        out.append(ctx)
+    return alert_object(replace(alert, misp=tuple(out))), withheld

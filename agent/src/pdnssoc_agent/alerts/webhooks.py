@@ -23,11 +23,12 @@ from typing import Any
 import requests
 
 from .. import httpclient
+from ..alertfile import Alert
 from ..config import Webhook, read_secret
-from .model import Alert
+from ..errors import DeliveryError
 from .render import Templates, common_context
-from .sink import DeliveryError, Record, Sink
-from .tlp import Ceiling, level_of, withhold_raw
+from .sink import Record, Sink
+from .tlp import Ceiling, level_of, withhold
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class WebhookSink(Sink):
         withheld = 0
         objects = []
         for alert in group:
-            obj, n = withhold_raw(alert, self.ceiling)
+            obj, n = withhold(alert, self.ceiling)
             objects.append(obj)
             withheld += n
         return {

@@ -22,15 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | None]]:
-    """(what, inline, file, variable) of every configured secret; files under data_dir."""
+    """(what, inline, file, variable) of every configured secret (files are absolute)."""
     out: list[tuple[str, str | None, Path | None, str | None]] = []
     for i, server in enumerate(config.misp_servers):
-        key_file = config.path(server.api_key_file) if server.api_key_file else None
         out.append(
             (
                 f"misp_servers[{i}] ({server.label}) api key",
                 server.api_key,
-                key_file,
+                server.api_key_file,
                 server.api_key_env,
             )
         )

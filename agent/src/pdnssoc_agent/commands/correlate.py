@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ..config import Config
 from ..correlate import run_correlate
-from ..correlate.alerts import StateError
 from ..dnslog import GZIP_BACKENDS
-from ..errors import AgentError, ExitCode
+from ..errors import ExitCode
 
 
 def add_common(parser: argparse.ArgumentParser, default_paths: str) -> None:
@@ -59,14 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    try:
-        run_correlate(
-            config,
-            args.paths,
-            domain_files=args.domain_files,
-            ip_files=args.ip_files,
-            gzip_backend=args.gzip,
-        )
-    except (StateError, ValueError) as exc:
-        raise AgentError(str(exc)) from exc
+    run_correlate(
+        config,
+        args.paths,
+        domain_files=args.domain_files,
+        ip_files=args.ip_files,
+        gzip_backend=args.gzip,
+    )
     return int(ExitCode.OK)

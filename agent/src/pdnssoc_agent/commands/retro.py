@@ -8,8 +8,7 @@ import sys
 
 from ..config import Config
 from ..correlate import run_retro
-from ..correlate.alerts import StateError
-from ..errors import AgentError, ExitCode
+from ..errors import ExitCode
 from .correlate import add_common
 
 
@@ -23,15 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    try:
-        run_retro(
-            config,
-            args.paths,
-            domain_files=args.domain_files,
-            ip_files=args.ip_files,
-            gzip_backend=args.gzip,
-            progress=sys.stderr,
-        )
-    except (StateError, ValueError) as exc:
-        raise AgentError(str(exc)) from exc
+    run_retro(
+        config,
+        args.paths,
+        domain_files=args.domain_files,
+        ip_files=args.ip_files,
+        gzip_backend=args.gzip,
+        progress=sys.stderr,
+    )
     return int(ExitCode.OK)

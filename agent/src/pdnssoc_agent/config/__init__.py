@@ -3,7 +3,8 @@
 
 The file format is pdnssoc-cli's (``misp_servers``, ``correlation``,
 ``alerting``, ``schedules``), extended with ``data_dir`` and ``fetch_iocs``.
-Relative paths are resolved against ``data_dir``.
+Relative paths are resolved against ``data_dir`` once, when the file is
+parsed: every path of a :class:`Config`, in every section, is absolute.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from ..errors import ConfigError
 from ._schema import Problem, Secret, build, deprecated_keys
 from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
@@ -58,16 +60,6 @@ _QUERY_LOG_KEYS = {"live_input", "queries_file"}
 """Keys that choose the live input; without them, a given ``input_dir`` is read."""
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` says why, key by key."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
-
-
 @dataclass(frozen=True)
 class Config:
     """The whole agent configuration."""
@@ -97,10 +89,6 @@ class Config:
             labels[server.label] = i
         if not self.data_dir.is_absolute():
             problems.append(Problem("data_dir", "must be an absolute path"))
-
-    def path(self, p: Path) -> Path:
-        """Resolve a configured path against ``data_dir``."""
-        return p if p.is_absolute() else self.data_dir / p
 
 
 def _resolve_paths(obj: T, base: Path) -> T:
@@ -141,9 +129,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
-    corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
-    alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)
-    return dataclasses.replace(cfg, correlation=corr_resolved, alerting=alerting_resolved)
+    return _resolve_paths(cfg, cfg.data_dir)
 
 
 def load_config(path: Path) -> Config:

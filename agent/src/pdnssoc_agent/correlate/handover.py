@@ -26,20 +26,18 @@ predecessor: nothing is held back.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
-from ..fsutil import atomic_write_text
-from ..iocs.index import IndexFormatError
+from ..errors import IndexFormatError, StateError
+from ..fsutil import atomic_write_text, locked
 from ..state import read_pointer
-from .alerts import parse_time, rfc3339
+from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from .indicators import index_dates
 from .scan import Hit
 
@@ -61,25 +59,20 @@ class Pointers:
 
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / f".{HANDOVER_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(state_dir / f".{HANDOVER_FILE}.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _pointer(path: Path) -> datetime | None:
     try:
         return read_pointer(path)
-    except ValueError as exc:
+    except StateError as exc:
         log.warning("%s; taken as no pointer", exc)
         return None
 
 
 def _time(value: object) -> datetime | None:
-    return parse_time(value) if isinstance(value, str) else None
+    return parse_rfc3339_or_none(value) if isinstance(value, str) else None
 
 
 def predecessor_pointers(config: Config) -> Pointers:
@@ -104,8 +97,10 @@ def predecessor_pointers(config: Config) -> Pointers:
                 _pointer(corr.last_retro_pointer_file),
             )
         record = {
-            "correlation_last": rfc3339(found.correlation_last) if found.correlation_last else None,
-            "retro_last": rfc3339(found.retro_last) if found.retro_last else None,
+            "correlation_last": format_rfc3339(found.correlation_last)
+            if found.correlation_last
+            else None,
+            "retro_last": format_rfc3339(found.retro_last) if found.retro_last else None,
         }
         atomic_write_text(path, json.dumps(record) + "\n")
         if found.correlation_last or found.retro_last:
@@ -153,7 +148,7 @@ class Predecessor:
                 "first run (docs/migration.md)",
                 step,
                 self.held_back,
-                rfc3339(self.until),
+                format_rfc3339(self.until),
             )
 
 

@@ -15,13 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import AgentError, ExitCode
-
-
-class NoInputError(AgentError):
-    """The step's configured input does not exist: it read nothing there."""
-
-    exit_code = ExitCode.NO_INPUT
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
-from ..errors import AgentError, ExitCode
+from ..errors import AgentError, IndexFormatError, NoInputError, UsageError
 from ..fsutil import atomic_write_text
-from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
+from ..iocs.index import IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
+from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from . import handover
-from .alerts import (
-    ALERTS_FILE,
+from .indicators import Matcher, index_dates, read_list
+from .inputs import InputProblem, correlate_problems, retro_problems
+from .output import (
     Aggregator,
     FileMark,
     StepState,
@@ -35,13 +38,9 @@ from .alerts import (
     event_time,
     from_epoch,
     load_state,
-    parse_time,
     prune_seen,
     recover,
-    rfc3339,
 )
-from .indicators import Matcher, index_dates, read_list
-from .inputs import InputProblem, NoInputError, correlate_problems, retro_problems
 from .scan import Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
@@ -72,12 +71,6 @@ def gc_paused() -> Iterator[None]:
         if was:
             gc.enable()
         gc.unfreeze()
-
-
-class UsageError(AgentError):
-    """A path or option on the command line is wrong."""
-
-    exit_code = ExitCode.USAGE
 
 
 @dataclass
@@ -542,7 +535,7 @@ class _Retro:
         self.state = recover(self.state_path, load_state(self.state_path))
         last = read_pointer(corr.last_retro_pointer_file)
         committed = self.state.extra.get("retro_last")
-        c = parse_time(committed) if isinstance(committed, str) else None
+        c = parse_rfc3339_or_none(committed) if isinstance(committed, str) else None
         if c is not None and (last is None or c > last):
             last = c  # the pointer write after the last commit was lost
         self.everything = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
@@ -578,7 +571,7 @@ class _Retro:
             "retro: %d of %d indicator(s) are new since %s",
             self.matcher.indicator_count,
             self.everything.indicator_count,
-            rfc3339(last) if last else "ever (first retro run)",
+            format_rfc3339(last) if last else "ever (first retro run)",
         )
 
     def scan(self, files: list[Path], stream: TextIO) -> None:
@@ -658,7 +651,7 @@ class _Retro:
         snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
-        state.extra["retro_last"] = rfc3339(self.now)
+        state.extra["retro_last"] = format_rfc3339(self.now)
         state.extra[HANDOVER_DONE] = True
         if self.predecessor is not None:
             self.predecessor.report("retro")

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Sequence
 
 from ..config import Config, MispServer, Secret, read_secret
+from ..errors import FetchConfigError
 from .misp import MispSource
-from .source import FetchConfigError, IndicatorSource
+from .source import IndicatorSource
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def sources_from_config(config: Config, only: Sequence[str] | None = None) -> li
             keys[server.label] = read_secret(
                 f"misp_servers[{i}] ({server.label}) api key",
                 server.api_key,
-                config.path(server.api_key_file) if server.api_key_file else None,
+                server.api_key_file,
                 server.api_key_env,
             )
         except ValueError as exc:
@@ -63,6 +64,6 @@ def sources_from_config(config: Config, only: Sequence[str] | None = None) -> li
             log.warning("%s: TLS certificate verification is disabled", server.label)
         if server.debug:
             log.info("%s: 'debug' is ignored (it would log the API key)", server.label)
-        ca_file = config.path(server.ca_file) if server.ca_file else None
+        ca_file = server.ca_file
         sources.append(MispSource(server, keys[server.label], ca_file=ca_file))
     return sources

@@ -34,7 +34,7 @@ from pathlib import Path
 import msgspec
 
 from ..config import Config
-from ..errors import ExitCode
+from ..errors import ExitCode, FetchConfigError, IndexFormatError
 from ..reload import ReloadResult, reload_collector
 from ..state import step_lock
 from . import lists
@@ -42,7 +42,6 @@ from .configured import configured, sources_from_config
 from .index import (
     FORMAT,
     VERSION,
-    IndexFormatError,
     IndexHeader,
     IndicatorEntry,
     IocContext,
@@ -51,7 +50,7 @@ from .index import (
     write_index,
 )
 from .normalize import Normalizer, Rejection
-from .source import Attribute, FetchConfigError, IndicatorSource, Query, SourceError
+from .source import Attribute, IndicatorSource, Query, SourceError
 
 __all__ = ["FetchConfigError", "FetchOptions", "FetchResult", "ServerReport", "fetch_iocs"]
 
@@ -419,7 +418,7 @@ def fetch_iocs(
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        with step_lock(config.path(corr.state_dir), "fetch-iocs"):
+        with step_lock(corr.state_dir, "fetch-iocs"):
             return _run(config, sources, options)
     finally:
         if gc_enabled:
@@ -445,7 +444,7 @@ def _run(config: Config, sources: Sequence[IndicatorSource], options: FetchOptio
     ):
         fetch_cfg = config.fetch_iocs
         result.reload = reload_collector(
-            config.path(fetch_cfg.collector_pid_file) if fetch_cfg.reload_collector else None,
+            fetch_cfg.collector_pid_file if fetch_cfg.reload_collector else None,
             fetch_cfg.collector_process_match,
         )
     for report in result.servers:

@@ -22,6 +22,7 @@ from typing import Literal
 
 import msgspec
 
+from ..errors import IndexFormatError
 from ..fsutil import atomic_writer
 
 FORMAT = "pdnssoc-ioc-index"
@@ -83,10 +84,6 @@ class IndexHeader(msgspec.Struct, omit_defaults=True):
 _enc = msgspec.json.Encoder()
 _header_dec = msgspec.json.Decoder(IndexHeader)
 _entry_dec = msgspec.json.Decoder(IndicatorEntry)
-
-
-class IndexFormatError(ValueError):
-    """The index file is not one this version can read."""
 
 
 def write_index(path: Path, header: IndexHeader, entries: Iterable[IndicatorEntry]) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ..config import Periods
-from ..errors import AgentError, ExitCode, UpstreamError
+from ..errors import UpstreamError
 from ..sanitize import printable
 
 # -- records ------------------------------------------------------------------
@@ -94,12 +94,6 @@ class SourceError(UpstreamError):
         super().__init__(f"{label} ({url}): {reason}")
         self.label = label
         self.reason = reason
-
-
-class FetchConfigError(AgentError):
-    """A selected source cannot be used as configured (secret unreadable, unknown name)."""
-
-    exit_code = ExitCode.CONFIG
 
 
 class IndicatorSource(ABC):

@@ -1,80 +1,123 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Alerts as ``correlate`` and ``retro`` write them (one JSON object a line).
+"""The alert line: the one contract between correlation and delivery.
 
-The fields delivery uses are checked, and anything that could stop a channel
-later is refused here, at the door, so a bad line is skipped once instead of
-failing every run: NaN or infinite numbers, lone surrogates (no UTF-8 form),
-nesting deeper than :data:`MAX_DEPTH`, integers SQLite cannot store, times that
-do not parse. The whole object is kept in ``raw`` and handed unchanged to the
-generic webhook.
+``correlate`` and ``retro`` append one JSON object a line to
+``<correlation.output_dir>/matches.json`` (:data:`ALERTS_FILE`); ``alert``
+reads them back. Both sides use the one :class:`Alert` type defined here, its
+encoder (:func:`encode_alert`) and its decoder (:func:`decode_alert`). The
+published JSON Schema is ``schemas/alert.schema.json``.
+
+The decoder checks the fields delivery uses, and refuses here, at the door,
+anything that could stop a channel later, so a bad line is skipped once
+instead of failing every run: NaN or infinite numbers, lone surrogates (no
+UTF-8 form), nesting deeper than :data:`MAX_DEPTH`, integers SQLite cannot
+store, times that do not parse. It is lenient about what delivery does not
+use (a missing ``client``, a number where a string is expected).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
+import msgspec
+
+from .timefmt import parse_rfc3339
+
+SCHEMA_VERSION = 1
+ALERTS_FILE = "matches.json"
+"""The alert file's name in ``correlation.output_dir``."""
 
 MAX_DEPTH = 16
 """Deepest nesting of arrays and objects accepted (an alert line has 3 levels)."""
 MAX_INT = 2**63 - 1
 """Largest revision or count accepted (SQLite's largest integer)."""
 
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def alerts_path(output_dir: Path) -> Path:
+    """The alert file in ``output_dir`` (``correlation.output_dir``)."""
+    return output_dir / ALERTS_FILE
+
 
 class AlertFormatError(ValueError):
     """A line of the alert file is not an alert this version understands."""
 
 
-@dataclass(frozen=True)
-class MispContext:
+class AlertQuery(msgspec.Struct, frozen=True):
+    name: str
+    type: str = ""
+    rcode: str = ""
+
+
+class AlertAnswer(msgspec.Struct, frozen=True):
+    name: str = ""
+    type: str = ""
+    data: str = ""
+    ttl: int = 0
+
+
+class AlertMatch(msgspec.Struct, frozen=True):
+    how: str
+    indicator: str
+    value: str = ""
+
+
+class MispAttribute(msgspec.Struct, frozen=True):
     """One MISP attribute behind the indicator."""
 
     server: str
     event_id: str
+    event_uuid: str = ""
     event_info: str = ""
     event_url: str = ""
     org: str = ""
     tags: tuple[str, ...] = ()
-    comment: str = ""
-    category: str = ""
+    attribute_uuid: str = ""
     attribute_type: str = ""
+    category: str = ""
+    comment: str = ""
+    timestamp: int = 0
     tlp: str | None = None
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One alert line."""
+class AlertSource(msgspec.Struct, frozen=True):
+    file: str = ""
 
+
+class Alert(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One line of the alert file (see schemas/alert.schema.json).
+
+    Only ``misp_more`` and ``answers_more`` have defaults, so only they are
+    left out of a line (when 0).
+    """
+
+    schema_version: int
     id: str
     revision: int
     kind: str
-    sensor: str
-    client: str
-    query_name: str
-    query_type: str
-    rcode: str
-    match_how: str
-    indicator: str
-    match_value: str
     detected_at: str
     first_seen: str
     last_seen: str
     count: int
-    answers: tuple[dict[str, Any], ...] = ()
-    misp: tuple[MispContext, ...] = ()
+    sensor: str
+    client: str
+    query: AlertQuery
+    answers: tuple[AlertAnswer, ...]
+    match: AlertMatch
+    misp: tuple[MispAttribute, ...]
+    ioc_added: str | None
+    source: AlertSource
     misp_more: int = 0
     """MISP attributes carrying the indicator that the line does not list."""
     answers_more: int = 0
     """Answers of the DNS message that the line does not list."""
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @functools.cached_property
+    @property
     def incident_key(self) -> str:
         """Identity for re-notification: the same client resolving the same indicator.
 
@@ -84,18 +127,30 @@ class Alert:
         retro found (retro also reads the lines logged shortly before an
         indicator arrived) is announced once per ``alerting.renotify_after``.
         """
-        parts = (self.sensor, self.client, self.query_name, self.indicator)
+        parts = (self.sensor, self.client, self.query.name, self.match.indicator)
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
     def seen_epoch(self) -> int:
         """``last_seen`` as epoch seconds (the DNS answer time reported in sightings)."""
-        return int(parse_time(self.last_seen or self.detected_at).timestamp())
+        return int(parse_rfc3339(self.last_seen or self.detected_at).timestamp())
 
 
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp (``Z`` or offset); naive values are UTC."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_alert(alert: Alert) -> bytes:
+    """``alert`` as one line of the alert file (without the newline)."""
+    return _encoder.encode(alert)
+
+
+def alert_object(alert: Alert) -> dict[str, Any]:
+    """``alert`` as the JSON object of its line (for a JSON receiver): equal to the
+    line decoded as plain JSON."""
+    obj: dict[str, Any] = msgspec.json.decode(encode_alert(alert))
+    return obj
+
+
+# ---------------------------------------------------------------------- decoding
 
 
 def show(value: Any, limit: int = 40) -> str:
@@ -115,6 +170,22 @@ def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = False) -
     return str(value)
 
 
+def _loose_str(obj: dict[str, Any], key: str) -> str:
+    """A field delivery only passes on: a string, a number as text, else empty."""
+    value = obj.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _loose_int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
+    return value if ok else 0  # type: ignore[return-value]
+
+
 def _int(obj: dict[str, Any], key: str, default: int, low: int) -> int:
     value = obj.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INT:
@@ -126,43 +197,54 @@ def _time(obj: dict[str, Any], key: str) -> str:
     text = _str(obj, key, "")
     if text:
         try:
-            parse_time(text).timestamp()
-        except (ValueError, OverflowError):
+            parse_rfc3339(text)
+        except ValueError:
             raise AlertFormatError(f"{key}: not an RFC 3339 time: {show(text)}") from None
     return text
 
 
-def _context(obj: Any) -> MispContext:
+def _misp(obj: Any) -> MispAttribute:
     if not isinstance(obj, dict):
         raise AlertFormatError("misp[]: expected an object")
-    tags_raw = obj.get("tags") or []
-    if not isinstance(tags_raw, list) or not all(isinstance(t, str) for t in tags_raw):
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise AlertFormatError("misp[].tags: expected a list of strings")
-    tags = tuple(tags_raw)
     tlp = obj.get("tlp")
     if tlp is not None and not isinstance(tlp, str):
         raise AlertFormatError("misp[].tlp: expected a string or null")
-    return MispContext(
+    return MispAttribute(
         server=_str(obj, "server", "misp[]."),
         event_id=_str(obj, "event_id", "misp[]."),
+        event_uuid=_loose_str(obj, "event_uuid"),
         event_info=_str(obj, "event_info", "misp[]."),
         event_url=_str(obj, "event_url", "misp[]."),
         org=_str(obj, "org", "misp[]."),
-        tags=tags,
-        comment=_str(obj, "comment", "misp[]."),
-        category=_str(obj, "category", "misp[]."),
+        tags=tuple(tags),
+        attribute_uuid=_loose_str(obj, "attribute_uuid"),
         attribute_type=_str(obj, "attribute_type", "misp[]."),
-        tlp=str(tlp) if tlp else None,
+        category=_str(obj, "category", "misp[]."),
+        comment=_str(obj, "comment", "misp[]."),
+        timestamp=_loose_int(obj, "timestamp"),
+        tlp=tlp,
+    )
+
+
+def _answer(obj: dict[str, Any]) -> AlertAnswer:
+    return AlertAnswer(
+        name=_loose_str(obj, "name"),
+        type=_loose_str(obj, "type"),
+        data=_loose_str(obj, "data"),
+        ttl=_loose_int(obj, "ttl"),
     )
 
 
 def parse_alert(obj: Any) -> Alert:
-    """Build an Alert from a decoded line; raise AlertFormatError naming the bad field."""
+    """An Alert from a decoded line; AlertFormatError names the bad field."""
     if not isinstance(obj, dict):
         raise AlertFormatError("expected a JSON object")
-    version = obj.get("schema_version", 1)
-    if isinstance(version, bool) or version != 1:
-        raise AlertFormatError(f"schema_version {show(version)} is not 1")
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise AlertFormatError(f"schema_version {show(version)} is not {SCHEMA_VERSION}")
     alert_id = _str(obj, "id", "", required=True)
     if not _ID.match(alert_id):
         raise AlertFormatError(f"id: expected 32 lower-case hex digits, got {show(alert_id)}")
@@ -185,27 +267,35 @@ def parse_alert(obj: Any) -> Alert:
     )
     if not (last_seen or detected_at):
         raise AlertFormatError("last_seen: missing (and no detected_at)")
+    ioc_added = obj.get("ioc_added")
+    source = obj.get("source")
     return Alert(
+        schema_version=SCHEMA_VERSION,
         id=alert_id,
         revision=revision,
         kind=kind,
-        sensor=_str(obj, "sensor", "", required=True),
-        client=_str(obj, "client", ""),
-        query_name=_str(query, "name", "query.", required=True),
-        query_type=_str(query, "type", "query."),
-        rcode=_str(query, "rcode", "query."),
-        match_how=_str(match, "how", "match."),
-        indicator=_str(match, "indicator", "match.", required=True),
-        match_value=_str(match, "value", "match."),
         detected_at=detected_at,
         first_seen=first_seen,
         last_seen=last_seen,
         count=_int(obj, "count", 1, 0),
-        answers=tuple(a for a in answers if isinstance(a, dict)),
-        misp=tuple(_context(m) for m in misp),
+        sensor=_str(obj, "sensor", "", required=True),
+        client=_str(obj, "client", ""),
+        query=AlertQuery(
+            name=_str(query, "name", "query.", required=True),
+            type=_str(query, "type", "query."),
+            rcode=_str(query, "rcode", "query."),
+        ),
+        answers=tuple(_answer(a) for a in answers if isinstance(a, dict)),
+        match=AlertMatch(
+            how=_str(match, "how", "match."),
+            indicator=_str(match, "indicator", "match.", required=True),
+            value=_str(match, "value", "match."),
+        ),
+        misp=tuple(_misp(m) for m in misp),
+        ioc_added=ioc_added if isinstance(ioc_added, str) else None,
+        source=AlertSource(_loose_str(source, "file") if isinstance(source, dict) else ""),
         misp_more=_int(obj, "misp_more", 0, 0),
         answers_more=_int(obj, "answers_more", 0, 0),
-        raw=obj,
     )
 
 
@@ -237,8 +327,8 @@ def check_value(obj: Any) -> None:
         raise AlertFormatError("a number is NaN or infinite") from None
 
 
-def parse_line(line: bytes) -> Alert:
-    """Decode and parse one line of the alert file (AlertFormatError says what is wrong)."""
+def decode_alert(line: bytes | str) -> Alert:
+    """One line of the alert file as an Alert (AlertFormatError says what is wrong)."""
     try:
         obj = json.loads(line, parse_constant=_no_constant)
     except RecursionError:

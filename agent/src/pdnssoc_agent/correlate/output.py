@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Alerts: the JSON line format, dedup by window, and durable exactly-once writing.
+"""Writing alerts: dedup by window, building lines, and durable exactly-once appending.
+
+The line format itself (type, encoder, decoder) is :mod:`pdnssoc_agent.alertfile`.
 
 An alert's ``id`` is derived from what it is about (kind, sensor, client,
 query name, indicator) and the start of the ``correlation.dedup_window``
@@ -18,11 +20,8 @@ from the alerts file is appended.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
-import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,113 +29,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+from msgspec.structs import replace
 
+from ..alertfile import (
+    ALERTS_FILE,
+    SCHEMA_VERSION,
+    Alert,
+    AlertAnswer,
+    AlertMatch,
+    AlertQuery,
+    AlertSource,
+    MispAttribute,
+    encode_alert,
+)
 from ..dnslog import Answer, LogRecord
-from ..fsutil import append_durably, atomic_write_bytes
+from ..errors import StateError
+from ..fsutil import append_durably, atomic_write_bytes, locked
 from ..iocs.index import IndicatorEntry, IocContext
+from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from .scan import Hit
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-ALERTS_FILE = "matches.json"
-
 Kind = Literal["live", "retro"]
-
-
-class QueryOut(msgspec.Struct):
-    name: str
-    type: str
-    rcode: str
-
-
-class AnswerOut(msgspec.Struct):
-    name: str
-    type: str
-    data: str
-    ttl: int
-
-
-class MatchOut(msgspec.Struct):
-    how: str
-    indicator: str
-    value: str
-
-
-class MispOut(msgspec.Struct):
-    server: str
-    event_id: str
-    event_uuid: str
-    event_info: str
-    event_url: str
-    org: str
-    tags: list[str]
-    attribute_uuid: str
-    attribute_type: str
-    category: str
-    comment: str
-    timestamp: int
-    tlp: str | None
-
-
-class SourceOut(msgspec.Struct):
-    file: str
-
-
-class Alert(msgspec.Struct, omit_defaults=True):
-    """One line of alerts/matches.json (see schemas/alert.schema.json).
-
-    Only ``misp_more`` and ``answers_more`` have defaults, so only they are
-    left out of a line (when 0).
-    """
-
-    schema_version: int
-    id: str
-    revision: int
-    kind: str
-    detected_at: str
-    first_seen: str
-    last_seen: str
-    count: int
-    sensor: str
-    client: str
-    query: QueryOut
-    answers: list[AnswerOut]
-    match: MatchOut
-    misp: list[MispOut]
-    ioc_added: str | None
-    source: SourceOut
-    misp_more: int = 0
-    """MISP attributes carrying the indicator that the line does not list."""
-    answers_more: int = 0
-    """Answers of the DNS message that the line does not list."""
-
-
-alert_encoder = msgspec.json.Encoder()
-alert_decoder = msgspec.json.Decoder(Alert)
-
-_FRACTION = re.compile(r"\.(\d{6})\d+")
-
-
-def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 timestamp (nanoseconds allowed) as an aware UTC datetime."""
-    if not text or text == "-":
-        return None
-    t = _FRACTION.sub(r".\1", text.strip())
-    try:
-        value = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    except (ValueError, OverflowError):  # not a time, or outside years 1..9999 in UTC
-        return None
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC with a ``Z``; microseconds only when there are some."""
-    v = value.astimezone(UTC)
-    text = v.isoformat(timespec="microseconds" if v.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 def from_epoch(seconds: int) -> datetime:
@@ -221,7 +136,7 @@ class Aggregator:
 def event_time(rec: LogRecord) -> datetime | None:
     """When the DNS message was seen by the sensor."""
     tap = rec.dnstap
-    return parse_time(tap.timestamp if tap is not None else rec.timestamp)
+    return parse_rfc3339_or_none(tap.timestamp if tap is not None else rec.timestamp)
 
 
 # ---------------------------------------------------------------------- dedup state
@@ -271,10 +186,6 @@ _state_encoder = msgspec.json.Encoder()
 _state_decoder = msgspec.json.Decoder(StepState)
 
 
-class StateError(ValueError):
-    """The state file is unreadable; the message names it."""
-
-
 def load_state(path: Path) -> StepState:
     try:
         raw = path.read_bytes()
@@ -296,13 +207,8 @@ def save_state(path: Path, state: StepState) -> None:
 @contextlib.contextmanager
 def alerts_lock(alerts_dir: Path) -> Iterator[None]:
     """Exclusive lock on the alerts file for correlate and retro (blocking)."""
-    alerts_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(alerts_dir / f".{ALERTS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(alerts_dir / f".{ALERTS_FILE}.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _size(path: Path) -> int:
@@ -360,17 +266,9 @@ def commit(state_path: Path, state: StepState, alerts_file: Path, lines: list[by
     with alerts_lock(alerts_file.parent):
         state.pending = PendingWrite(str(alerts_file), _size(alerts_file), data.decode("utf-8"))
         save_state(state_path, state)
-        _crash_point("after-pending")
         append_durably(alerts_file, data)
-        _crash_point("after-append")
         state.pending = None
         save_state(state_path, state)
-
-
-def _crash_point(name: str) -> None:
-    """Die here when PDNSSOC_AGENT_CRASH_AT names this point (crash-recovery tests)."""
-    if os.environ.get("PDNSSOC_AGENT_CRASH_AT") == name:
-        os._exit(77)
 
 
 # ---------------------------------------------------------------------- building lines
@@ -397,20 +295,20 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tags(tags: tuple[str, ...]) -> list[str]:
+def _tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     tlp = [t for t in tags if t.lower().startswith("tlp:")]
     other = [t for t in tags if not t.lower().startswith("tlp:")]
-    return tlp + [_cut(t, 200) for t in other[: max(0, MAX_TAGS - len(tlp))]]
+    return (*tlp, *(_cut(t, 200) for t in other[: max(0, MAX_TAGS - len(tlp))]))
 
 
-def _misp(entry: IndicatorEntry | None) -> list[MispOut]:
+def _misp(entry: IndicatorEntry | None) -> list[MispAttribute]:
     if entry is None:
         return []
     return [_misp_one(c) for c in entry.contexts]
 
 
-def _misp_one(c: IocContext, text: int = MAX_TEXT) -> MispOut:
-    return MispOut(
+def _misp_one(c: IocContext, text: int = MAX_TEXT) -> MispAttribute:
+    return MispAttribute(
         server=c.server,
         event_id=c.event_id,
         event_uuid=c.event_uuid,
@@ -434,17 +332,24 @@ def encode_bounded(alert: Alert, budget: int = LINE_BUDGET) -> bytes:
     is counted in ``misp_more``), down to one; then the texts of that one are
     cut shorter. The indicator, query, client, sensor and times are never cut.
     """
-    line = alert_encoder.encode(alert)
+    line = encode_alert(alert)
     while len(line) > budget and len(alert.misp) > 1:
         keep = len(alert.misp) // 2
-        alert.misp_more += len(alert.misp) - keep
-        alert.misp = alert.misp[:keep]
-        line = alert_encoder.encode(alert)
+        alert = replace(
+            alert, misp=alert.misp[:keep], misp_more=alert.misp_more + len(alert.misp) - keep
+        )
+        line = encode_alert(alert)
     if len(line) > budget and alert.misp:
         m = alert.misp[0]
-        m.event_info, m.comment, m.org = (_cut(v, 100) for v in (m.event_info, m.comment, m.org))
-        m.tags = [t for t in m.tags if t.lower().startswith("tlp:")][:5]
-        line = alert_encoder.encode(alert)
+        m = replace(
+            m,
+            event_info=_cut(m.event_info, 100),
+            comment=_cut(m.comment, 100),
+            org=_cut(m.org, 100),
+            tags=tuple(t for t in m.tags if t.lower().startswith("tlp:"))[:5],
+        )
+        alert = replace(alert, misp=(m, *alert.misp[1:]))
+        line = encode_alert(alert)
     return line
 
 
@@ -460,19 +365,24 @@ def build_lines(
     """Alert lines for this batch (revisions continue ``seen``, which is updated)."""
     out: list[bytes] = []
     size = max(1, int(window.total_seconds()))
-    detected = rfc3339(now)
+    detected = format_rfc3339(now)
     written = int(now.timestamp())
     for p in sorted(pending.values(), key=lambda p: (p.first, p.id)):
         prev = seen.get(p.id)
         first, last, count, revision = p.first, p.last, p.count, 1
         if prev is not None:
-            pf, pl = parse_time(prev.first), parse_time(prev.last)
+            pf, pl = parse_rfc3339_or_none(prev.first), parse_rfc3339_or_none(prev.last)
             first = min(first, pf) if pf else first
             last = max(last, pl) if pl else last
             count += prev.count
             revision = prev.revision + 1
         seen[p.id] = Seen(
-            revision, count, rfc3339(first), rfc3339(last), p.window_start + size, written
+            revision,
+            count,
+            format_rfc3339(first),
+            format_rfc3339(last),
+            p.window_start + size,
+            written,
         )
         how, indicator, value = p.hit
         added = ioc_added.get(indicator)
@@ -483,19 +393,19 @@ def build_lines(
             revision=revision,
             kind=p.kind,
             detected_at=detected,
-            first_seen=rfc3339(first),
-            last_seen=rfc3339(last),
+            first_seen=format_rfc3339(first),
+            last_seen=format_rfc3339(last),
             count=count,
             sensor=p.sensor,
             client=p.client,
-            query=QueryOut(p.qname, p.qtype, p.rcode),
-            answers=[
-                AnswerOut(a.name, a.rdatatype, a.rdata, a.ttl) for a in p.answers[:MAX_ANSWERS]
-            ],
-            match=MatchOut(how, indicator, value),
-            misp=misp[:MAX_MISP],
-            ioc_added=rfc3339(added) if added is not None else None,
-            source=SourceOut(p.source),
+            query=AlertQuery(p.qname, p.qtype, p.rcode),
+            answers=tuple(
+                AlertAnswer(a.name, a.rdatatype, a.rdata, a.ttl) for a in p.answers[:MAX_ANSWERS]
+            ),
+            match=AlertMatch(how, indicator, value),
+            misp=tuple(misp[:MAX_MISP]),
+            ioc_added=format_rfc3339(added) if added is not None else None,
+            source=AlertSource(p.source),
             misp_more=max(0, len(misp) - MAX_MISP),
             answers_more=max(0, len(p.answers) - MAX_ANSWERS),
         )

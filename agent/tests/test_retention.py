@@ -9,14 +9,17 @@ the alert step and a chat webhook receiver on loopback for the operators.
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_support import Receiver, alert_line, append_alerts, start_receiver
+from test_alert_support import Receiver, alert_line, append_alerts, start_receiver, start_smtp
 from test_correlate_support import dns_line, read_alerts, write_lists
 
 from pdnssoc_agent.alerts import alerts_file, run_alert
@@ -234,3 +237,65 @@ def test_an_archive_shorter_than_the_lookback_is_warned_about(tmp_path: Path) ->
         "retro cannot look back further than the archive is kept"
     ]
     assert config(tmp_path).warnings == ()
+
+
+def test_an_unmeasurable_data_root_fails_the_step(tmp_path: Path) -> None:
+    def broken(path: Path) -> Disk:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    cfg = config(tmp_path)
+    read_both(cfg)
+    put(cfg.correlation.archive_dir / "q.json.gz", 1)
+    report = run_retention(cfg, disk=broken)
+    assert "cannot measure the free space of" in report.failed["free space"]
+    assert report.guard_removed == []
+
+
+def test_operators_get_it_by_summary_mail_not_institutions(tmp_path: Path) -> None:
+    smtp = start_smtp("none")
+    try:
+        cfg = parse_config(
+            {
+                "data_dir": str(tmp_path),
+                "alerting": {
+                    "email": {
+                        "from": "pdnssoc@csirt.example",
+                        "summary_to": "soc@csirt.example",
+                        "server": "127.0.0.1",
+                        "port": smtp.port,
+                        "timeout": 5,
+                        "mappings": [{"client_id": "inst-a", "contact": "sec@inst-a.example"}],
+                    }
+                },
+            }
+        )
+        read_both(cfg)
+        old = put(cfg.correlation.archive_dir / "q.json.gz", 3)
+        disk = FakeDisk(0, [old])
+        run_retention(cfg, disk=disk)
+        run_retention(cfg, disk=disk)
+        assert [rcpt for _f, rcpt in smtp.envelopes] == [["soc@csirt.example"]] * 2
+        subjects = [m["Subject"] for m in smtp.messages]
+        assert "free space low" in subjects[0]
+        assert "1 file(s) removed" in subjects[1]
+        assert smtp.messages[0]["Auto-Submitted"] == "auto-generated"
+    finally:
+        smtp.stop()
+
+
+def test_the_retention_command(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "agent.yml"
+    cfg_path.write_text(f"data_dir: {tmp_path}\n")
+    cfg = config(tmp_path)
+    read_both(cfg)
+    old = put(cfg.correlation.archive_dir / "q.json.gz", 31)
+    out = subprocess.run(
+        [sys.executable, "-m", "pdnssoc_agent", "-c", str(cfg_path), "retention"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "1 expired file(s) removed" in out.stdout
+    assert not old.exists()

@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("correlate", "correlate", "match new DNS log lines against the indicators, write alerts"),
     ("retro", "retro", "search archived DNS logs for indicators added since the last run"),
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
+    ("retention", "retention", "remove data older than its retention age; guard free space"),
     (
         "daemonize",
         "daemonize",

@@ -212,8 +212,9 @@ class Scheduler:
         self._wake.set()
 
     def request_stop(self, why: str = "stop requested") -> None:
-        if self.running:
-            log.info("%s: finishing step %s, then exiting", why, ", ".join(sorted(self.running)))
+        running = sorted(self.running.copy())  # (the retro lane's thread changes it)
+        if running:
+            log.info("%s: finishing step %s, then exiting", why, ", ".join(running))
         else:
             log.info("%s: exiting", why)
         self._stop.set()
@@ -404,7 +405,7 @@ class Scheduler:
                 continue
             self._wake.wait(timeout=min(60.0, max(0.5, self.seconds_until_next(utcnow()))))
         if any(t.is_alive() for t in self._lanes.values()):
-            log.info("daemonize: waiting for %s to finish", ", ".join(sorted(self.running)))
+            log.info("daemonize: waiting for %s to finish", ", ".join(sorted(self.running.copy())))
         self.join_lanes()
         log.info("daemonize: stopped")
         return int(ExitCode.OK)

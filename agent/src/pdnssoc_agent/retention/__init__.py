@@ -140,7 +140,11 @@ def _guard(  # noqa: PLR0917 - one pass's pieces
     disk: DiskProbe,
 ) -> GuardState:
     r, root = config.retention, config.data_dir
-    usage = disk(root)
+    try:
+        usage = disk(root)
+    except OSError as exc:
+        report.failed["free space"] = f"cannot measure the free space of {root}: {exc.strerror}"
+        return state
     report.free_percent = usage.free_percent
     if usage.free_percent >= r.min_free_percent:
         if state.low:

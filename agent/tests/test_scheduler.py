@@ -35,6 +35,7 @@ def test_default_steps_resolve_to_the_real_entry_points() -> None:
     from pdnssoc_agent.alerts import run_alert
     from pdnssoc_agent.correlate import run_correlate, run_retro
     from pdnssoc_agent.iocs.fetch import fetch_iocs
+    from pdnssoc_agent.retention import run_retention
 
     functions = {s.name: s.function() for s in STEPS}
     assert functions == {
@@ -42,6 +43,7 @@ def test_default_steps_resolve_to_the_real_entry_points() -> None:
         "correlate": run_correlate,
         "retro": run_retro,
         "alert": run_alert,
+        "retention": run_retention,
     }
     with pytest.raises(ValueError, match="unknown step"):
         select_steps(["alert", "nope"])
@@ -205,7 +207,7 @@ def test_once_runs_every_real_step(tmp_path: Path) -> None:
     proc = start_daemon(cfg_path, "--once")
     _out, err = proc.communicate(timeout=120)
     records = read_steps(state_path(cfg))
-    assert set(records) == {"fetch-iocs", "correlate", "retro", "alert"}, err
+    assert set(records) == {"fetch-iocs", "correlate", "retro", "alert", "retention"}, err
     assert records["alert"]["outcome"] == "ok"
     # Without MISP servers fetch-iocs cannot succeed: that failure is recorded,
     # logged, and the other steps still ran.

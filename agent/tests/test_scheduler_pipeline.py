@@ -139,6 +139,7 @@ def test_daemonize_once_runs_the_whole_pipeline(tmp_path: Path) -> None:
             "correlate": "ok",
             "retro": "ok",
             "alert": "ok",
+            "retention": "ok",
         }, proc.stderr
         assert proc.returncode == 0, proc.stderr
         assert KEY not in proc.stderr

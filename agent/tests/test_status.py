@@ -53,7 +53,7 @@ def test_never_run_is_stale(tmp_path: Path) -> None:
     assert status.stale == list(STEP_NAMES)
     text = render(status)
     assert "never" in text
-    assert "STALE: fetch-iocs, correlate, retro, alert" in text
+    assert "STALE: fetch-iocs, correlate, retro, alert, retention" in text
 
 
 def test_staleness_is_twice_the_interval(tmp_path: Path) -> None:
@@ -149,6 +149,6 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert fresh.returncode == 0, fresh.stderr
     data = json.loads(fresh.stdout)
     assert data["stale"] == []
-    assert [s["outcome"] for s in data["steps"]] == ["ok"] * 4
+    assert [s["outcome"] for s in data["steps"]] == ["ok"] * len(STEP_NAMES)
     # status changes nothing on disk.
     assert not (cfg.correlation.state_dir / "alert-ledger.sqlite3").exists()

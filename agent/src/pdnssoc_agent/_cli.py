@@ -30,7 +30,12 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("correlate", "correlate", "match new DNS log lines against the indicators, write alerts"),
     ("retro", "retro", "search archived DNS logs for indicators added since the last run"),
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
-    ("daemonize", "daemonize", "run fetch-iocs, correlate, retro and alert on their schedules"),
+    ("retention", "retention", "remove data older than its retention age; guard free space"),
+    (
+        "daemonize",
+        "daemonize",
+        "run fetch-iocs, correlate, retro, alert and retention on their schedules",
+    ),
     ("status", "status", "show each step's last run, delivery lag and indicator counts"),
 ]
 

@@ -63,6 +63,8 @@ class Status:
     """Complete lines of the alert file that the alert step has not read yet."""
     pointers: dict[str, dict[str, Any]] = field(default_factory=dict)
     iocs: dict[str, Any] = field(default_factory=dict)
+    retention: dict[str, Any] = field(default_factory=dict)
+    """The free-space guard's view (``<state_dir>/retention.json``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -201,6 +203,20 @@ def _iocs(config: Config, now: datetime, status: Status) -> None:
     }
 
 
+def _retention(config: Config, status: Status) -> None:
+    from .retention.guard import GuardState  # noqa: PLC0415 - status stays light
+
+    state = GuardState.load(config.correlation.state_dir / "retention.json")
+    status.retention = state.to_dict()
+    if state.low:
+        status.problems.append(
+            f"free space on {config.data_dir}'s file system was {state.free_percent}% at the "
+            f"last retention run, below retention.min_free_percent ({state.watermark}%), "
+            f"since {state.since}; the guard removed {state.removed_files} file(s) "
+            f"({state.removed_bytes:,} bytes), {state.protected_files} may not be removed yet"
+        )
+
+
 def collect(config: Config, now: datetime | None = None) -> Status:
     """Gather the health view (reads only)."""
     now = now or utcnow()
@@ -209,6 +225,7 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _channels(config, now, status)
     _pointers(config, now, status)
     _iocs(config, now, status)
+    _retention(config, status)
     status.problems += [str(p) for p in input_problems(config)]
     return status
 
@@ -259,6 +276,9 @@ def render(status: Status) -> str:
             else ", no index"
         )
     )
+    last_action = status.retention.get("last_action")
+    if last_action:
+        out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

@@ -10,6 +10,11 @@ One long-lived process, meant for supervisord:
   logged and the running configuration is kept;
 * a failing step is logged and tried again at its next interval; the other
   steps go on;
+* ``retro`` runs in a lane of its own: a thread that runs it in a child process
+  (:mod:`.child`), so a retro that takes hours never holds back the live steps
+  (fetch-iocs, correlate, alert), which go on at their intervals meanwhile;
+  both lanes append to the alerts file under its lock, each with its own
+  checkpoint, so every alert line is written once;
 * every step takes its lock under ``correlation.state_dir``, so two agents on
   one data root never run the same step at once (the second records "busy");
 * each step's last run, outcome and duration go to ``<state_dir>/steps.json``
@@ -34,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .child import run_in_child
 from .config import Config, ConfigError, Schedules, load_config
 from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, StateError, storage_failure
 from .fsutil import atomic_write_text, locked
@@ -44,6 +50,7 @@ from .timefmt import format_rfc3339, parse_rfc3339
 log = logging.getLogger(__name__)
 
 STATE_FILE = "steps.json"
+MAIN_LANE = "main"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class Step:
     """Attribute of ``schedules`` holding the interval."""
     target: str | Callable[[Config], Any]
     """``module:function`` imported when first run, or the function itself."""
+    lane: str = MAIN_LANE
+    """Steps of the main lane run one after another; another lane runs beside it
+    (in a child process when ``target`` is a ``module:function``)."""
 
     def interval(self, schedules: Schedules) -> timedelta:
         return timedelta(minutes=getattr(schedules, self.schedule_key).interval)
@@ -72,8 +82,9 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("fetch-iocs", "fetch_iocs", "pdnssoc_agent.iocs.fetch:fetch_iocs"),
     Step("correlate", "correlation", "pdnssoc_agent.correlate:run_correlate"),
-    Step("retro", "retro", "pdnssoc_agent.correlate:run_retro"),
+    Step("retro", "retro", "pdnssoc_agent.correlate:run_retro", lane="retro"),
     Step("alert", "alerting", "pdnssoc_agent.alerts:run_alert"),
+    Step("retention", "retention", "pdnssoc_agent.retention:run_retention"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 
@@ -126,6 +137,22 @@ def _outcome_of(result: Any) -> tuple[str, str | None]:
     return "failed", f"partial failure (exit {int(code)}){': ' + detail if detail else ''}"
 
 
+def classify(name: str, func: Callable[[Config], Any], config: Config) -> tuple[str, str | None]:
+    """Run a step function; ("ok", "failed" or "busy", error)."""
+    try:
+        return _outcome_of(func(config))
+    except BusyError as exc:
+        return "busy", str(exc)
+    except AgentError as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # a failing step must not stop the others
+        problem = storage_failure(exc)
+        if problem is not None:
+            return "failed", f"{problem}; {STORAGE_ADVICE}"
+        log.exception("step %s crashed", name)
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
 class Scheduler:
     """Runs steps when due; signals only set flags, the loop acts on them."""
 
@@ -135,8 +162,12 @@ class Scheduler:
         config_path: Path | None = None,
         steps: Sequence[Step] = STEPS,
         log_level: str | None = None,
+        *,
+        lanes: bool = True,
     ) -> None:
         self.config = config
+        self.lanes = lanes
+        """False: every step runs in the main lane, in order (``daemonize --once``)."""
         self.log_level = log_level
         """A ``--log-level`` given on the command line wins over the file, also after SIGHUP."""
         self.config_path = config_path
@@ -145,7 +176,10 @@ class Scheduler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = False
-        self.current: str | None = None
+        self.running: set[str] = set()
+        """Steps in progress, in any lane."""
+        self._lanes: dict[str, threading.Thread] = {}
+        self._lane_outcomes: dict[str, str] = {}
 
     # -- signals ---------------------------------------------------------------
 
@@ -162,8 +196,9 @@ class Scheduler:
         self._wake.set()
 
     def request_stop(self, why: str = "stop requested") -> None:
-        if self.current:
-            log.info("%s: finishing step %s, then exiting", why, self.current)
+        running = sorted(self.running.copy())  # (the retro lane's thread changes it)
+        if running:
+            log.info("%s: finishing step %s, then exiting", why, ", ".join(running))
         else:
             log.info("%s: exiting", why)
         self._stop.set()
@@ -239,27 +274,21 @@ class Scheduler:
             records = {}
         return [s for s in self.steps if self._next(s, records, now) <= now]
 
+    def _run(self, step: Step) -> tuple[str, str | None]:
+        if self.lanes and step.lane != MAIN_LANE and isinstance(step.target, str):
+            level = self.log_level or self.config.logging_level
+            return run_in_child(step.name, step.target, self.config, level)
+        return classify(step.name, step.function(), self.config)
+
     def run_step(self, step: Step, now: datetime | None = None) -> str:
         """Run one step now; record and return its outcome (ok, failed or busy)."""
         started = now or utcnow()
         t0 = time.monotonic()
-        self.current = step.name
-        error: str | None = None
+        self.running.add(step.name)
         try:
-            outcome, error = _outcome_of(step.function()(self.config))
-        except BusyError as exc:
-            outcome, error = "busy", str(exc)
-        except AgentError as exc:
-            outcome, error = "failed", str(exc)
-        except Exception as exc:  # a failing step must not stop the others
-            problem = storage_failure(exc)
-            if problem is not None:
-                outcome, error = "failed", f"{problem}; {STORAGE_ADVICE}"
-            else:
-                log.exception("step %s crashed", step.name)
-                outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+            outcome, error = self._run(step)
         finally:
-            self.current = None
+            self.running.discard(step.name)
         duration = time.monotonic() - t0
         self.next_run[step.name] = started + step.interval(self.config.schedules)
         if error is not None:
@@ -295,16 +324,49 @@ class Scheduler:
             )
         return outcome
 
-    def run_due(self, now: datetime | None = None) -> dict[str, str]:
-        """Run every due step, in order, unless asked to stop; return their outcomes."""
+    def run_due(self, now: datetime | None = None, *, wait: bool = True) -> dict[str, str]:
+        """Run every due step unless asked to stop; return their outcomes.
+
+        Main-lane steps run here, in order. A step of another lane starts in
+        that lane's thread unless the lane is still busy with its previous
+        run; with ``wait`` its outcome is waited for and returned too,
+        otherwise it comes back from a later :meth:`join_lanes`.
+        """
         outcomes: dict[str, str] = {}
         for step in self.due(now or utcnow()):
             if self.stopping:
                 break
             if self._reload:
                 self.reload()
-            outcomes[step.name] = self.run_step(step, now)
+            if step.lane == MAIN_LANE or not self.lanes:
+                outcomes[step.name] = self.run_step(step, now)
+            else:
+                self._start_lane(step, now)
+        if wait:
+            outcomes.update(self.join_lanes())
         return outcomes
+
+    def _start_lane(self, step: Step, now: datetime | None) -> None:
+        # Not due again while it runs (its end records the real next run).
+        self.next_run[step.name] = (now or utcnow()) + step.interval(self.config.schedules)
+        busy = self._lanes.get(step.lane)
+        if busy is not None and busy.is_alive():
+            return  # still running its previous run
+
+        def lane() -> None:
+            self._lane_outcomes[step.name] = self.run_step(step, now)
+            self._wake.set()
+
+        thread = threading.Thread(target=lane, name=f"lane-{step.lane}", daemon=True)
+        self._lanes[step.lane] = thread
+        thread.start()
+
+    def join_lanes(self, timeout: float | None = None) -> dict[str, str]:
+        """Wait for the steps running in other lanes; the outcomes not returned before."""
+        for thread in list(self._lanes.values()):
+            thread.join(timeout)
+        done, self._lane_outcomes = self._lane_outcomes, {}
+        return done
 
     def seconds_until_next(self, now: datetime) -> float:
         if not self.next_run:
@@ -318,13 +380,17 @@ class Scheduler:
         while not self.stopping:
             if self._reload:
                 self.reload()
-            self.run_due()
+            self.run_due(wait=False)
+            self.join_lanes(timeout=0)
             if self._stop.is_set():  # (a signal may have come during the steps)
                 break
             self._wake.clear()
             if self._reload:
                 continue
             self._wake.wait(timeout=min(60.0, max(0.5, self.seconds_until_next(utcnow()))))
+        if any(t.is_alive() for t in self._lanes.values()):
+            log.info("daemonize: waiting for %s to finish", ", ".join(sorted(self.running.copy())))
+        self.join_lanes()
         log.info("daemonize: stopped")
         return int(ExitCode.OK)
 

@@ -157,6 +157,22 @@ class EmailSink(Sink):
         msg.add_alternative(html, subtype="html")
         return msg
 
+    def notice(self, subject: str, text: str) -> None:
+        """Send a plain-text message about the deployment itself to ``summary_to``."""
+        to = _recipients(self.config.summary_to)
+        if not to:
+            raise DeliveryError(f"{SUMMARY}: summary_to is not set")
+        cfg = self.config
+        msg = EmailMessage()
+        msg["Subject"] = cut(one_line(f"{cfg.subject} - {subject}"), 250)
+        msg["From"] = cfg.from_
+        msg["To"] = ", ".join(to)
+        msg["Date"] = formatdate(self.now.timestamp(), usegmt=True)
+        msg["Message-ID"] = make_msgid(domain=cfg.from_.rpartition("@")[2] or None)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        self._send(SUMMARY, msg, to)
+
     def _tls_context(self) -> ssl.SSLContext:
         ca = str(self.config.ca_file) if self.config.ca_file else None
         return ssl.create_default_context(cafile=ca)

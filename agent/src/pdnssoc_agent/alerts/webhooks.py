@@ -85,6 +85,22 @@ class WebhookSink(Sink):
             self._post(url, payload)
             record(batch)
 
+    def notice(self, subject: str, text: str) -> None:
+        """Post a message about the deployment itself (chat channels only)."""
+        if self.kind == "webhook":
+            raise DeliveryError("webhook: carries alerts only, no notices")
+        try:
+            url = read_secret(
+                f"alerting.{self.kind} webhook URL",
+                self.config.webhook_url,
+                self.config.webhook_url_file,
+                self.config.webhook_url_env,
+            )
+        except ValueError as exc:
+            raise DeliveryError(str(exc)) from None
+        body = f"pDNSSOC: {subject}\n{text}"[: self.config.max_message_chars]
+        self._post(url, self._chat_body("", [], body))
+
     # -- building messages --------------------------------------------------
 
     def plan(self, alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="run the steps that are due once, then exit (non-zero if one failed)",
+        help="run the steps that are due once, one after another, then exit "
+        "(non-zero if one failed)",
     )
     parser.epilog = (
         "SIGTERM: finish the step in progress, exit 0. SIGHUP: reload the configuration "
@@ -39,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(config: Config, args: argparse.Namespace) -> int:
     scheduler = Scheduler(
-        config, args.config, select_steps(args.steps), log_level=getattr(args, "log_level", None)
+        config,
+        args.config,
+        select_steps(args.steps),
+        log_level=getattr(args, "log_level", None),
+        lanes=not args.once,  # once: every step in order, retro's alerts delivered in this run
     )
     scheduler.install_signal_handlers()
     if args.once:

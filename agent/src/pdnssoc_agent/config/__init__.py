@@ -23,6 +23,7 @@ from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
 from .fetch import DEFAULT_TYPES, FetchIocs
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
+from .retention import Retention
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
 
@@ -41,6 +42,7 @@ __all__ = [
     "MispServer",
     "Periods",
     "Problem",
+    "Retention",
     "Schedules",
     "Secret",
     "Sightings",
@@ -71,6 +73,7 @@ class Config:
     correlation: Correlation = field(default_factory=Correlation)
     alerting: Alerting = field(default_factory=Alerting)
     schedules: Schedules = field(default_factory=Schedules)
+    retention: Retention = field(default_factory=Retention)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:
@@ -128,6 +131,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             )
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
+    warnings += cfg.retention.warnings(cfg.correlation.retro_lookback)
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
     return _resolve_paths(cfg, cfg.data_dir)
 

@@ -21,3 +21,4 @@ class Schedules:
     correlation: Interval = field(default_factory=lambda: Interval(1))
     retro: Interval = field(default_factory=lambda: Interval(1440))
     alerting: Interval = field(default_factory=lambda: Interval(5))
+    retention: Interval = field(default_factory=lambda: Interval(15))

@@ -10,9 +10,9 @@ import logging
 
 from ..alerts.email import EmailSink
 from ..alerts.render import Templates
-from ..alerts.sink import DeliveryError
 from ..alerts.webhooks import KINDS, WebhookSink
 from ..config import Config
+from ..errors import DeliveryError
 from ..state import utcnow
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..alerts import alerts_file, ledger_dir
 from ..alerts.ledger import Ledger, SourcePosition
 from ..config import Config
-from ..correlate.alerts import alerts_lock
+from ..correlate.output import alerts_lock
 from ..errors import BusyError
 from ..fsutil import fsync_dir
 from ..state import step_lock

@@ -9,8 +9,10 @@ Environment (defaults give a run of a couple of minutes):
   so run several sizes and read the curve;
 * ``BENCH_HISTORY_SENSORS`` (10), ``BENCH_HISTORY_CLIENTS`` (4 clients a sensor as the
   server sees them: masked to /16 by default), ``BENCH_HISTORY_HOSTS`` (200,000 names);
-* ``BENCH_HISTORY_COMMIT`` (7,000: replies per commit, a correlate run a minute at
-  10 million replies a day); ``BENCH_HISTORY_CANDIDATES`` (``parquet,duckdb,sqlite``);
+* ``BENCH_HISTORY_COMMIT_MINUTES`` (15): the store commits once per that many minutes
+  of traffic (correlate runs every minute and hands its lines over; the store
+  writes when its batch is that old); ``BENCH_HISTORY_CANDIDATES``
+  (``parquet,duckdb,sqlite``);
 * ``BENCH_REPEAT`` (2): each CPU figure is the best of that many fresh processes.
 
 Figures (not pass/fail): bytes on disk per reply held, beside today's gzip JSON;
@@ -41,6 +43,7 @@ from typing import Any
 from pdnssoc_agent.config import parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.correlate.indicators import Matcher
+from pdnssoc_agent.correlate.run import gc_paused
 from pdnssoc_agent.correlate.scan import _match, scan_chunk
 from pdnssoc_agent.dnslog import LineReader, LogRecord, ReadStats
 
@@ -145,21 +148,33 @@ def _fp(path: Path) -> str:
 
 def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     """correlate's loop over the plain logs, with or without filling a store."""
-    from pdnssoc_agent.history import HistoryStore, Source, decode_chunk  # noqa: PLC0415
-    from pdnssoc_agent.history.aggregate import Batch  # noqa: PLC0415
-
-    from .history_candidates import SqliteStore  # noqa: PLC0415
+    import pdnssoc_agent.history  # noqa: F401, PLC0415 - imported before the clock starts
 
     kind = a.kind
     matcher = _matcher(work)
     store_dir = work / f"store-{kind}"
     shutil.rmtree(store_dir, ignore_errors=True)
-    commit_every = int(os.environ.get("BENCH_HISTORY_COMMIT", "7000"))
+    minutes = int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "15"))
+    per_day = int(os.environ.get("BENCH_HISTORY_PER_DAY", "20000"))
+    commit_every = max(1, per_day * minutes // 1440)
     stats = ReadStats()
     found = [0]
 
     def on_hit(_rec: LogRecord, _h: list[Any]) -> None:
         found[0] += 1
+
+    with gc_paused():
+        return _ingest(work, kind, matcher, store_dir, commit_every, stats, found, on_hit)
+
+
+def _ingest(  # noqa: PLR0913, PLR0917
+    work: Path, kind: str, matcher: Matcher, store_dir: Path, commit_every: int,
+    stats: ReadStats, found: list[int], on_hit: Any,
+) -> dict[str, Any]:
+    from pdnssoc_agent.history import HistoryStore, Source, decode_chunk  # noqa: PLC0415
+    from pdnssoc_agent.history.aggregate import Batch  # noqa: PLC0415
+
+    from .history_candidates import SqliteStore  # noqa: PLC0415
 
     c0, t0 = _cpu(), time.perf_counter()
     if kind == "none":
@@ -222,9 +237,9 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
 
 def _w_query(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Retro (all indicators) or hunt (one domain) over the last ``days`` days."""
-    from pdnssoc_agent.history import HistoryStore, hunt, matcher_for, search  # noqa: PLC0415
+    from pdnssoc_agent.history import matcher_for  # noqa: PLC0415
 
-    from .history_candidates import SqliteStore, days_of, duckdb_search  # noqa: PLC0415
+    from .history_candidates import days_of  # noqa: PLC0415
 
     all_days = sorted(p.name.removeprefix("queries-").removesuffix(".json")
                       for p in _files(work, "plain"))  # fmt: skip
@@ -232,6 +247,17 @@ def _w_query(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     days = days_of(first, a.days)
     since = int(first.timestamp()) * 1_000_000
     matcher = _matcher(work) if a.hunt is None else matcher_for([a.hunt])
+    with gc_paused():
+        return _query(work, a, matcher, since, days)
+
+
+def _query(
+    work: Path, a: argparse.Namespace, matcher: Matcher, since: int, days: list[str]
+) -> dict[str, Any]:
+    from pdnssoc_agent.history import HistoryStore, hunt, search  # noqa: PLC0415
+
+    from .history_candidates import SqliteStore, duckdb_search  # noqa: PLC0415
+
     c0, t0 = _cpu(), time.perf_counter()
     if a.kind == "parquet":
         store = HistoryStore(work / "store-parquet")

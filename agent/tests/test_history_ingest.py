@@ -16,7 +16,8 @@ from test_history_support import add_lines, fp_of, replies_by_key, rows, store_a
 
 from pdnssoc_agent.dnslog import LineReader, ReadStats
 from pdnssoc_agent.errors import BusyError
-from pdnssoc_agent.history import Source, StoreError, decode_chunk
+from pdnssoc_agent.history import Source, StoreError, compact, decode_chunk
+from pdnssoc_agent.history.manifest import SegmentInfo
 
 A = [("www.example.org", "A", "192.0.2.10")]
 B = [("www.example.org", "A", "192.0.2.11")]
@@ -194,7 +195,7 @@ def test_compaction_merges_the_same_reply_from_many_commits(tmp_path: Path) -> N
             w.commit()
             w.compact()
         before = replies_by_key(store)
-        assert len(store.manifest().segments) < 12  # four of a size became one
+        assert len(store.manifest().segments) == 12  # the day is not over: left as written
         w.compact(full_before="2026-01-06")
     segs = store.manifest().segments
     assert len(segs) == 1 and segs[0].rows == 5 and segs[0].replies == 60
@@ -204,6 +205,14 @@ def test_compaction_merges_the_same_reply_from_many_commits(tmp_path: Path) -> N
     assert min(r["first"] for r in got) == _us("2026-01-05T10:00:00Z")
     assert max(r["last"] for r in got) == _us("2026-01-05T10:11:04Z")
     assert sorted(p.name for p in store.root.glob("day=*/*.parquet")) == [Path(segs[0].path).name]
+
+
+def test_an_open_day_with_too_many_segments_is_merged_by_size_tiers() -> None:
+    segs = [SegmentInfo(f"s{i}", "2026-01-05", rows, rows, 1, 0, 0)
+            for i, rows in enumerate([1000] * 3 + [100] * 4 + [5000])]  # fmt: skip
+    assert [s.path for s in compact.pick(segs)] == ["s3", "s4", "s5", "s6"]
+    assert compact.pick(segs[:6]) == []  # three of a tier: not yet
+    assert len(compact.pick(segs, full=True)) == 8
 
 
 def test_rows_go_to_the_day_of_their_first_reply(tmp_path: Path) -> None:

@@ -222,18 +222,23 @@ class Batch:
         return t
 
 
-def _zoned(text: str) -> str:
-    """A time as :meth:`Batch.add` kept it, with its ``Z`` back if it was taken off."""
-    if text[-1:] == "Z" or (len(text) > 6 and text[-6] in "+-" and text[-3] == ":"):
-        return text
-    return text + "Z"
-
-
 def _times(stored: list[str]) -> pa.Array:
-    """Microseconds since 1970 (int64) of times as kept; null where one is not a time."""
-    texts = [_zoned(t) for t in stored]
+    """Microseconds since 1970 (int64) of times as :meth:`Batch.add` kept them (UTC
+    without its ``Z``); null where one is not a time.
+
+    Parsed in bulk by Arrow; a batch holding any other layout (an offset, a
+    space for the ``T``) is parsed one time at a time instead.
+    """
     try:
-        ns = pa.array(texts, pa.string()).cast(pa.timestamp("ns", tz="UTC"))
+        ns = pa.array(stored, pa.string()).cast(pa.timestamp("ns"))
         return pc.divide(ns.cast(pa.int64()), 1000)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([epoch_us(t) for t in texts], pa.int64())
+        return pa.array([_epoch_us_kept(t) for t in stored], pa.int64())
+
+
+def _epoch_us_kept(text: str) -> int | None:
+    if not text:
+        return None
+    if text[-1:] != "Z" and not (len(text) > 6 and text[-6] in "+-" and text[-3] == ":"):
+        text += "Z"  # the Z add() took off (or none at all: read as UTC)
+    return epoch_us(text)

@@ -3,10 +3,11 @@
 
 Each commit writes its own small segments, so a busy hour is spread over
 many files whose rows repeat each other's keys. Merging sums the counts and
-keeps the earliest first-seen and latest last-seen time. Which segments to
-merge follows a size-tiered rule: segments of a day are grouped by the
-power of four their row count falls in, and four of one tier become one of
-the next, so a row is rewritten about log4(rows of the day) times in all.
+keeps the earliest first-seen and latest last-seen time. A day that is over
+is merged into one segment (each row rewritten once); a day still being
+written is merged only when it has more than :data:`MAX_OPEN` segments, by a
+size-tiered rule: segments are grouped by the power of four their row count
+falls in, and four of one tier become one of the next.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .schema import SCHEMA
 from .segment import sort_table
 
 TIER_FANIN = 4
+MAX_OPEN = 48
+"""Segments a day still being written may have before they are merged (tiered)."""
 
 _KEYS = ["rname", "qname", "qtype", "rcode", "sensor", "client"]
 

@@ -168,8 +168,13 @@ class Writer:
     # ------------------------------------------------------------ upkeep
 
     def compact(self, *, full_before: str | None = None) -> int:
-        """Merge segments (size-tiered; every segment of days before ``full_before``,
-        a ``YYYY-MM-DD`` date). Returns how many segments were merged away."""
+        """Merge segments; returns how many were merged away.
+
+        Days before ``full_before`` (a ``YYYY-MM-DD`` date: the days that are
+        over) become one segment each. A day still being written is left as
+        its commits wrote it unless it has more than :data:`compact.MAX_OPEN`
+        segments, when they are merged size-tiered (see :mod:`.compact`).
+        """
         m = self.manifest
         days: dict[str, list[SegmentInfo]] = {}
         for s in m.segments:
@@ -177,6 +182,8 @@ class Writer:
         merged = 0
         for day, segs in sorted(days.items()):
             full = full_before is not None and day < full_before
+            if not full and len(segs) <= compact.MAX_OPEN:
+                continue
             while True:
                 group = compact.pick(segs, full=full)
                 if not group:

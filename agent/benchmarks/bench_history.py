@@ -9,7 +9,7 @@ Environment (defaults give a run of a couple of minutes):
   so run several sizes and read the curve;
 * ``BENCH_HISTORY_SENSORS`` (10), ``BENCH_HISTORY_CLIENTS`` (4 clients a sensor as the
   server sees them: masked to /16 by default), ``BENCH_HISTORY_HOSTS`` (200,000 names);
-* ``BENCH_HISTORY_COMMIT_MINUTES`` (15): the store commits once per that many minutes
+* ``BENCH_HISTORY_COMMIT_MINUTES`` (60): the store commits once per that many minutes
   of traffic (correlate runs every minute and hands its lines over; the store
   writes when its batch is that old); ``BENCH_HISTORY_CANDIDATES``
   (``parquet,duckdb,sqlite``);
@@ -30,7 +30,6 @@ import gzip
 import hashlib
 import json
 import os
-import random
 import resource
 import shutil
 import subprocess
@@ -154,7 +153,7 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     matcher = _matcher(work)
     store_dir = work / f"store-{kind}"
     shutil.rmtree(store_dir, ignore_errors=True)
-    minutes = int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "15"))
+    minutes = int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "60"))
     per_day = int(os.environ.get("BENCH_HISTORY_PER_DAY", "20000"))
     commit_every = max(1, per_day * minutes // 1440)
     stats = ReadStats()
@@ -167,72 +166,110 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
         return _ingest(work, kind, matcher, store_dir, commit_every, stats, found, on_hit)
 
 
-def _ingest(  # noqa: PLR0913, PLR0917
-    work: Path, kind: str, matcher: Matcher, store_dir: Path, commit_every: int,
-    stats: ReadStats, found: list[int], on_hit: Any,
+def _ingest(  # noqa: PLR0917
+    work: Path,
+    kind: str,
+    matcher: Matcher,
+    store_dir: Path,
+    commit_every: int,
+    stats: ReadStats,
+    found: list[int],
+    on_hit: Any,
 ) -> dict[str, Any]:
-    from pdnssoc_agent.history import HistoryStore, Source, decode_chunk  # noqa: PLC0415
-    from pdnssoc_agent.history.aggregate import Batch  # noqa: PLC0415
-
-    from .history_candidates import SqliteStore  # noqa: PLC0415
-
     c0, t0 = _cpu(), time.perf_counter()
     if kind == "none":
         for f in _files(work, "plain"):
             for ch in LineReader(f, stats).chunks():
                 scan_chunk(ch.data, matcher, stats, on_hit, str(f))
         return {"cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": stats.lines}
-    files = _files(work, "plain")
-    if kind == "parquet":
-        store = HistoryStore(store_dir)
-        with store.writer() as w:
-            for day, f in enumerate(files):
-                fp, since = _fp(f), 0
-                for ch in LineReader(f, stats).chunks():
-                    start = ch.end - len(ch.data)
-                    recs = decode_chunk(ch.data, stats, str(f), start)
-                    found[0] += len(_match(recs, matcher, stats, str(f)))  # type: ignore[arg-type]
-                    w.add(recs, Source(fp, start, ch.end, str(f)))
-                    since += len(recs)
-                    if since >= commit_every:
-                        w.commit()
-                        w.compact()
-                        since = 0
-                w.commit()
-                w.compact(full_before=(T0 + timedelta(days=day)).strftime("%Y-%m-%d"))
-            w.compact(full_before="9999-12-31")
-            m = w.manifest
-        size = store.size_on_disk()
-        rows, replies, segs = sum(s.rows for s in m.segments), sum(s.replies for s in m.segments), len(m.segments)
-    else:
-        sq = SqliteStore(store_dir)
-        batch, since = Batch(), 0
-        for f in files:
+    fill = _fill_parquet if kind == "parquet" else _fill_sqlite
+    out = fill(_files(work, "plain"), matcher, store_dir, commit_every, stats, found)
+    return {"cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": stats.lines,
+            "hits": found[0], **out}  # fmt: skip
+
+
+def _fill_parquet(  # noqa: PLR0917
+    files: list[Path],
+    matcher: Matcher,
+    store_dir: Path,
+    commit_every: int,
+    stats: ReadStats,
+    found: list[int],
+) -> dict[str, Any]:
+    """correlate's loop handing each chunk's records to the store; a commit per
+    ``commit_every`` lines, a day's segments merged once the day is over."""
+    from pdnssoc_agent.history import HistoryStore, Source, decode_chunk  # noqa: PLC0415
+
+    store = HistoryStore(store_dir)
+    commits, commit_cpu = 0, 0.0
+    with store.writer() as w:
+        for day, f in enumerate(files):
+            fp, since = _fp(f), 0
             for ch in LineReader(f, stats).chunks():
                 start = ch.end - len(ch.data)
                 recs = decode_chunk(ch.data, stats, str(f), start)
                 found[0] += len(_match(recs, matcher, stats, str(f)))  # type: ignore[arg-type]
-                batch.add(recs)
+                w.add(recs, Source(fp, start, ch.end, str(f)))
                 since += len(recs)
                 if since >= commit_every:
-                    sq.ingest(batch.table())
-                    batch, since = Batch(), 0
-        sq.ingest(batch.table())
-        sq.close()
-        size = sq.bytes()
-        import sqlite3  # noqa: PLC0415
+                    c = _cpu()
+                    w.commit()
+                    w.compact()
+                    commit_cpu += _cpu() - c
+                    commits, since = commits + 1, 0
+            c = _cpu()
+            w.commit()
+            w.compact(full_before=(T0 + timedelta(days=day)).strftime("%Y-%m-%d"))
+            commit_cpu += _cpu() - c
+            commits += 1
+        w.compact(full_before="9999-12-31")
+        m = w.manifest
+    return {"bytes": store.size_on_disk(), "rows": sum(s.rows for s in m.segments),
+            "replies": sum(s.replies for s in m.segments), "files": len(m.segments),
+            "commits": commits, "commit_cpu": commit_cpu}  # fmt: skip
 
-        rows = replies = 0
-        for p in store_dir.glob("*.sqlite"):
-            db = sqlite3.connect(p)
-            n, c = db.execute("SELECT count(*), sum(count) FROM rows").fetchone()
-            rows, replies = rows + n, replies + (c or 0)
-            db.close()
-        segs = len(list(store_dir.glob("*.sqlite")))
-    return {
-        "cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": stats.lines,
-        "bytes": size, "rows": rows, "replies": replies, "files": segs, "hits": found[0],
-    }  # fmt: skip
+
+def _fill_sqlite(  # noqa: PLR0917
+    files: list[Path],
+    matcher: Matcher,
+    store_dir: Path,
+    commit_every: int,
+    stats: ReadStats,
+    found: list[int],
+) -> dict[str, Any]:
+    import sqlite3  # noqa: PLC0415
+
+    from pdnssoc_agent.history import decode_chunk  # noqa: PLC0415
+    from pdnssoc_agent.history.aggregate import Batch  # noqa: PLC0415
+
+    from .history_candidates import SqliteStore  # noqa: PLC0415
+
+    sq = SqliteStore(store_dir)
+    batch, since = Batch(), 0
+    commits, commit_cpu = 0, 0.0
+    for f in files:
+        for ch in LineReader(f, stats).chunks():
+            start = ch.end - len(ch.data)
+            recs = decode_chunk(ch.data, stats, str(f), start)
+            found[0] += len(_match(recs, matcher, stats, str(f)))  # type: ignore[arg-type]
+            batch.add(recs)
+            since += len(recs)
+            if since >= commit_every:
+                c = _cpu()
+                sq.ingest(batch.table())
+                commit_cpu += _cpu() - c
+                batch, since, commits = Batch(), 0, commits + 1
+    sq.ingest(batch.table())
+    sq.close()
+    rows = replies = 0
+    for p in store_dir.glob("*.sqlite"):
+        db = sqlite3.connect(p)
+        n, c = db.execute("SELECT count(*), sum(count) FROM rows").fetchone()
+        rows, replies = rows + n, replies + (c or 0)
+        db.close()
+    return {"bytes": sq.bytes(), "rows": rows, "replies": replies,
+            "files": len(list(store_dir.glob("*.sqlite"))), "commits": commits + 1,
+            "commit_cpu": commit_cpu}  # fmt: skip
 
 
 def _w_query(work: Path, a: argparse.Namespace) -> dict[str, Any]:
@@ -289,7 +326,8 @@ def _run(work: Path, worker: str, *extra: str, repeat: int = REPEAT) -> dict[str
         r = json.loads(out.stdout.strip().splitlines()[-1])
         if best is None or r["cpu"] < best["cpu"]:
             best = r
-    assert best is not None
+    if best is None:
+        raise RuntimeError(f"{worker}: no run")
     return best
 
 
@@ -327,7 +365,7 @@ def _zcat(files: list[Path]) -> float:
     return best
 
 
-def main() -> None:  # noqa: PLR0915 - one report, top to bottom
+def main() -> None:
     shape = _shape()
     candidates = os.environ.get("BENCH_HISTORY_CANDIDATES", "parquet,duckdb,sqlite").split(",")
     work = _prepare(shape)
@@ -336,12 +374,18 @@ def main() -> None:  # noqa: PLR0915 - one report, top to bottom
     hunts = json.loads((work / "hunt.json").read_text())
     plain_b = sum(p.stat().st_size for p in plain)
     gz_b = sum(p.stat().st_size for p in gz)
-    print(f"data: {work}\n  {shape.days} days x {shape.per_day:,} replies = {lines:,} lines, "
-          f"{shape.sensors} sensors x {shape.clients} clients, {shape.hosts:,} host names (Zipf)")
-    print(f"  plain JSON {plain_b / lines:,.0f} bytes/reply; gzip -6 (today's archive) "
-          f"{gz_b / lines:,.1f} bytes/reply ({gz_b / 1e6:,.1f} MB)")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), load "
-          f"{os.getloadavg()[0]:.1f}; CPU figures: best of {REPEAT} fresh processes on one core\n")
+    print(
+        f"data: {work}\n  {shape.days} days x {shape.per_day:,} replies = {lines:,} lines, "
+        f"{shape.sensors} sensors x {shape.clients} clients, {shape.hosts:,} host names (Zipf)"
+    )
+    print(
+        f"  plain JSON {plain_b / lines:,.0f} bytes/reply; gzip -6 (today's archive) "
+        f"{gz_b / lines:,.1f} bytes/reply ({gz_b / 1e6:,.1f} MB)"
+    )
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), load "
+        f"{os.getloadavg()[0]:.1f}; CPU figures: best of {REPEAT} fresh processes on one core\n"
+    )
 
     zc = _zcat(gz)
     cor = _run(work, "correlate")
@@ -358,16 +402,25 @@ def main() -> None:  # noqa: PLR0915 - one report, top to bottom
         r = _run(work, "ingest", "--kind", kind)
         stores[kind] = r
         extra = r["cpu"] - loop["cpu"]
-        print(f"  loop + {kind:8} store (one decode for both)      {r['cpu'] * us:7.2f}  "
-              f"store adds {extra * us:5.2f} us = {extra / cor['cpu']:+.0%} of correlate")
+        print(
+            f"  loop + {kind:8} store (one decode for both)      {r['cpu'] * us:7.2f}  "
+            f"store adds {extra * us:5.2f} us = {extra / cor['cpu']:+.0%} of correlate"
+        )
+        print(
+            f"      of which writing: {r['commits']} commits x "
+            f"{r['commit_cpu'] / r['commits'] * 1e3:.1f} ms = {r['commit_cpu'] * us:.2f} us/line; "
+            f"folding and the wider decode: {(extra - r['commit_cpu']) * us:.2f} us/line"
+        )
     print("\n== storage ==")
     print(f"  gzip JSON today: {gz_b / lines:7.1f} bytes/reply")
     for kind, r in stores.items():
-        print(f"  {kind:8} {r['bytes'] / r['replies']:7.2f} bytes/reply held "
-              f"({r['bytes'] / 1e6:,.1f} MB, {r['rows']:,} rows for {r['replies']:,} replies = "
-              f"{r['replies'] / max(1, r['rows']):.2f} replies/row, "
-              f"{r['bytes'] / max(1, r['rows']):.1f} bytes/row, {r['files']} files); "
-              f"{gz_b / r['bytes']:.1f}x smaller than gzip JSON")
+        print(
+            f"  {kind:8} {r['bytes'] / r['replies']:7.2f} bytes/reply held "
+            f"({r['bytes'] / 1e6:,.1f} MB, {r['rows']:,} rows for {r['replies']:,} replies = "
+            f"{r['replies'] / max(1, r['rows']):.2f} replies/row, "
+            f"{r['bytes'] / max(1, r['rows']):.1f} bytes/row, {r['files']} files); "
+            f"{gz_b / r['bytes']:.1f}x smaller than gzip JSON"
+        )
         if r["replies"] != lines:
             print(f"  !! {kind} holds {r['replies']:,} replies, the logs have {lines:,}")
 
@@ -375,21 +428,27 @@ def main() -> None:  # noqa: PLR0915 - one report, top to bottom
     spans = sorted({d for d in (1, 7, 30) if d <= shape.days} | {shape.days})
     for days in spans:
         raw = _run(work, "retro-raw", "--days", str(days), repeat=1)
-        print(f"  {days:2} day(s): raw rescan (run_retro over gzip) {raw['wall']:8.2f} s wall, "
-              f"{raw['cpu']:8.2f} s CPU, {raw['lines']:,} lines, {raw['hits']} matching lines")
+        print(
+            f"  {days:2} day(s): raw rescan (run_retro over gzip) {raw['wall']:8.2f} s wall, "
+            f"{raw['cpu']:8.2f} s CPU, {raw['lines']:,} lines, {raw['hits']} matching lines"
+        )
         for kind in candidates:
             q = _run(work, "query", "--kind", kind, "--days", str(days))
             ok = "" if q["replies"] == raw["hits"] else f"  !! {raw['hits']} expected"
-            print(f"           {kind:8} {q['wall']:8.3f} s wall, {q['cpu']:8.3f} s CPU: "
-                  f"{raw['wall'] / max(q['wall'], 1e-6):7.0f}x faster (wall), "
-                  f"{q['rows']} rows, {q['replies']} replies{ok}")
+            print(
+                f"           {kind:8} {q['wall']:8.3f} s wall, {q['cpu']:8.3f} s CPU: "
+                f"{raw['wall'] / max(q['wall'], 1e-6):7.0f}x faster (wall), "
+                f"{q['rows']} rows, {q['replies']} replies{ok}"
+            )
     print(f"\n== hunt: one domain over {shape.days} days (with subdomains and CNAMEs into it) ==")
     for label in ("ioc", "popular", "cdn"):
         value = hunts[label]
         for kind in candidates:
             q = _run(work, "query", "--kind", kind, "--days", str(shape.days), "--hunt", value)
-            print(f"  {label:8} {value:24} {kind:8} {q['wall']:7.3f} s wall, "
-                  f"{q['cpu']:7.3f} s CPU, {q['rows']:,} rows, {q['replies']:,} replies")
+            print(
+                f"  {label:8} {value:24} {kind:8} {q['wall']:7.3f} s wall, "
+                f"{q['cpu']:7.3f} s CPU, {q['rows']:,} rows, {q['replies']:,} replies"
+            )
 
 
 def _args() -> argparse.Namespace:

@@ -2,9 +2,9 @@
 """The stores the history benchmark compares, beside the one the agent ships.
 
 * ``sqlite``: one SQLite database per day (WAL), a row per reply per bucket
-  made unique by an index so repeats are folded in by UPSERT, an index on the
-  reversed query name, and index tables (address -> row, reversed CNAME
-  target -> row) for the other matches;
+  made unique by an index so repeats are folded in by UPSERT (that index,
+  led by the reversed query name, also serves the name searches), and index
+  tables (address -> row, reversed CNAME target -> row) for the other matches;
 * ``duckdb``: DuckDB's SQL over the agent's own Parquet files (the same bytes
   on disk), matching by joins: equality and range joins on the reversed
   name, on unnested CNAME targets and on addresses as integers/blobs.
@@ -20,9 +20,9 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdnssoc_agent.correlate.indicators import Matcher
 import pyarrow as pa
 
+from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.history.aggregate import reverse_name
 
 _SQLITE_SCHEMA = """
@@ -76,7 +76,7 @@ class SqliteStore:
         """Add a batch's rows (one transaction per day touched)."""
         c = {name: table[name].to_pylist() for name in table.column_names}
         first = table["first"].cast(pa.int64()).to_pylist()
-        last = table["last"].cast(pa.int64()).to_pylist()
+        last = [f + d for f, d in zip(first, table["span_us"].to_pylist(), strict=True)]
         by_day: dict[str, list[int]] = {}
         for i, us in enumerate(first):
             day = datetime.fromtimestamp(us // 1_000_000, UTC).strftime("%Y-%m-%d")
@@ -119,7 +119,7 @@ class SqliteStore:
         """(rows, replies) matching, over ``days``; the same rows the agent's search finds."""
         doms = sorted(matcher.domains)
         nets = [ipaddress.ip_network(t) for t in matcher.network_values()]
-        ranges = []
+        ranges: list[tuple[bytes, bytes]] = []
         for n in nets:
             lo, hi = int(n.network_address), int(n.broadcast_address)
             if n.version == 4:
@@ -140,12 +140,13 @@ class SqliteStore:
                 if matcher.cnames:
                     q = "SELECT row FROM cname WHERE rname = ? OR (rname >= ? AND rname < ?)"
                     ids.update(x for (x,) in db.execute(q, (r, r + ".", r + "/")))
-            for lo, hi in ranges:
-                ids.update(x for (x,) in db.execute("SELECT row FROM ip WHERE ip BETWEEN ? AND ?",
-                                                    (lo, hi)))  # fmt: skip
+            for low, high in ranges:
+                q = "SELECT row FROM ip WHERE ip BETWEEN ? AND ?"
+                ids.update(x for (x,) in db.execute(q, (low, high)))
             if ids:
                 marks = ",".join("?" * len(ids))
                 (n, c) = db.execute(
+                    # only "?" placeholders are put into the text; the ids are bound
                     f"SELECT count(*), sum(count) FROM rows WHERE id IN ({marks})",  # noqa: S608
                     list(ids),
                 ).fetchone()
@@ -162,12 +163,15 @@ def duckdb_search(files: list[Path], matcher: Matcher) -> tuple[int, int]:
     con = duckdb.connect()
     con.execute("SET threads TO 1")
     doms = [reverse_name(d) for d in matcher.domains]
-    v4, v6 = [], []
+    v4: list[tuple[int, int]] = []
+    v6: list[tuple[bytes, bytes]] = []
     for t in matcher.network_values():
         n = ipaddress.ip_network(t)
         lo, hi = int(n.network_address), int(n.broadcast_address)
-        (v4 if n.version == 4 else v6).append((lo, hi) if n.version == 4 else
-                                              (lo.to_bytes(16), hi.to_bytes(16)))  # fmt: skip
+        if n.version == 4:
+            v4.append((lo, hi))
+        else:
+            v6.append((lo.to_bytes(16), hi.to_bytes(16)))
     con.execute("CREATE TABLE d (r VARCHAR, lo VARCHAR, hi VARCHAR)")
     con.executemany("INSERT INTO d VALUES (?, ?, ?)", [(r, r + ".", r + "/") for r in doms])
     con.execute("CREATE TABLE n4 (lo UBIGINT, hi UBIGINT)")
@@ -176,15 +180,17 @@ def duckdb_search(files: list[Path], matcher: Matcher) -> tuple[int, int]:
     con.execute("CREATE TABLE n6 (lo BLOB, hi BLOB)")
     if v6:
         con.executemany("INSERT INTO n6 VALUES (?, ?)", v6)
-    src = "read_parquet([" + ",".join(f"'{f}'" for f in files) + "], file_row_number=true, filename=true)"
-    rev = "array_to_string(list_reverse(string_split(rtrim(lower(c), '.'), '.')), '.')"
-    sql = f"""
-    WITH p AS (SELECT filename, file_row_number AS i, rname, cnames, ip4, ip6, count FROM {src}),
+    con.read_parquet([str(f) for f in files], file_row_number=True, filename=True).create_view(
+        "segments"
+    )
+    sql = """
+    WITH p AS (SELECT filename, file_row_number AS i, rname, cnames, ip4, ip6, count
+               FROM segments),
     hits AS (
       SELECT filename, i FROM p JOIN d ON p.rname = d.r
       UNION SELECT filename, i FROM p JOIN d ON p.rname >= d.lo AND p.rname < d.hi
-      UNION SELECT filename, i FROM (SELECT filename, i, {rev} AS rc FROM
-          (SELECT filename, i, unnest(cnames) AS c FROM p)) x
+      UNION SELECT filename, i FROM (SELECT filename, i, reverse(rtrim(lower(c), '.')) AS rc
+          FROM (SELECT filename, i, unnest(cnames) AS c FROM p)) x
         JOIN d ON x.rc = d.r OR (x.rc >= d.lo AND x.rc < d.hi)
       UNION SELECT filename, i FROM (SELECT filename, i, unnest(ip4) AS a FROM p) x
         JOIN n4 ON x.a >= n4.lo AND x.a <= n4.hi
@@ -201,4 +207,3 @@ def duckdb_search(files: list[Path], matcher: Matcher) -> tuple[int, int]:
 def days_of(first_day: datetime, n: int) -> list[str]:
     return [datetime.fromtimestamp(first_day.timestamp() + 86400 * k, UTC).strftime("%Y-%m-%d")
             for k in range(n)]  # fmt: skip
-

@@ -142,19 +142,45 @@ def generate(shape: Shape, out_dir: Path) -> tuple[list[Path], Indicators, int]:
     doms, nets, ips = indicators(random.Random(shape.seed + 1))
     planted_doms = doms[: len(doms) // 2]
     planted_ips = ips[: len(ips) // 2]
-    hits = 0
     files = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    step = 86400 / shape.per_day
+    world = _World(rng, hosts, cum, zones, bases, sensors, clients, weights, planted_doms,
+                   planted_ips, cdn)  # fmt: skip
     for day in range(shape.days):
         start = T0 + timedelta(days=day)
         path = out_dir / f"queries-{start:%Y%m%d}.json"
-        names = rng.choices(hosts, cum_weights=cum, k=shape.per_day)
-        who = rng.choices(sensors, weights=weights, k=shape.per_day)
-        stamp = ""
-        second = -1
+        path.write_bytes(world.day(start, shape.per_day))
+        files.append(path)
+    hits = world.hits
+    hunt_popular = hosts[0].split(".", 1)[1]
+    return files, Indicators(doms, nets, hunt_popular, cdn), hits
+
+
+@dataclass
+class _World:
+    """Everything one day of lines is drawn from."""
+
+    rng: random.Random
+    hosts: list[str]
+    cum: list[float]
+    zones: dict[str, _Zone]
+    bases: list[str]
+    sensors: list[str]
+    clients: dict[str, list[str]]
+    weights: list[float]
+    planted_doms: list[str]
+    planted_ips: list[str]
+    cdn: str
+    hits: int = 0
+
+    def day(self, start: datetime, per_day: int) -> bytes:
+        rng = self.rng
+        names = rng.choices(self.hosts, cum_weights=self.cum, k=per_day)
+        who = rng.choices(self.sensors, weights=self.weights, k=per_day)
+        step = 86400 / per_day
+        stamp, second = "", -1
         lines = []
-        for i in range(shape.per_day):
+        for i in range(per_day):
             at = i * step
             sec = int(at)
             if sec != second:
@@ -163,18 +189,18 @@ def generate(shape: Shape, out_dir: Path) -> tuple[list[Path], Indicators, int]:
             frac = f"{int((at - sec) * 1e9):09d}".rstrip("0")  # as Go's RFC3339Nano
             ts = f"{stamp}.{frac}Z" if frac else f"{stamp}Z"
             sensor = who[i]
-            mine = clients[sensor]
+            mine = self.clients[sensor]
             client = mine[int(rng.random() * len(mine))]
             r = rng.random()
             if r < 0.001:
-                hits += 1
-                qname, qtype, rcode, an = _hit(rng, i, planted_doms, planted_ips, cdn)
+                self.hits += 1
+                qname, qtype, rcode, an = _hit(rng, i, self.planted_doms, self.planted_ips)
             elif r < 0.041:
-                qname = f"{_label(rng)}.{rng.choice(bases)}"
+                qname = f"{_label(rng)}.{rng.choice(self.bases)}"
                 qtype, rcode, an = "A", "NXDOMAIN", b""
             else:
                 qname = names[i]
-                z = zones[qname]
+                z = self.zones[qname]
                 qtype, rcode, an = z.qtype, "NOERROR", z.answers(rng)
             lines.append(
                 _HEAD
@@ -184,14 +210,11 @@ def generate(shape: Shape, out_dir: Path) -> tuple[list[Path], Indicators, int]:
                     ts.encode(), int(rng.random() * 1000),
                 )
             )  # fmt: skip
-        path.write_bytes(b"".join(lines))
-        files.append(path)
-    hunt_popular = hosts[0].split(".", 1)[1]
-    return files, Indicators(doms, nets, hunt_popular, cdn), hits
+        return b"".join(lines)
 
 
 def _hit(
-    rng: random.Random, i: int, doms: list[str], ips: list[str], cdn: str
+    rng: random.Random, i: int, doms: list[str], ips: list[str]
 ) -> tuple[str, str, str, bytes]:
     k = i % 5
     qname = f"www.{rng.choice(WORDS)}-{i}.example.net"

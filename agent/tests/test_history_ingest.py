@@ -60,9 +60,9 @@ def test_repeats_fold_per_bucket_and_the_counts_add_up(tmp_path: Path) -> None:
     assert [r["count"] for r in by_first] == [4, 1]
     assert by_first[0]["first"] == _us("2026-01-05T10:00:00Z")
     assert by_first[0]["last"] == _us("2026-01-05T10:30:00Z")
-    assert by_first[0]["rname"] == "org.example.www"
+    assert by_first[0]["rname"] == "gro.elpmaxe.www"
     upper = [r for r in got if r["qname"] == "WWW.Example.ORG"]
-    assert len(upper) == 1 and upper[0]["rname"] == "org.example.www"
+    assert len(upper) == 1 and upper[0]["rname"] == "gro.elpmaxe.www"
     nx = [r for r in got if r["rcode"] == "NXDOMAIN"]
     assert nx[0]["ip4"] == [] and nx[0]["cnames"] == []
     assert store.manifest().segments[0].replies == 10
@@ -217,15 +217,18 @@ def test_an_open_day_with_too_many_segments_is_merged_by_size_tiers() -> None:
 
 def test_rows_go_to_the_day_of_their_first_reply(tmp_path: Path) -> None:
     store = store_at(tmp_path)
-    data = dns_line("a.example.org", A, ts="2026-01-05T23:59:59.9Z") + dns_line(
-        "a.example.org", A, ts="2026-01-06T00:00:00.1Z"
-    ) + dns_line("a.example.org", A, ts="2026-01-06T01:00:00+01:00")  # 00:00 UTC
+    data = (
+        dns_line("a.example.org", A, ts="2026-01-05T23:59:59.9Z")
+        + dns_line("a.example.org", A, ts="2026-01-06T00:00:00.1Z")
+        + dns_line("a.example.org", A, ts="2026-01-06T01:00:00+01:00")
+    )  # 00:00 UTC
     with store.writer() as w:
         add_lines(w, data)
         w.commit()
     days = {s.day: s.replies for s in store.manifest().segments}
     assert days == {"2026-01-05": 1, "2026-01-06": 2}
     assert all(s.first_us <= s.last_us for s in store.manifest().segments)
-    assert datetime.fromtimestamp(
-        store.manifest().segments[0].first_us / 1e6, UTC
-    ).date().isoformat() in days
+    assert (
+        datetime.fromtimestamp(store.manifest().segments[0].first_us / 1e6, UTC).date().isoformat()
+        in days
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pdnssoc_agent.dnslog import ReadStats
 from pdnssoc_agent.history import HistoryStore, Source, Writer, decode_chunk
@@ -27,12 +28,14 @@ def add_lines(w: Writer, data: bytes, *, fp: str | None = None, start: int = 0) 
 
 
 def rows(store: HistoryStore) -> list[dict[str, Any]]:
-    """Every stored row (as dicts, times as integer microseconds), in segment order."""
+    """Every stored row (as dicts, times as integer microseconds, ``last`` added), in
+    segment order."""
     out: list[dict[str, Any]] = []
     for seg in store.manifest().segments:
         t = read(store.segment_path(seg), seg.bytes)
-        for name in ("first", "last"):
-            t = t.set_column(t.schema.get_field_index(name), name, t[name].cast(pa.int64()))
+        first = t["first"].cast(pa.int64())
+        t = t.set_column(t.schema.get_field_index("first"), "first", first)
+        t = t.append_column("last", pc.add(first, t["span_us"]))
         out.extend(t.to_pylist())
     return out
 

@@ -5,15 +5,17 @@ A row is (bucket, sensor, client, query name, type, rcode, answer section)
 with how many replies it stands for and when the first and last of them were
 seen. The bucket is the hour (or day) of the sensor's timestamp, taken from
 the RFC 3339 text itself (``2026-01-05T08`` is the 08:00 UTC hour), so the hot
-loop parses no dates; first and last seen are compared as text in the loop
-and parsed once per row when the batch is turned into columns.
+loop parses no dates; first and last seen are compared as text in the loop.
+Everything else (times, names, addresses) is converted once per row, in bulk
+by Arrow, when the batch becomes a table.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import accumulate
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,44 +33,13 @@ _Key = tuple[str, str, str, str, str, str]
 
 
 def reverse_name(name: str) -> str:
-    """The lower-case name with its labels in reverse order, without the trailing dot.
+    """The sort key of a query name: lower case, trailing dots off, characters reversed.
 
-    ``WWW.Example.COM.`` -> ``com.example.www``: a domain and its subdomains
-    sort together, so they are found by range in a sorted column.
+    ``WWW.Example.COM.`` -> ``moc.elpmaxe.www``: a domain and its subdomains
+    share a prefix (``moc.elpmaxe`` and everything from ``moc.elpmaxe.``), so
+    they are found by range in a column sorted by it.
     """
-    return ".".join(reversed(name.lower().rstrip(".").split(".")))
-
-
-def unreverse_name(rname: str) -> str:
-    return ".".join(reversed(rname.split(".")))
-
-
-def split_answers(
-    answers: Iterable[RecAnswer],
-) -> tuple[list[str], list[int], list[bytes]]:
-    """CNAME targets, IPv4 addresses (as integers) and IPv6 addresses (16 bytes), in order.
-
-    Other record types and address data that does not parse are not kept:
-    nothing else is ever matched.
-    """
-    cnames: list[str] = []
-    ip4: list[int] = []
-    ip6: list[bytes] = []
-    for a in answers:
-        t = a.rdatatype
-        if t == "A":
-            try:
-                ip4.append(int.from_bytes(socket.inet_pton(socket.AF_INET, a.rdata)))
-            except OSError:
-                continue
-        elif t == "AAAA":
-            try:
-                ip6.append(socket.inet_pton(socket.AF_INET6, a.rdata.split("%", 1)[0]))
-            except OSError:
-                continue
-        elif t == "CNAME":
-            cnames.append(a.rdata)
-    return cnames, ip4, ip6
+    return name.lower().rstrip(".")[::-1]
 
 
 def epoch_us(text: str) -> int | None:
@@ -103,7 +74,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self._rows) + len(self._variants)
 
-    def add(self, records: Iterable[Record], where: str = "") -> None:  # noqa: PLR0912
+    def add(self, records: Iterable[Record], where: str = "") -> None:
         """Fold ``records`` in; those without a query name are counted and left out."""
         rows = self._rows
         cut = self._cut
@@ -163,52 +134,36 @@ class Batch:
             g[1] = ts
 
     def table(self) -> pa.Table:
-        """The rows as a table of :data:`.segment.SCHEMA`, unsorted.
+        """The rows as a table of :data:`.schema.SCHEMA`, unsorted.
 
-        Times are parsed in bulk; a row whose first or last time cannot be read
-        is counted in ``stats`` and left out.
+        A row whose first or last time cannot be read is counted in ``stats``
+        and left out.
         """
         items = list(self._rows.items())
         items += [(k[0], v) for k, v in self._variants.items()]
         if not items:
             return SCHEMA.empty_table()
-        keys = [k for k, _ in items]
+        keys = pa.array([k for k, _ in items], _KEY_TYPE)
         vals = [v for _, v in items]
         first = _times([v[1] for v in vals])  # type: ignore[misc]
         last = _times([v[2] for v in vals])  # type: ignore[misc]
-        names: dict[str, tuple[str, str | None]] = {}
-        for q in {k[3] for k in keys}:
-            r = reverse_name(q)
-            names[q] = (r, None if unreverse_name(r) == q else q)
-        split: dict[str, tuple[object, tuple[list[str], list[int], list[bytes]]]] = {}
-        cn: list[list[str]] = []
-        v4: list[list[int]] = []
-        v6: list[list[bytes]] = []
-        for k, v in items:
-            an = v[3]
-            have = split.get(k[3])
-            if have is not None and have[0] == an:
-                parts = have[1]
-            else:
-                parts = split_answers(an or ())  # type: ignore[arg-type]
-                split[k[3]] = (an, parts)
-            cn.append(parts[0])
-            v4.append(parts[1])
-            v6.append(parts[2])
+        qname = keys.field("qname")
+        canon = pc.utf8_rtrim(pc.utf8_lower(qname), characters=".")
+        cnames, ip4, ip6 = _answers([v[3] for v in vals])  # type: ignore[misc]
         t = pa.table(
             {
-                "rname": pa.array([names[k[3]][0] for k in keys], pa.string()),
-                "qname": pa.array([names[k[3]][1] for k in keys], pa.string()),
-                "qtype": pa.array([k[4] for k in keys], pa.string()),
-                "rcode": pa.array([k[5] for k in keys], pa.string()),
-                "sensor": pa.array([k[1] for k in keys], pa.string()),
-                "client": pa.array([k[2] for k in keys], pa.string()),
-                "cnames": pa.array(cn, pa.list_(pa.string())),
-                "ip4": pa.array(v4, pa.list_(pa.uint32())),
-                "ip6": pa.array(v6, pa.list_(pa.binary(16))),
+                "rname": pc.utf8_reverse(canon),
+                "qname": pc.if_else(pc.equal(qname, canon), pa.scalar(None, pa.string()), qname),
+                "qtype": keys.field("qtype"),
+                "rcode": keys.field("rcode"),
+                "sensor": keys.field("sensor"),
+                "client": keys.field("client"),
+                "cnames": cnames,
+                "ip4": ip4,
+                "ip6": ip6,
                 "count": pa.array([v[0] for v in vals], pa.uint32()),
                 "first": pc.min_element_wise(first, last).cast(TIME),
-                "last": pc.max_element_wise(first, last).cast(TIME),
+                "span_us": pc.abs(pc.subtract(last, first)),
             },
             schema=SCHEMA,
         )
@@ -220,6 +175,74 @@ class Batch:
             self.stats.wrong_type += n_bad - min(n_bad, 10)
             t = t.filter(pc.invert(bad))
         return t
+
+
+_KEY_TYPE = pa.struct(
+    [(name, pa.string()) for name in ("bucket", "sensor", "client", "qname", "qtype", "rcode")]
+)
+
+
+def _answers(sections: list[list[RecAnswer] | None]) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Per row: CNAME targets, IPv4 addresses (integers), IPv6 addresses (16 bytes), in order.
+
+    Other record types, and address data that ``inet_pton`` would not read,
+    are not kept: nothing else is ever matched.
+    """
+    n = len(sections)
+    flat = [a for an in sections if an for a in an]
+    offsets = pa.array(list(accumulate((len(an) if an else 0 for an in sections), initial=0)),
+                       pa.int32())  # fmt: skip
+    types = pa.array([a.rdatatype for a in flat], pa.string())
+    data = pa.array([a.rdata for a in flat], pa.string())
+    parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, data))
+    rows = pa.array(range(n + 1), pa.int64())
+
+    def lists(rtype: str, convert: Callable[[pa.Array], pa.Array], item: pa.DataType) -> pa.Array:
+        where = pc.indices_nonzero(pc.equal(types, rtype))
+        values = convert(data.take(where))
+        owner = parents.take(where)
+        ok = pc.is_valid(values)
+        if pc.sum(pc.invert(ok)).as_py():
+            values, owner = values.filter(ok), owner.filter(ok)
+        offs = pc.search_sorted(owner, rows, side="left").cast(pa.int32())
+        return pa.ListArray.from_arrays(offs, values.cast(item))
+
+    return (
+        lists("CNAME", lambda v: v, pa.string()),
+        lists("A", _ip4_numbers, pa.uint32()),
+        lists("AAAA", _ip6_bytes, pa.binary(16)),
+    )
+
+
+_OCTET = r"^(0|[1-9][0-9]{0,2})$"
+
+
+def _ip4_numbers(texts: pa.Array) -> pa.Array:
+    """Dotted quads as integers (null where one is not what inet_pton reads)."""
+    parts = pc.split_pattern(texts, ".")
+    four = pc.equal(pc.list_value_length(parts), 4)
+    parts = pc.if_else(four, parts, pa.scalar(["0", "0", "0", "0"], parts.type))
+    value = pa.array([0] * len(texts), pa.uint32())
+    valid = four
+    for i in range(4):
+        octet = pc.list_element(parts, i)
+        ok = pc.match_substring_regex(octet, _OCTET)
+        number = pc.cast(pc.if_else(ok, octet, "0"), pa.uint32())
+        valid = pc.and_(valid, pc.and_(ok, pc.less_equal(number, 255)))
+        value = pc.add(pc.shift_left(value, pa.scalar(8, pa.uint32())), number)
+    return pc.if_else(valid, value, pa.scalar(None, pa.uint32()))
+
+
+def _ip6_bytes(texts: pa.Array) -> pa.Array:
+    """IPv6 texts as 16 bytes (null where inet_pton does not read one), parsed once each."""
+    distinct = pc.unique(texts)
+    packed: list[bytes | None] = []
+    for t in distinct.to_pylist():
+        try:
+            packed.append(socket.inet_pton(socket.AF_INET6, t.split("%", 1)[0]))
+        except OSError:
+            packed.append(None)
+    return pa.array(packed, pa.binary(16)).take(pc.index_in(texts, distinct))
 
 
 def _times(stored: list[str]) -> pa.Array:

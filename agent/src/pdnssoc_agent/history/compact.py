@@ -42,8 +42,8 @@ def merge_rows(table: pa.Table, bucket_seconds: int) -> pa.Table:
             "_ip4": pc.binary_join(pc.cast(table["ip4"], pa.list_(pa.string())), ","),
             "_ip6": pc.binary_join(pc.cast(table["ip6"], pa.list_(pa.binary())), b""),
             "count": pc.cast(table["count"], pa.int64()),
-            "first": table["first"],
-            "last": table["last"],
+            "first": us,
+            "last": pc.add(us, table["span_us"]),
             "_i": pa.array(range(n), pa.int64()),
         }
     )
@@ -51,13 +51,17 @@ def merge_rows(table: pa.Table, bucket_seconds: int) -> pa.Table:
     g = work.group_by(keys, use_threads=False).aggregate(
         [("count", "sum"), ("first", "min"), ("last", "max"), ("_i", "min")]
     )
+    g = g.set_column(g.schema.get_field_index("first_min"), "first_min",
+                     pc.cast(g["first_min"], SCHEMA.field("first").type))  # fmt: skip
     if g.num_rows == n:
         return sort_table(table)
     rows = table.take(g["_i_min"])
     rows = rows.set_column(SCHEMA.get_field_index("count"), SCHEMA.field("count"),
                            pc.cast(g["count_sum"], pa.uint32()))  # fmt: skip
     rows = rows.set_column(SCHEMA.get_field_index("first"), SCHEMA.field("first"), g["first_min"])
-    rows = rows.set_column(SCHEMA.get_field_index("last"), SCHEMA.field("last"), g["last_max"])
+    span = pc.subtract(g["last_max"], pc.cast(g["first_min"], pa.int64()))
+    span = pc.cast(span, pa.int64())
+    rows = rows.set_column(SCHEMA.get_field_index("span_us"), SCHEMA.field("span_us"), span)
     return sort_table(rows)
 
 

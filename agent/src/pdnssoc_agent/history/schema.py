@@ -4,10 +4,11 @@
 =========  ==========================  ============================================
 column     type                        what
 =========  ==========================  ============================================
-rname      string                      query name, lower case, labels reversed
-                                       (``com.example.www``): the sort key
+rname      string                      query name, lower case, trailing dots off,
+                                       characters reversed (``moc.elpmaxe.www``):
+                                       the sort key
 qname      string, null                the query name as the sensor sent it, only
-                                       when it differs from ``rname`` read back
+                                       when it differs from ``rname`` reversed
 qtype      string                      ``A``, ``AAAA``, ... ("" in minified archives)
 rcode      string                      ``NOERROR``, ``NXDOMAIN``, ...
 sensor     string                      dnstap identity (the institution)
@@ -18,13 +19,15 @@ ip4        list<uint32>                A answers, in order
 ip6        list<fixed_size_binary 16>  AAAA answers, in order
 count      uint32                      replies the row stands for
 first      timestamp[us, UTC]          first of them seen by the sensor
-last       timestamp[us, UTC]          last of them
+span_us    int64                       microseconds from first to last of them
+                                       (0 for a single reply: most rows)
 =========  ==========================  ============================================
 
-A row stands for every reply with the same (bucket of ``first``, sensor,
-client, qname, qtype, rcode, cnames, ip4, ip6) that one batch held; rows of
-the same key written by different batches are merged when segments are
-compacted, and added up by queries until then.
+The last-seen time is kept as a span from the first (zero for most rows, so
+it costs almost nothing on disk). A row stands for every reply with the same
+(bucket of ``first``, sensor, client, qname, qtype, rcode, cnames, ip4, ip6)
+that one batch held; rows of the same key written by different batches are
+merged when segments are compacted, and added up by queries until then.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ SCHEMA = pa.schema(
         pa.field("ip6", pa.list_(pa.binary(16)), nullable=False),
         pa.field("count", pa.uint32(), nullable=False),
         pa.field("first", TIME, nullable=False),
-        pa.field("last", TIME, nullable=False),
+        pa.field("span_us", pa.int64(), nullable=False),
     ],
     metadata={"format": FORMAT},
 )

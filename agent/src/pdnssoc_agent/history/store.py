@@ -21,9 +21,13 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BusyError
 from .manifest import NAME, Manifest, SegmentInfo, StoreError, load
+
+if TYPE_CHECKING:
+    from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,9 @@ class HistoryStore:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise BusyError(f"{self.root}: another process is writing the history store") from None
+                raise BusyError(
+                    f"{self.root}: another process is writing the history store"
+                ) from None
             m = self.manifest()
             self.remove_strays(m)
             yield Writer(self, m)

@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 
 from . import compact, manifest, retention, segment
 from .aggregate import Batch
-from .schema import BUCKET_SECONDS
 from .manifest import Manifest, SegmentInfo, StoreError
 from .records import Record
+from .schema import BUCKET_SECONDS
 from .store import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class Writer:
         m.next_seq += 1
         size = segment.write(table, self.store.root / rel)
         first = table["first"].cast(pa.int64())
-        last = table["last"].cast(pa.int64())
+        last = pc.add(first, table["span_us"])
         return SegmentInfo(
             path=rel, day=day, rows=table.num_rows, replies=replies, bytes=size,
             first_us=min(first.to_pylist()), last_us=max(last.to_pylist()),
@@ -180,10 +180,11 @@ class Writer:
         for s in m.segments:
             days.setdefault(s.day, []).append(s)
         merged = 0
-        for day, segs in sorted(days.items()):
+        for day, listed in sorted(days.items()):
             full = full_before is not None and day < full_before
-            if not full and len(segs) <= compact.MAX_OPEN:
+            if not full and len(listed) <= compact.MAX_OPEN:
                 continue
+            segs = listed
             while True:
                 group = compact.pick(segs, full=full)
                 if not group:

@@ -4,7 +4,7 @@
 Run: ``make bench BENCH=history`` (or ``cd agent && python -m benchmarks history``).
 Environment (defaults give a run of a couple of minutes):
 
-* ``BENCH_HISTORY_DAYS`` (30) and ``BENCH_HISTORY_PER_DAY`` (20,000 replies a day);
+* ``BENCH_HISTORY_DAYS`` (30) and ``BENCH_HISTORY_PER_DAY`` (10,000 replies a day);
   the issue's scale is 10,000,000 a day, out of reach of one benchmark run here,
   so run several sizes and read the curve;
 * ``BENCH_HISTORY_SENSORS`` (10), ``BENCH_HISTORY_CLIENTS`` (4 clients a sensor as the
@@ -13,7 +13,7 @@ Environment (defaults give a run of a couple of minutes):
   of traffic (correlate runs every minute and hands its lines over; the store
   writes when its batch is that old); ``BENCH_HISTORY_CANDIDATES``
   (``parquet,duckdb,sqlite``);
-* ``BENCH_REPEAT`` (2): each CPU figure is the best of that many fresh processes.
+* ``BENCH_REPEAT`` (1): each CPU figure is the best of that many fresh processes.
 
 Figures (not pass/fail): bytes on disk per reply held, beside today's gzip JSON;
 CPU per line of filling the store, beside ``correlate``'s own and zcat's; retro of
@@ -50,7 +50,7 @@ from .history_data import T0, Shape, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "bench-history"
-REPEAT = int(os.environ.get("BENCH_REPEAT", "2"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
 FP_LEN = 1024
 
 
@@ -58,7 +58,7 @@ def _shape() -> Shape:
     e = os.environ.get
     return Shape(
         days=int(e("BENCH_HISTORY_DAYS", "30")),
-        per_day=int(e("BENCH_HISTORY_PER_DAY", "20000")),
+        per_day=int(e("BENCH_HISTORY_PER_DAY", "10000")),
         sensors=int(e("BENCH_HISTORY_SENSORS", "10")),
         clients=int(e("BENCH_HISTORY_CLIENTS", "4")),
         hosts=int(e("BENCH_HISTORY_HOSTS", "200000")),
@@ -154,7 +154,7 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
     store_dir = work / f"store-{kind}"
     shutil.rmtree(store_dir, ignore_errors=True)
     minutes = int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "60"))
-    per_day = int(os.environ.get("BENCH_HISTORY_PER_DAY", "20000"))
+    per_day = int(os.environ.get("BENCH_HISTORY_PER_DAY", "10000"))
     commit_every = max(1, per_day * minutes // 1440)
     stats = ReadStats()
     found = [0]

@@ -232,3 +232,21 @@ def test_rows_go_to_the_day_of_their_first_reply(tmp_path: Path) -> None:
         datetime.fromtimestamp(store.manifest().segments[0].first_us / 1e6, UTC).date().isoformat()
         in days
     )
+
+
+def test_a_renamed_fingerprint_keeps_what_is_held(tmp_path: Path) -> None:
+    # correlate lengthens the fingerprint of a file first read while it was short
+    data = dns_line("a.example.org", A)
+    store = store_at(tmp_path)
+    with store.writer() as w:
+        add_lines(w, data, fp="short")
+        w.commit()
+        w.rename_source("short", "long")
+    with store.writer() as w:
+        assert w.held("short") == []
+        assert not add_lines(w, data, fp="long")
+        with pytest.raises(StoreError, match="already another file's"):
+            add_lines(w, dns_line("b.example.org", A), fp="other")
+            w.commit()
+            w.rename_source("long", "other")
+    assert sum(replies_by_key(store).values()) == 2

@@ -26,6 +26,7 @@ from pdnssoc_agent.history import (
     matcher_for,
     search,
 )
+from pdnssoc_agent.history.query import DIRECT_MAX
 
 LABELS = ["a", "b", "evil", "Evil", "cdn", "x-y", "www", "mail", ""]
 TLDS = ["com", "org", "example"]
@@ -75,7 +76,9 @@ def _answers(rng: random.Random, qname: str) -> list[tuple[str, str, str]]:
 
 
 def _indicators(rng: random.Random) -> tuple[list[str], list[str]]:
-    domains = {_name(rng).lower().rstrip(".").replace("..", ".") for _ in range(rng.randint(1, 6))}
+    # a few, or more than DIRECT_MAX (the other way of searching CNAME targets)
+    n = rng.choice((rng.randint(1, 6), rng.randint(DIRECT_MAX + 1, DIRECT_MAX + 30)))
+    domains = {_name(rng).lower().rstrip(".").replace("..", ".") for _ in range(n)}
     nets = []
     for _ in range(rng.randint(0, 6)):
         k = rng.random()

@@ -9,8 +9,8 @@ The matching is that of :class:`~pdnssoc_agent.correlate.indicators.Matcher`
   (``moc.live`` exactly, and everything from ``moc.live.`` up to ``moc.live/``);
   where several indicators cover a name the most specific one is reported, as
   ``Matcher.match_name`` does;
-* CNAME targets: the distinct targets of a segment, reversed the same way and
-  sorted, are searched the same way;
+* CNAME targets: the distinct targets of a segment are compared with each
+  indicator (a few) or reversed, sorted and searched the same way (many);
 * addresses: every stored address is compared, in bulk, with the indicator
   networks' prefixes, and each candidate goes through ``Matcher.match_ip``.
 
@@ -94,6 +94,10 @@ def _prefixes(matcher: Matcher) -> tuple[dict[int, set[int]], dict[int, set[byte
     return v4, v6
 
 
+DIRECT_MAX = 16
+"""Up to this many domains, CNAME targets are compared with each directly."""
+
+
 def _arr(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
@@ -132,25 +136,45 @@ class _Plan:
         return out
 
     def cname_hits(self, cnames: pa.Array) -> dict[int, list[Hit]]:
-        """Row -> CNAME hits: distinct targets, reversed and sorted, searched as names are."""
+        """Row -> CNAME hits, found among the segment's distinct targets."""
         out: dict[int, list[Hit]] = {}
         if not self.matcher.cnames or not self.domains:
             return out
         flat = pc.list_flatten(cnames)
         if len(flat) == 0:
             return out
-        rev = pc.utf8_reverse(pc.utf8_rtrim(pc.utf8_lower(flat), characters="."))
-        distinct = pc.unique(rev)
-        distinct = distinct.take(pc.sort_indices(distinct))
-        found = self.name_hits(distinct)
+        distinct = pc.unique(flat)
+        canon = pc.utf8_rtrim(pc.utf8_lower(distinct), characters=".")
+        found = self._canon_hits(canon)  # position in ``distinct`` -> (how, indicator)
         if not found:
             return out
-        where = pc.index_in(rev, distinct)
+        where = pc.index_in(flat, distinct)
         pos = pc.indices_nonzero(pc.is_in(where, pa.array(list(found), pa.int32())))
         parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
         values = flat.take(pos).to_pylist()
         for p, at, v in zip(parents, where.take(pos).to_pylist(), values, strict=True):
             out.setdefault(p, []).append(("cname", found[at][1], v))
+        return out
+
+    def _canon_hits(self, canon: pa.Array) -> dict[int, tuple[str, str]]:
+        """Position -> (how, indicator) for canonical names (lower case, no trailing dot).
+
+        A few indicators are compared directly; many are searched for in the
+        names reversed and sorted, as :meth:`name_hits` does.
+        """
+        if len(self.domains) > DIRECT_MAX:
+            order = pc.sort_indices(pc.utf8_reverse(canon))
+            rev_sorted = pc.utf8_reverse(canon.take(order))
+            back = order.to_pylist()
+            return {back[i]: h for i, h in self.name_hits(rev_sorted).items()}
+        out: dict[int, tuple[str, str]] = {}
+        for d in self.domains:  # shortest first: a more specific one overwrites
+            if self.matcher.subdomains:
+                sub = pc.ends_with(canon, "." + d)
+                for i in pc.indices_nonzero(sub).to_pylist():
+                    out[i] = ("subdomain", d)
+            for i in pc.indices_nonzero(pc.equal(canon, d)).to_pylist():
+                out[i] = ("exact", d)
         return out
 
     def ip4_hits(self, ip4: pa.Array) -> dict[int, list[Hit]]:

@@ -77,6 +77,29 @@ class Writer:
         end = manifest.covered_end(self.held(fp), offset)
         return offset if end is None else end
 
+    def rename_source(self, old_fp: str, new_fp: str) -> None:
+        """Carry what is held of a file over to its new fingerprint, durably.
+
+        correlate lengthens the fingerprint of a file first seen shorter than
+        its fingerprint length; the store must follow, or it would take the
+        grown file for a new one and add its first bytes again.
+        """
+        if self.pending:
+            raise StoreError("commit the batch before renaming a source")
+        m = self.manifest
+        info = m.sources.get(old_fp)
+        if info is None or old_fp == new_fp:
+            return
+        if new_fp in m.sources:
+            raise StoreError(f"{info.path}: fingerprint {new_fp} is already another file's")
+        sources = {(new_fp if k == old_fp else k): v for k, v in m.sources.items()}
+        new = manifest.Manifest(
+            version=m.version, bucket=m.bucket, next_seq=m.next_seq,
+            segments=m.segments, sources=sources,
+        )  # fmt: skip
+        manifest.save(self.store.manifest_path, new)
+        self.manifest = new
+
     # ------------------------------------------------------------ ingest
 
     def add(self, records: Iterable[Record], source: Source) -> bool:

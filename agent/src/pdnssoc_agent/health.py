@@ -18,6 +18,7 @@ from typing import Any
 from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
+from .correlate.history_feed import store_lag
 from .correlate.inputs import input_problems
 from .iocs.index import IndexFormatError, read_header
 from .iocs.lists import count_values
@@ -61,6 +62,8 @@ class Status:
     """Complete lines of the alert file that the alert step has not read yet."""
     pointers: dict[str, dict[str, Any]] = field(default_factory=dict)
     iocs: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)
+    """The history store: how far behind correlate it is (see ``store_lag``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -214,6 +217,9 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _channels(config, now, status)
     _pointers(config, now, status)
     _iocs(config, now, status)
+    status.history = store_lag(config)
+    if status.history.get("problem"):
+        status.problems.append(f"history store: {status.history['problem']}")
     status.problems += [str(p) for p in input_problems(config)]
     return status
 
@@ -222,6 +228,20 @@ def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return str(timedelta(seconds=int(seconds)))
+
+
+def _history(h: dict[str, Any]) -> str:
+    if not h.get("enabled"):
+        return "off (history.enabled: false)"
+    if "bytes_behind" not in h:
+        return f"{h['dir']}: unreadable"
+    lag = (
+        "up to date with correlate"
+        if not h["bytes_behind"]
+        else f"{h['bytes_behind']:,} byte(s) of {h['files_behind']} query-log file(s) behind "
+        "correlate"
+    )
+    return f"{h['dir']}: {h['replies']:,} replies, newest {h['newest'] or '-'}; {lag}"
 
 
 def render(status: Status) -> str:
@@ -264,6 +284,7 @@ def render(status: Status) -> str:
             else ", no index"
         )
     )
+    out += ["", "History store:", f"  {_history(status.history)}"]
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

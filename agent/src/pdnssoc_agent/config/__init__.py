@@ -20,6 +20,7 @@ from ._schema import Problem, Secret, build, deprecated_keys
 from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
 from .fetch import DEFAULT_TYPES, FetchIocs
+from .history import History
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
@@ -34,6 +35,7 @@ __all__ = [
     "Email",
     "FetchIocs",
     "GenericPeriod",
+    "History",
     "Interval",
     "Mapping",
     "MispServer",
@@ -79,6 +81,7 @@ class Config:
     correlation: Correlation = field(default_factory=Correlation)
     alerting: Alerting = field(default_factory=Alerting)
     schedules: Schedules = field(default_factory=Schedules)
+    history: History = field(default_factory=History)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:
@@ -143,7 +146,10 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
     corr_resolved = _resolve_paths(cfg.correlation, cfg.data_dir)
     alerting_resolved = _resolve_paths(cfg.alerting, cfg.data_dir)
-    return dataclasses.replace(cfg, correlation=corr_resolved, alerting=alerting_resolved)
+    history_resolved = _resolve_paths(cfg.history, cfg.data_dir)
+    return dataclasses.replace(
+        cfg, correlation=corr_resolved, alerting=alerting_resolved, history=history_resolved
+    )
 
 
 def load_config(path: Path) -> Config:

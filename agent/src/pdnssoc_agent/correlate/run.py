@@ -40,9 +40,10 @@ from .alerts import (
     recover,
     rfc3339,
 )
+from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
 from .indicators import Matcher, index_dates, read_list
 from .inputs import InputProblem, NoInputError, correlate_problems, retro_problems
-from .scan import Hit, OnHit, scan_chunk
+from .scan import HOT, Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
 
@@ -254,12 +255,14 @@ def run_correlate(
         else:
             _warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
-        with gc_paused():
+        with job.open_store(), gc_paused():
+            if not given:
+                files += job.store_behind(files)
             for path in files:
                 job.file(path)
-        # Only a run over the live inputs moves correlation.last, from which
-        # the next one finds what rotated meanwhile.
-        job.finish(live=not given)
+            # Only a run over the live inputs moves correlation.last, from which
+            # the next one finds what rotated meanwhile.
+            job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("correlate", job.result)
     if not given:
@@ -315,6 +318,51 @@ class _Correlate:
             if self.state.extra.get(HANDOVER_DONE) and not given
             else handover.for_step(config, "correlate", src.index_file)
         )
+        self.config = config
+        self.given = given
+        self.feed: StoreFeed | None = None
+        self.decoders = HOT
+
+    @contextlib.contextmanager
+    def open_store(self) -> Iterator[None]:
+        """The history store's writer for this run (none when it is off or busy)."""
+        feed = StoreFeed.open(self.config)
+        if feed is None:
+            yield
+            return
+        self.feed, self.decoders = feed, decoders()
+        with feed:
+            yield
+        if feed.added:
+            log.info("correlate: %d repl(ies) added to the history store", feed.added)
+        self.feed, self.decoders = None, HOT
+
+    def store_behind(self, files: list[Path]) -> list[Path]:
+        """Files correlate has read further than the store holds that the run would
+        not read otherwise (they rotated while the store was busy or broken)."""
+        feed = self.feed
+        if feed is None:
+            return []
+        listed = {str(p) for p in files}
+        out = []
+        for m in self.state.files:
+            if m.path in listed or not self._feeds(m, Path(m.path)):
+                continue
+            if feed.position(m.fp) < m.offset and Path(m.path).is_file():
+                out.append(Path(m.path))
+                listed.add(m.path)
+        return out
+
+    def _feeds(self, mark: FileMark, path: Path) -> bool:
+        """Whether this file's lines go into the store now.
+
+        Only a file whose fingerprint is final: full length, or a file that no
+        longer grows (not the live query log). A fingerprint that changed
+        later would make the store take the grown file for another one.
+        """
+        if self.feed is None or not self.feed.ok:
+            return False
+        return mark.fp_len >= FP_LEN or (path != self.corr.queries_file and not self.given)
 
     def _find_mark(self, head: bytes) -> FileMark | None:
         digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
@@ -346,10 +394,11 @@ class _Correlate:
             self.state.files.append(mark)
         mark.seen, mark.path = now_s, str(path)
         stat_key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-        if mark.stat == stat_key:
-            return  # read to its end before and not changed since
         size = st.st_size
         gz = is_gzip(path)
+        feed = self._store_for(path, mark, head, gz, size)
+        if mark.stat == stat_key:
+            return  # read to its end before and not changed since
         if not gz and size < mark.offset:
             log.warning("%s is shorter than what was read before; reading it from the start", path)
             mark.offset = 0
@@ -368,12 +417,17 @@ class _Correlate:
             limit=None if gz else size,
         )
         start = last = mark.offset
+        decoders = self.decoders if feed is not None else HOT
         try:
             for chunk in reader.chunks():
                 at = chunk.end - len(chunk.data)
-                scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at)
+                records = scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at, decoders)
+                if feed is not None:
+                    feed.add(records, chunk.data, mark.fp, at, chunk.end, where)
                 last = chunk.end
-                if last - start >= COMMIT_BYTES:
+                if last - start >= COMMIT_BYTES or (
+                    feed is not None and feed.pending_rows >= MAX_PENDING_ROWS
+                ):
                     self._flush(agg, mark, last)
                     start = last
         except OSError as exc:
@@ -385,6 +439,48 @@ class _Correlate:
         mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
+
+    def _store_for(
+        self, path: Path, mark: FileMark, head: bytes, gz: bool, size: int
+    ) -> StoreFeed | None:
+        """The store's feed if this file goes into it, caught up to correlate's offset."""
+        _refresh_fingerprint(mark, path, head)  # before the store looks at it
+        feed = self.feed if self._feeds(mark, path) else None
+        if feed is not None and feed.position(mark.fp) < mark.offset:
+            self._catch_up(feed, path, mark, gz, size)
+        return feed
+
+    def _catch_up(self, feed: StoreFeed, path: Path, mark: FileMark, gz: bool, size: int) -> None:
+        """Read what correlate read before and the store does not hold, for the store
+        alone (not matched again, not counted in the run's figures)."""
+        from ..history import decode_chunk  # noqa: PLC0415
+
+        stats = ReadStats()
+        where = str(path)
+        reader = LineReader(
+            path,
+            stats,
+            offset=feed.position(mark.fp),
+            max_line_bytes=self.corr.max_line_bytes,
+            gzip_backend=self.gzip_backend,
+            limit=None if gz else size,
+        )
+        try:
+            for chunk in reader.chunks():
+                at = chunk.end - len(chunk.data)
+                data, end = chunk.data, chunk.end
+                if end > mark.offset:
+                    data, end = data[: max(0, mark.offset - at)], mark.offset
+                if data:
+                    feed.add(decode_chunk(data, stats, where, at), data, mark.fp, at, end, where)
+                if end >= mark.offset or feed.pending_rows >= MAX_PENDING_ROWS:
+                    feed.commit()
+                if end >= mark.offset or not feed.ok:
+                    break
+        except OSError as exc:
+            log.warning("history store: %s unreadable (%s); it catches up later", path, exc)
+        feed.commit()
+        log.info("history store: caught up %s to byte %d", path, feed.position(mark.fp))
 
     def _on_hit(self, agg: Aggregator, where: str, unparsed: list[int]) -> OnHit:
         now, predecessor = self.now, self.predecessor
@@ -425,6 +521,8 @@ class _Correlate:
             agg.items = {}
         commit(self.state_path, self.state, self.alerts_file, lines)
         self.result.alerts += len(lines)
+        if self.feed is not None:
+            self.feed.commit()  # after correlate's own checkpoint: the store stays behind it
 
     def finish(self, *, live: bool = True) -> None:
         """Forget old files and alerts; record a ``live`` run in correlation.last."""

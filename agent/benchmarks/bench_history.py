@@ -39,7 +39,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.correlate.run import gc_paused
 from pdnssoc_agent.correlate.scan import _match, scan_chunk
 from pdnssoc_agent.dnslog import LineReader, LogRecord, ReadStats
+from pdnssoc_agent.state import write_pointer
 
 from .history_data import T0, Shape, generate
 
@@ -83,7 +84,8 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _config(data_dir: Path, domains: Path, ips: Path) -> Any:
+def _config(data_dir: Path, domains: Path, ips: Path, *, store: bool = False,
+            **correlation: str) -> Any:  # fmt: skip
     return parse_config(
         {
             "data_dir": str(data_dir),
@@ -91,7 +93,9 @@ def _config(data_dir: Path, domains: Path, ips: Path) -> Any:
                 "malicious_domains_file": str(domains),
                 "malicious_ips_file": str(ips),
                 "retro_lookback": {"days": 36500},
+                **correlation,
             },
+            "history": {"enabled": store},
         }
     )
 
@@ -112,14 +116,50 @@ def _files(work: Path, kind: str) -> list[Path]:
 # --------------------------------------------------------------------------- workers
 
 
-def _w_correlate(work: Path, _: argparse.Namespace) -> dict[str, Any]:
-    data = work / "run-correlate"
+def _w_correlate(work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """A scheduled run_correlate (no PATH) over the plain logs as rotated files in the
+    archive, with the history store off or on (``--kind parquet``: the wired path,
+    filling the store in the same pass)."""
+    store = a.kind == "parquet"
+    data = work / ("run-correlate-store" if store else "run-correlate")
+    shutil.rmtree(data, ignore_errors=True)
+    archive = data / "archive"
+    archive.mkdir(parents=True)
+    for f in _files(work, "plain"):
+        (archive / f.name).symlink_to(f)
+    cfg = _config(data, work / "iocs-domains.txt", work / "iocs-ips.txt", store=store,
+                  archive_dir=str(archive))  # fmt: skip
+    cfg.correlation.queries_file.write_bytes(b"")
+    # the previous run long ago: every archive file is new to this one
+    write_pointer(cfg.correlation.last_correlation_pointer_file, datetime(1971, 1, 1, tzinfo=UTC))
+    c0 = _cpu()
+    r = run_correlate(cfg)
+    out = {"cpu": _cpu() - c0, "lines": r.stats.lines, "alerts": r.alerts}
+    if store:
+        from pdnssoc_agent.history import HistoryStore  # noqa: PLC0415
+
+        m = HistoryStore(cfg.history.dir).manifest()
+        out["replies"] = sum(seg.replies for seg in m.segments)
+    return out
+
+
+def _w_retro_store(work: Path, _: argparse.Namespace) -> dict[str, Any]:
+    """run_retro without paths (all indicators new) over the store the wired correlate
+    filled, the archive being the gzip logs: the store answers, nothing is scanned raw."""
+    data = work / "run-retro-store"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir()
-    cfg = _config(data, work / "iocs-domains.txt", work / "iocs-ips.txt")
-    c0 = _cpu()
-    r = run_correlate(cfg, _files(work, "plain"))
-    return {"cpu": _cpu() - c0, "lines": r.stats.lines, "alerts": r.alerts}
+    archive = data / "archive"
+    archive.mkdir()
+    for f in _files(work, "gz"):
+        (archive / f.name).symlink_to(f)
+    cfg = _config(data, work / "iocs-domains.txt", work / "iocs-ips.txt", store=True,
+                  archive_dir=str(archive), queries_file=str(data / "queries.json"))  # fmt: skip
+    shutil.copytree(work / "run-correlate-store" / "history", cfg.history.dir)
+    c0, t0 = _cpu(), time.perf_counter()
+    r = run_retro(cfg, progress=None)
+    return {"cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": r.stats.lines,
+            "alerts": r.alerts}  # fmt: skip
 
 
 def _w_retro_raw(work: Path, a: argparse.Namespace) -> dict[str, Any]:
@@ -318,7 +358,7 @@ def _query(
 
 
 WORKERS = {"correlate": _w_correlate, "retro-raw": _w_retro_raw, "ingest": _w_ingest,
-           "query": _w_query}  # fmt: skip
+           "query": _w_query, "retro-store": _w_retro_store}  # fmt: skip
 
 
 def _run(work: Path, worker: str, *extra: str, repeat: int = REPEAT) -> dict[str, Any]:
@@ -369,6 +409,32 @@ def _zcat(files: list[Path]) -> float:
     return best
 
 
+def _wired_ingest(cor: dict[str, Any], wired: dict[str, Any], zc: float, lines: int) -> None:
+    us = 1e6 / lines
+    extra = wired["cpu"] - cor["cpu"]
+    print(
+        f"  correlate filling the store (history on, wired)   {wired['cpu'] * us:7.2f}  "
+        f"store adds {extra * us:5.2f} us = {extra / cor['cpu']:+.0%} of correlate; "
+        f"{wired['cpu'] / max(zc, 1e-9):.1f}x zcat (correlate alone "
+        f"{cor['cpu'] / max(zc, 1e-9):.1f}x)"
+    )
+    if wired.get("replies") != lines or wired["alerts"] != cor["alerts"]:
+        print(f"  !! wired correlate: {wired.get('replies')} replies held, {wired['alerts']} "
+              f"alerts; expected {lines} and {cor['alerts']}")  # fmt: skip
+
+
+def _wired_retro(work: Path, shape: Shape) -> None:
+    full = _run(work, "retro-raw", "--days", str(shape.days), repeat=1)
+    ret = _run(work, "retro-store", repeat=1)
+    ok = "" if ret["alerts"] == full["alerts"] else f"  !! {full['alerts']} expected"
+    print(
+        f"  wired: run_retro over the archive with the store correlate filled: "
+        f"{ret['wall']:.2f} s wall ({full['wall'] / max(ret['wall'], 1e-6):.0f}x the raw "
+        f"rescan of {shape.days} days), {ret['lines']:,} lines scanned raw, "
+        f"{ret['alerts']:,} alert lines{ok}"
+    )
+
+
 def main() -> None:
     shape = _shape()
     candidates = os.environ.get("BENCH_HISTORY_CANDIDATES", "parquet,duckdb,sqlite").split(",")
@@ -396,12 +462,14 @@ def main() -> None:
     )
 
     zc = _zcat(gz)
-    cor = _run(work, "correlate")
+    cor = _run(work, "correlate", "--kind", "none")
+    wired = _run(work, "correlate", "--kind", "parquet")
     loop = _run(work, "ingest", "--kind", "none")
     us = 1e6 / lines
     print("== ingest: CPU per line (us), same lines ==")
     print(f"  zcat (the floor: inflating the archive)          {zc * us:7.2f}")
     print(f"  correlate (run_correlate, 1,000 indicators)       {cor['cpu'] * us:7.2f}")
+    _wired_ingest(cor, wired, zc, lines)
     print(f"  correlate's read+decode+match loop alone          {loop['cpu'] * us:7.2f}")
     stores: dict[str, dict[str, Any]] = {}
     for kind in ("parquet", "sqlite"):
@@ -448,6 +516,7 @@ def main() -> None:
                 f"{raw['wall'] / max(q['wall'], 1e-6):7.0f}x faster (wall), "
                 f"{q['rows']} rows, {q['replies']} replies{ok}"
             )
+    _wired_retro(work, shape)
     print(f"\n== hunt: one domain over {shape.days} days (with subdomains and CNAMEs into it) ==")
     for label in ("ioc", "popular", "cdn"):
         value = hunts[label]

@@ -170,3 +170,18 @@ def test_check_config_validates_the_section(
     path.write_text(f"data_dir: {tmp_path}\nhistory:\n  dir: /srv/pdns-history\n")
     assert main(["-c", str(path), "check-config"]) == 0
     assert "history store: /srv/pdns-history" in capsys.readouterr().out
+
+
+def test_only_scheduled_runs_over_the_query_log_fill_the_store(cfg: Config, tmp_path: Path) -> None:
+    # given paths may be anything (a copy, matches): retro would count them twice
+    assert run_correlate(cfg, [SAMPLE]).alerts > 0
+    assert not (cfg.history.dir / "MANIFEST.json").exists()
+    matches = parse_config(
+        {"data_dir": str(tmp_path / "m"), "correlation": {"live_input": "matches"}}
+    )
+    write_lists(matches, ["evil.example.com"], [])
+    matches.correlation.input_dir.mkdir(parents=True)
+    (matches.correlation.input_dir / "m.json").write_bytes(SAMPLE.read_bytes())
+    assert run_correlate(matches).alerts > 0
+    assert not (matches.history.dir / "MANIFEST.json").exists()
+    assert collect(matches).history["enabled"] is False

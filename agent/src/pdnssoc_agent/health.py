@@ -232,7 +232,7 @@ def _age(seconds: float | None) -> str:
 
 def _history(h: dict[str, Any]) -> str:
     if not h.get("enabled"):
-        return "off (history.enabled: false)"
+        return "not filled (history.enabled: false, or correlation.live_input: matches)"
     if "bytes_behind" not in h:
         return f"{h['dir']}: unreadable"
     lag = (

@@ -219,7 +219,8 @@ def store_lag(config: Config) -> dict[str, Any]:
     from .alerts import load_state  # noqa: PLC0415
 
     out: dict[str, Any] = {"enabled": config.history.enabled, "dir": str(config.history.dir)}
-    if not config.history.enabled:
+    if not config.history.enabled or config.correlation.live_input != "query_log":
+        out["enabled"] = False  # correlate fills it from the query log only
         return out
     try:
         m = HistoryStore(config.history.dir).manifest()

@@ -23,7 +23,7 @@ from ..errors import AgentError, ExitCode
 from ..fsutil import atomic_write_text
 from ..iocs.index import IndexFormatError, IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
-from . import handover
+from . import handover, retro_store
 from .alerts import (
     ALERTS_FILE,
     Aggregator,
@@ -197,8 +197,12 @@ def check_paths(paths: Iterable[Path]) -> list[Path]:
     return given
 
 
-def _fp(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
+def fingerprint(head: bytes) -> str:
+    """What identifies a file by its first bytes (at most :data:`FP_LEN` of its content)."""
+    return hashlib.sha256(head).hexdigest()[:32]
+
+
+_fp = fingerprint
 
 
 def _context(index: Path | None, values: set[str]) -> dict[str, IndicatorEntry]:
@@ -255,7 +259,7 @@ def run_correlate(
         else:
             _warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
-        with job.open_store(), gc_paused():
+        with job.open_store(live=not given), gc_paused():
             if not given:
                 files += job.store_behind(files)
             for path in files:
@@ -324,9 +328,11 @@ class _Correlate:
         self.decoders = HOT
 
     @contextlib.contextmanager
-    def open_store(self) -> Iterator[None]:
-        """The history store's writer for this run (none when it is off or busy)."""
-        feed = StoreFeed.open(self.config)
+    def open_store(self, *, live: bool) -> Iterator[None]:
+        """The history store's writer for this run (none when it is off or busy, or
+        when the run does not read the query log: see :meth:`_feeds`)."""
+        use = live and self.corr.live_input == "query_log"
+        feed = StoreFeed.open(self.config) if use else None
         if feed is None:
             yield
             return
@@ -356,13 +362,18 @@ class _Correlate:
     def _feeds(self, mark: FileMark, path: Path) -> bool:
         """Whether this file's lines go into the store now.
 
-        Only a file whose fingerprint is final: full length, or a file that no
-        longer grows (not the live query log). A fingerprint that changed
-        later would make the store take the grown file for another one.
+        Only the query log of a scheduled run (``live_input: query_log``, no
+        PATH: matches files or arbitrary paths would hold a part of what the
+        archive holds, and retro would count it twice), and only a file whose
+        fingerprint is final: full length, or a file that no longer grows (not
+        the live query log). A fingerprint that changed later would make the
+        store take the grown file for another one.
         """
-        if self.feed is None or not self.feed.ok:
+        if self.feed is None or not self.feed.ok or self.given:
             return False
-        return mark.fp_len >= FP_LEN or (path != self.corr.queries_file and not self.given)
+        if self.corr.live_input != "query_log":
+            return False
+        return mark.fp_len >= FP_LEN or path != self.corr.queries_file
 
     def _find_mark(self, head: bytes) -> FileMark | None:
         digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
@@ -552,7 +563,10 @@ class _Correlate:
 class Progress:
     """Files, lines, rate and ETA on a terminal; nothing otherwise (the log summarises)."""
 
-    def __init__(self, total_bytes: int, total_files: int, stream: TextIO | None) -> None:
+    def __init__(
+        self, total_bytes: int, total_files: int, stream: TextIO | None, label: str = "retro"
+    ) -> None:
+        self.label = label
         self.stream = stream if stream is not None and stream.isatty() else None
         self.total_bytes = max(1, total_bytes)
         self.total_files = total_files
@@ -572,7 +586,7 @@ class Progress:
         eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
         eta_txt = "done" if final else f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"
         self.stream.write(
-            f"\rretro: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
+            f"\r{self.label}: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
             f"{lines:,} lines, {rate:,.0f} lines/s, {frac:.0%}, {eta_txt}   "
         )
         if final:
@@ -615,6 +629,8 @@ def run_retro(
             files = [f for f in files if _mtime(f) >= job.since.timestamp()]
         if not job.matcher.empty:
             with gc_paused():
+                if not given:  # PATH arguments are scanned as they are
+                    job.from_store(files)
                 job.scan(files, progress if progress is not None else sys.stderr)
         # A search of given paths does not move retro.last: the scheduled run
         # must still search the archive for the indicators that are new now.
@@ -667,6 +683,8 @@ class _Retro:
         del domains, nets
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
+        self.config = config
+        self.gaps: dict[Path, retro_store.Gaps] = {}
         self.predecessor = (
             None
             if self.state.extra.get(HANDOVER_DONE) and not given
@@ -679,46 +697,85 @@ class _Retro:
             rfc3339(last) if last else "ever (first retro run)",
         )
 
+    def from_store(self, files: list[Path]) -> None:
+        """Search the history store for what it holds of the look-back; the raw scan
+        then reads only the bytes of ``files`` the store does not hold."""
+        why = retro_store.usable(self.config)
+        if why is not None:
+            log.info("retro: not reading the history store (%s); raw scan", why)
+            return
+        try:
+            part = retro_store.plan(self.config, files, FP_LEN, _fp)
+            retro_store.search(self.config, part, self.matcher, self.since, self._keep, self.agg)
+        except (AgentError, OSError, ValueError) as exc:
+            log.warning("retro: history store unusable (%s); raw scan of the look-back", exc)
+            self.agg = Aggregator("retro", self.corr.dedup_window)
+            return
+        self.gaps = part.gaps
+        log.info(
+            "retro: history store: %d segment(s) searched, %d matching row(s) (%d repl(ies)); "
+            "%d of %d file(s) held there",
+            part.segments,
+            part.rows,
+            part.replies,
+            len(part.gaps),
+            len(files),
+        )
+
     def scan(self, files: list[Path], stream: TextIO) -> None:
         sizes = [_size(f) for f in files]
         progress = Progress(sum(sizes), len(files), stream)
         done_bytes = 0
         for i, path in enumerate(files):
             stats = ReadStats(files=1)
-            reader = LineReader(
-                path,
-                stats,
-                max_line_bytes=self.corr.max_line_bytes,
-                gzip_backend=self.gzip_backend,
-                limit=sizes[i],
-                complete=path != self.corr.queries_file,  # the live log may grow
-            )
             on_hit = self._on_hit(str(path))
-            try:
-                for chunk in reader.chunks():
-                    at = chunk.end - len(chunk.data)
-                    scan_chunk(chunk.data, self.matcher, stats, on_hit, str(path), at)
-                    lines = self.result.stats.lines + stats.lines
-                    progress.update(i, lines, done_bytes + chunk.raw_position)
-            except OSError as exc:
-                stats.note("unreadable", f"{path}: {exc.strerror}")
-            stats.bytes = reader.offset
+            for lo, hi in self.gaps.get(path, [(0, None)]):
+                if hi is None and content_ends_at(path, lo, sizes[i]):
+                    continue  # the store holds all of it
+                reader = LineReader(
+                    path,
+                    stats,
+                    offset=lo,
+                    max_line_bytes=self.corr.max_line_bytes,
+                    gzip_backend=self.gzip_backend,
+                    limit=sizes[i],
+                    complete=path != self.corr.queries_file,  # the live log may grow
+                )
+                try:
+                    for chunk in reader.chunks():
+                        at = chunk.end - len(chunk.data)
+                        data = chunk.data
+                        if hi is not None and chunk.end > hi:
+                            data = data[: hi - at]
+                        scan_chunk(data, self.matcher, stats, on_hit, str(path), at)
+                        lines = self.result.stats.lines + stats.lines
+                        progress.update(i, lines, done_bytes + chunk.raw_position)
+                        if hi is not None and chunk.end >= hi:
+                            break
+                except OSError as exc:
+                    stats.note("unreadable", f"{path}: {exc.strerror}")
+                stats.bytes += reader.offset - lo
             done_bytes += sizes[i]
             self.result.stats.merge(stats)
         progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
 
+    def _keep(self, hits: list[Hit], when: datetime) -> list[Hit]:
+        """The hits retro reports for an answer seen at ``when``."""
+        dates, ts = self.dates, when.timestamp()
+        # An indicator known before the answer was live correlate's to find.
+        keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
+        if keep and self.predecessor is not None:
+            keep = self.predecessor.new(keep, when)
+        return keep
+
     def _on_hit(self, where: str) -> OnHit:
-        dates, since, agg, predecessor = self.dates, self.since, self.agg, self.predecessor
+        since, agg, keep_of = self.since, self.agg, self._keep
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
             when = event_time(rec)
             if when is None or when < since:
                 return
-            ts = when.timestamp()
-            # An indicator known before the answer was live correlate's to find.
-            keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
-            if keep and predecessor is not None:
-                keep = predecessor.new(keep, when)
+            keep = keep_of(hits, when)
             if keep:
                 agg.add(rec, keep, where, when)
 
@@ -779,6 +836,21 @@ def _refresh_fingerprint(mark: FileMark, path: Path, head: bytes) -> None:
     new_head = head_bytes(path, FP_LEN)
     if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
         mark.fp_len, mark.fp = len(new_head), _fp(new_head)
+
+
+def content_ends_at(path: Path, offset: int, size: int) -> bool:
+    """Whether the file's content (decompressed) ends at ``offset``: a plain file's
+    size; a gzip file's ISIZE trailer (the length modulo 2**32 of its last member)."""
+    if offset == 0:
+        return size == 0
+    if not is_gzip(path):
+        return offset >= size
+    try:
+        with path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return int.from_bytes(fh.read(4), "little") == offset % (1 << 32)
+    except OSError:
+        return False
 
 
 def _mtime_ns(path: Path) -> int:

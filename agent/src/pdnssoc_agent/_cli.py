@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("alert", "alert", "deliver undelivered alerts by e-mail, webhooks and MISP sightings"),
     ("daemonize", "daemonize", "run fetch-iocs, correlate, retro and alert on their schedules"),
     ("status", "status", "show each step's last run, delivery lag and indicator counts"),
+    ("hunt", "hunt", "who resolved these domains or addresses, from the history store"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

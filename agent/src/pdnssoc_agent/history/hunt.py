@@ -25,13 +25,20 @@ def matcher_for(values: Iterable[str]) -> Matcher:
     m = Matcher(subdomains=True, cnames=True)
     bad = []
     for v in values:
-        if not m.add_network(v):
-            m.invalid.clear()
-            if not m.add_domain(v):
-                bad.append(v)
+        if m.add_network(v):
+            continue
+        m.invalid.clear()
+        # a value shaped like an address or network is one, or it is wrong
+        if _address_like(v) or not m.add_domain(v):
+            bad.append(v)
     if bad:
         raise HuntValueError("not a domain, IP address or network: " + ", ".join(map(repr, bad)))
     return m
+
+
+def _address_like(value: str) -> bool:
+    v = value.strip().rstrip(".")
+    return "/" in v or ":" in v or (bool(v) and all(p.isdigit() for p in v.split(".")))
 
 
 def hunt(

@@ -37,6 +37,8 @@ COMMANDS: list[tuple[str, str, str]] = [
         "run fetch-iocs, correlate, retro, alert and retention on their schedules",
     ),
     ("status", "status", "show each step's last run, delivery lag and indicator counts"),
+    ("hunt", "hunt", "who resolved these domains or addresses, from the history store"),
+    ("history", "history", "the passive-DNS history store: import query-log archives"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -18,6 +18,7 @@ from typing import Any
 from .alerts import alerts_file, ledger_dir
 from .alerts.ledger import Ledger
 from .config import Config
+from .correlate.history_feed import store_lag
 from .correlate.inputs import input_problems
 from .errors import IndexFormatError, StateError
 from .iocs.index import read_header
@@ -65,6 +66,8 @@ class Status:
     iocs: dict[str, Any] = field(default_factory=dict)
     retention: dict[str, Any] = field(default_factory=dict)
     """The free-space guard's view (``<state_dir>/retention.json``)."""
+    history: dict[str, Any] = field(default_factory=dict)
+    """The history store: how far behind correlate it is (see ``store_lag``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -226,6 +229,9 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _pointers(config, now, status)
     _iocs(config, now, status)
     _retention(config, status)
+    status.history = store_lag(config)
+    if status.history.get("problem"):
+        status.problems.append(f"history store: {status.history['problem']}")
     status.problems += [str(p) for p in input_problems(config)]
     return status
 
@@ -234,6 +240,20 @@ def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return str(timedelta(seconds=int(seconds)))
+
+
+def _history(h: dict[str, Any]) -> str:
+    if not h.get("enabled"):
+        return "not filled (history.enabled: false, or correlation.live_input: matches)"
+    if "bytes_behind" not in h:
+        return f"{h['dir']}: unreadable"
+    lag = (
+        "up to date with correlate"
+        if not h["bytes_behind"]
+        else f"{h['bytes_behind']:,} byte(s) of {h['files_behind']} query-log file(s) behind "
+        "correlate"
+    )
+    return f"{h['dir']}: {h['replies']:,} replies, newest {h['newest'] or '-'}; {lag}"
 
 
 def render(status: Status) -> str:
@@ -279,6 +299,7 @@ def render(status: Status) -> str:
     last_action = status.retention.get("last_action")
     if last_action:
         out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]
+    out += ["", "History store:", f"  {_history(status.history)}"]
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

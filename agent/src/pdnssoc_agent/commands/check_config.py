@@ -107,6 +107,7 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     print(
         f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
         f"(live_input: {corr.live_input}); MISP servers: {servers}; "
-        f"alert channels: {', '.join(channels) or 'none'})"
+        f"alert channels: {', '.join(channels) or 'none'}; history store: "
+        f"{config.history.dir if config.history.enabled else 'off'})"
     )
     return int(ExitCode.OK)

@@ -22,6 +22,7 @@ from ._schema import Problem, Secret, build, deprecated_keys
 from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
 from .fetch import DEFAULT_TYPES, FetchIocs
+from .history import History
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .retention import Retention
 from .schedules import Interval, Schedules
@@ -37,6 +38,7 @@ __all__ = [
     "Email",
     "FetchIocs",
     "GenericPeriod",
+    "History",
     "Interval",
     "Mapping",
     "MispServer",
@@ -74,6 +76,7 @@ class Config:
     alerting: Alerting = field(default_factory=Alerting)
     schedules: Schedules = field(default_factory=Schedules)
     retention: Retention = field(default_factory=Retention)
+    history: History = field(default_factory=History)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

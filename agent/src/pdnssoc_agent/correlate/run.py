@@ -25,7 +25,8 @@ from ..fsutil import atomic_write_text
 from ..iocs.index import IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
-from . import handover
+from . import handover, retro_store
+from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
 from .indicators import Matcher, index_dates, read_list
 from .inputs import InputProblem, correlate_problems, retro_problems
 from .output import (
@@ -41,7 +42,7 @@ from .output import (
     prune_seen,
     recover,
 )
-from .scan import Hit, OnHit, scan_chunk
+from .scan import HOT, Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,12 @@ def check_paths(paths: Iterable[Path]) -> list[Path]:
     return given
 
 
-def _fp(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
+def fingerprint(head: bytes) -> str:
+    """What identifies a file by its first bytes (at most :data:`FP_LEN` of its content)."""
+    return hashlib.sha256(head).hexdigest()[:32]
+
+
+_fp = fingerprint
 
 
 def _context(index: Path | None, values: set[str]) -> dict[str, IndicatorEntry]:
@@ -247,12 +252,14 @@ def run_correlate(
         else:
             _warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
-        with gc_paused():
+        with job.open_store(live=not given), gc_paused():
+            if not given:
+                files += job.store_behind(files)
             for path in files:
                 job.file(path)
-        # Only a run over the live inputs moves correlation.last, from which
-        # the next one finds what rotated meanwhile.
-        job.finish(live=not given)
+            # Only a run over the live inputs moves correlation.last, from which
+            # the next one finds what rotated meanwhile.
+            job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
     _log_stats("correlate", job.result)
     if not given:
@@ -308,6 +315,58 @@ class _Correlate:
             if self.state.extra.get(HANDOVER_DONE) and not given
             else handover.for_step(config, "correlate", src.index_file)
         )
+        self.config = config
+        self.given = given
+        self.feed: StoreFeed | None = None
+        self.decoders = HOT
+
+    @contextlib.contextmanager
+    def open_store(self, *, live: bool) -> Iterator[None]:
+        """The history store's writer for this run (none when it is off or busy, or
+        when the run does not read the query log: see :meth:`_feeds`)."""
+        use = live and self.corr.live_input == "query_log"
+        feed = StoreFeed.open(self.config) if use else None
+        if feed is None:
+            yield
+            return
+        self.feed, self.decoders = feed, decoders()
+        with feed:
+            yield
+        if feed.added:
+            log.info("correlate: %d repl(ies) added to the history store", feed.added)
+        self.feed, self.decoders = None, HOT
+
+    def store_behind(self, files: list[Path]) -> list[Path]:
+        """Files correlate has read further than the store holds that the run would
+        not read otherwise (they rotated while the store was busy or broken)."""
+        feed = self.feed
+        if feed is None:
+            return []
+        listed = {str(p) for p in files}
+        out = []
+        for m in self.state.files:
+            if m.path in listed or not self._feeds(m, Path(m.path)):
+                continue
+            if feed.position(m.fp) < m.offset and Path(m.path).is_file():
+                out.append(Path(m.path))
+                listed.add(m.path)
+        return out
+
+    def _feeds(self, mark: FileMark, path: Path) -> bool:
+        """Whether this file's lines go into the store now.
+
+        Only the query log of a scheduled run (``live_input: query_log``, no
+        PATH: matches files or arbitrary paths would hold a part of what the
+        archive holds, and retro would count it twice), and only a file whose
+        fingerprint is final: full length, or a file that no longer grows (not
+        the live query log). A fingerprint that changed later would make the
+        store take the grown file for another one.
+        """
+        if self.feed is None or not self.feed.ok or self.given:
+            return False
+        if self.corr.live_input != "query_log":
+            return False
+        return mark.fp_len >= FP_LEN or path != self.corr.queries_file
 
     def _find_mark(self, head: bytes) -> FileMark | None:
         digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
@@ -339,10 +398,11 @@ class _Correlate:
             self.state.files.append(mark)
         mark.seen, mark.path = now_s, str(path)
         stat_key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-        if mark.stat == stat_key:
-            return  # read to its end before and not changed since
         size = st.st_size
         gz = is_gzip(path)
+        feed = self._store_for(path, mark, head, gz, size)
+        if mark.stat == stat_key:
+            return  # read to its end before and not changed since
         if not gz and size < mark.offset:
             log.warning("%s is shorter than what was read before; reading it from the start", path)
             mark.offset = 0
@@ -361,12 +421,17 @@ class _Correlate:
             limit=None if gz else size,
         )
         start = last = mark.offset
+        decoders = self.decoders if feed is not None else HOT
         try:
             for chunk in reader.chunks():
                 at = chunk.end - len(chunk.data)
-                scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at)
+                records = scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at, decoders)
+                if feed is not None:
+                    feed.add(records, chunk.data, mark.fp, at, chunk.end, where)
                 last = chunk.end
-                if last - start >= COMMIT_BYTES:
+                if last - start >= COMMIT_BYTES or (
+                    feed is not None and feed.pending_rows >= MAX_PENDING_ROWS
+                ):
                     self._flush(agg, mark, last)
                     start = last
         except OSError as exc:
@@ -378,6 +443,48 @@ class _Correlate:
         mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
+
+    def _store_for(
+        self, path: Path, mark: FileMark, head: bytes, gz: bool, size: int
+    ) -> StoreFeed | None:
+        """The store's feed if this file goes into it, caught up to correlate's offset."""
+        _refresh_fingerprint(mark, path, head)  # before the store looks at it
+        feed = self.feed if self._feeds(mark, path) else None
+        if feed is not None and feed.position(mark.fp) < mark.offset:
+            self._catch_up(feed, path, mark, gz, size)
+        return feed
+
+    def _catch_up(self, feed: StoreFeed, path: Path, mark: FileMark, gz: bool, size: int) -> None:
+        """Read what correlate read before and the store does not hold, for the store
+        alone (not matched again, not counted in the run's figures)."""
+        from ..history import decode_chunk  # noqa: PLC0415
+
+        stats = ReadStats()
+        where = str(path)
+        reader = LineReader(
+            path,
+            stats,
+            offset=feed.position(mark.fp),
+            max_line_bytes=self.corr.max_line_bytes,
+            gzip_backend=self.gzip_backend,
+            limit=None if gz else size,
+        )
+        try:
+            for chunk in reader.chunks():
+                at = chunk.end - len(chunk.data)
+                data, end = chunk.data, chunk.end
+                if end > mark.offset:
+                    data, end = data[: max(0, mark.offset - at)], mark.offset
+                if data:
+                    feed.add(decode_chunk(data, stats, where, at), data, mark.fp, at, end, where)
+                if end >= mark.offset or feed.pending_rows >= MAX_PENDING_ROWS:
+                    feed.commit()
+                if end >= mark.offset or not feed.ok:
+                    break
+        except OSError as exc:
+            log.warning("history store: %s unreadable (%s); it catches up later", path, exc)
+        feed.commit()
+        log.info("history store: caught up %s to byte %d", path, feed.position(mark.fp))
 
     def _on_hit(self, agg: Aggregator, where: str, unparsed: list[int]) -> OnHit:
         now, predecessor = self.now, self.predecessor
@@ -418,6 +525,8 @@ class _Correlate:
             agg.items = {}
         commit(self.state_path, self.state, self.alerts_file, lines)
         self.result.alerts += len(lines)
+        if self.feed is not None:
+            self.feed.commit()  # after correlate's own checkpoint: the store stays behind it
 
     def finish(self, *, live: bool = True) -> None:
         """Forget old files and alerts; record a ``live`` run in correlation.last."""
@@ -447,7 +556,10 @@ class _Correlate:
 class Progress:
     """Files, lines, rate and ETA on a terminal; nothing otherwise (the log summarises)."""
 
-    def __init__(self, total_bytes: int, total_files: int, stream: TextIO | None) -> None:
+    def __init__(
+        self, total_bytes: int, total_files: int, stream: TextIO | None, label: str = "retro"
+    ) -> None:
+        self.label = label
         self.stream = stream if stream is not None and stream.isatty() else None
         self.total_bytes = max(1, total_bytes)
         self.total_files = total_files
@@ -467,7 +579,7 @@ class Progress:
         eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
         eta_txt = "done" if final else f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"
         self.stream.write(
-            f"\rretro: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
+            f"\r{self.label}: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
             f"{lines:,} lines, {rate:,.0f} lines/s, {frac:.0%}, {eta_txt}   "
         )
         if final:
@@ -510,6 +622,8 @@ def run_retro(
             files = [f for f in files if _mtime(f) >= job.since.timestamp()]
         if not job.matcher.empty:
             with gc_paused():
+                if not given:  # PATH arguments are scanned as they are
+                    job.from_store(files)
                 job.scan(files, progress if progress is not None else sys.stderr)
         # A search of given paths does not move retro.last: the scheduled run
         # must still search the archive for the indicators that are new now.
@@ -562,6 +676,8 @@ class _Retro:
         del domains, nets
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
+        self.config = config
+        self.gaps: dict[Path, retro_store.Gaps] = {}
         self.predecessor = (
             None
             if self.state.extra.get(HANDOVER_DONE) and not given
@@ -574,46 +690,85 @@ class _Retro:
             format_rfc3339(last) if last else "ever (first retro run)",
         )
 
+    def from_store(self, files: list[Path]) -> None:
+        """Search the history store for what it holds of the look-back; the raw scan
+        then reads only the bytes of ``files`` the store does not hold."""
+        why = retro_store.usable(self.config)
+        if why is not None:
+            log.info("retro: not reading the history store (%s); raw scan", why)
+            return
+        try:
+            part = retro_store.plan(self.config, files, FP_LEN, _fp)
+            retro_store.search(self.config, part, self.matcher, self.since, self._keep, self.agg)
+        except (AgentError, OSError, ValueError) as exc:
+            log.warning("retro: history store unusable (%s); raw scan of the look-back", exc)
+            self.agg = Aggregator("retro", self.corr.dedup_window)
+            return
+        self.gaps = part.gaps
+        log.info(
+            "retro: history store: %d segment(s) searched, %d matching row(s) (%d repl(ies)); "
+            "%d of %d file(s) held there",
+            part.segments,
+            part.rows,
+            part.replies,
+            len(part.gaps),
+            len(files),
+        )
+
     def scan(self, files: list[Path], stream: TextIO) -> None:
         sizes = [_size(f) for f in files]
         progress = Progress(sum(sizes), len(files), stream)
         done_bytes = 0
         for i, path in enumerate(files):
             stats = ReadStats(files=1)
-            reader = LineReader(
-                path,
-                stats,
-                max_line_bytes=self.corr.max_line_bytes,
-                gzip_backend=self.gzip_backend,
-                limit=sizes[i],
-                complete=path != self.corr.queries_file,  # the live log may grow
-            )
             on_hit = self._on_hit(str(path))
-            try:
-                for chunk in reader.chunks():
-                    at = chunk.end - len(chunk.data)
-                    scan_chunk(chunk.data, self.matcher, stats, on_hit, str(path), at)
-                    lines = self.result.stats.lines + stats.lines
-                    progress.update(i, lines, done_bytes + chunk.raw_position)
-            except OSError as exc:
-                stats.note("unreadable", f"{path}: {exc.strerror}")
-            stats.bytes = reader.offset
+            for lo, hi in self.gaps.get(path, [(0, None)]):
+                if hi is None and content_ends_at(path, lo, sizes[i]):
+                    continue  # the store holds all of it
+                reader = LineReader(
+                    path,
+                    stats,
+                    offset=lo,
+                    max_line_bytes=self.corr.max_line_bytes,
+                    gzip_backend=self.gzip_backend,
+                    limit=sizes[i],
+                    complete=path != self.corr.queries_file,  # the live log may grow
+                )
+                try:
+                    for chunk in reader.chunks():
+                        at = chunk.end - len(chunk.data)
+                        data = chunk.data
+                        if hi is not None and chunk.end > hi:
+                            data = data[: hi - at]
+                        scan_chunk(data, self.matcher, stats, on_hit, str(path), at)
+                        lines = self.result.stats.lines + stats.lines
+                        progress.update(i, lines, done_bytes + chunk.raw_position)
+                        if hi is not None and chunk.end >= hi:
+                            break
+                except OSError as exc:
+                    stats.note("unreadable", f"{path}: {exc.strerror}")
+                stats.bytes += reader.offset - lo
             done_bytes += sizes[i]
             self.result.stats.merge(stats)
         progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
 
+    def _keep(self, hits: list[Hit], when: datetime) -> list[Hit]:
+        """The hits retro reports for an answer seen at ``when``."""
+        dates, ts = self.dates, when.timestamp()
+        # An indicator known before the answer was live correlate's to find.
+        keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
+        if keep and self.predecessor is not None:
+            keep = self.predecessor.new(keep, when)
+        return keep
+
     def _on_hit(self, where: str) -> OnHit:
-        dates, since, agg, predecessor = self.dates, self.since, self.agg, self.predecessor
+        since, agg, keep_of = self.since, self.agg, self._keep
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
             when = event_time(rec)
             if when is None or when < since:
                 return
-            ts = when.timestamp()
-            # An indicator known before the answer was live correlate's to find.
-            keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
-            if keep and predecessor is not None:
-                keep = predecessor.new(keep, when)
+            keep = keep_of(hits, when)
             if keep:
                 agg.add(rec, keep, where, when)
 
@@ -674,6 +829,21 @@ def _refresh_fingerprint(mark: FileMark, path: Path, head: bytes) -> None:
     new_head = head_bytes(path, FP_LEN)
     if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
         mark.fp_len, mark.fp = len(new_head), _fp(new_head)
+
+
+def content_ends_at(path: Path, offset: int, size: int) -> bool:
+    """Whether the file's content (decompressed) ends at ``offset``: a plain file's
+    size; a gzip file's ISIZE trailer (the length modulo 2**32 of its last member)."""
+    if offset == 0:
+        return size == 0
+    if not is_gzip(path):
+        return offset >= size
+    try:
+        with path.open("rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return int.from_bytes(fh.read(4), "little") == offset % (1 << 32)
+    except OSError:
+        return False
 
 
 def _mtime_ns(path: Path) -> int:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -46,25 +46,51 @@ _chunk_decoder: msgspec.json.Decoder[list[HotRecord | int]] = msgspec.json.Decod
 )
 
 
+class Decoders(NamedTuple):
+    """How :func:`scan_chunk` decodes: a chunk at once, or a line at a time."""
+
+    chunk: msgspec.json.Decoder[Any]
+    line: msgspec.json.Decoder[Any]
+
+
+HOT = Decoders(_chunk_decoder, hot_decoder)
+
+
+def decoders_for(record: type) -> Decoders:
+    """Decoders of a wider record than ``HotRecord`` with the same attribute names for
+    what the matcher reads (``dns.qname``, ``dns.rrs.an``, ``query``, ``answers``),
+    so that one decode serves the matcher and another consumer of the same lines."""
+    return Decoders(
+        msgspec.json.Decoder(list[record | Literal[_S]]),  # type: ignore[valid-type]
+        msgspec.json.Decoder(record),
+    )
+
+
 def scan_chunk(  # noqa: PLR0917 - the hot path's signature
-    data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int = 0
-) -> None:
+    data: bytes,
+    matcher: Matcher,
+    stats: ReadStats,
+    on_hit: OnHit,
+    where: str,
+    start: int = 0,
+    decoders: Decoders = HOT,
+) -> list[Any]:
     """Match every line of ``data`` (complete lines); count what cannot be read.
 
     ``start`` is the offset of ``data`` in the file's content, for the log.
+    Returns the records of the lines that could be read, decoded by ``decoders``.
     """
     # data ends with a newline: "[" line SEP line ... SEP line "]"
     joined = b"".join((b"[", data[:-1].replace(b"\n", _SEP), b"]"))
     separators = (len(joined) - len(data) - 1) // (len(_SEP) - 1)
     try:
-        items = _chunk_decoder.decode(joined)
+        items = decoders.chunk.decode(joined)
     except _ERRORS:
         items = None
     if items is None or len(items) != 2 * separators + 1 or items[1::2].count(_S) != separators:
         # a bad line, a blank one, two values on one line, a value over two lines
-        _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start)
-        return
-    records: list[HotRecord] = items[::2]  # type: ignore[assignment]
+        return _scan_slow(data, matcher, stats, on_hit, f"{where}: byte", start, decoders.line)
+    records: list[HotRecord] = items[::2]
     found = _match(records, matcher, stats, where)
     stats.lines += len(records)
     if found:
@@ -77,6 +103,7 @@ def scan_chunk(  # noqa: PLR0917 - the hot path's signature
                 stats.note(_kind(exc), f"{where}: byte {at}")
                 continue
             on_hit(rec, hits)
+    return records
 
 
 def _kind(exc: BaseException) -> str:
@@ -89,10 +116,17 @@ def _kind(exc: BaseException) -> str:
 
 
 def _scan_slow(  # noqa: PLR0917
-    data: bytes, matcher: Matcher, stats: ReadStats, on_hit: OnHit, where: str, start: int
-) -> None:
+    data: bytes,
+    matcher: Matcher,
+    stats: ReadStats,
+    on_hit: OnHit,
+    where: str,
+    start: int,
+    line_decoder: msgspec.json.Decoder[Any],
+) -> list[Any]:
     good: list[tuple[bytes, int]] = []
     records: list[HotRecord] = []
+    wide: list[Any] = records if line_decoder is hot_decoder else []
     pos = start
     for line in data.split(b"\n"):
         at = pos
@@ -101,7 +135,11 @@ def _scan_slow(  # noqa: PLR0917
             continue
         stats.lines += 1
         try:
-            records.append(hot_decoder.decode(line))
+            if line_decoder is hot_decoder:
+                records.append(hot_decoder.decode(line))
+            else:
+                rec = _decode_wide(line, line_decoder, wide)
+                records.append(rec)
         except _ERRORS as exc:
             stats.note(_kind(exc), f"{where} {at}")
             continue
@@ -114,6 +152,19 @@ def _scan_slow(  # noqa: PLR0917
             stats.note(_kind(exc), f"{where} {at}")
             continue
         on_hit(rec, hits)
+    return wide
+
+
+def _decode_wide(line: bytes, decoder: msgspec.json.Decoder[Any], wide: list[Any]) -> Any:
+    """``line`` decoded by the wider ``decoder`` (kept in ``wide``), or, when only the
+    wider record fails (a field the matcher does not read has the wrong type), as a
+    ``HotRecord``: the matcher still sees every line it can read."""
+    try:
+        rec = decoder.decode(line)
+    except msgspec.ValidationError:
+        return hot_decoder.decode(line)
+    wide.append(rec)
+    return rec
 
 
 def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``history``: the passive-DNS history store (``history import PATH...``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..config import Config
+from ..correlate.run import check_paths, discover
+from ..errors import ExitCode
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    imp = sub.add_parser(
+        "import",
+        help="load query-log archives into the history store",
+        description="Load go-dnscollector JSON logs (plain or gzip) and pdnssoc-cli's "
+        "minified archives into the history store. A file is known by its content: "
+        "importing it again, or a copy of it, adds nothing; what correlate has put in "
+        "the store already is not added twice. Progress is shown on a terminal.",
+    )
+    imp.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH",
+        help="files or directories (searched recursively; hidden names skipped)",
+    )  # fmt: skip
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    from ..history import HistoryStore  # noqa: PLC0415 - pyarrow only here
+    from ..history.importer import import_files  # noqa: PLC0415
+
+    files = discover(check_paths(args.paths))
+    result = import_files(
+        HistoryStore(config.history.dir),
+        files,
+        progress=sys.stderr,
+        max_line_bytes=config.correlation.max_line_bytes,
+    )
+    s = result.stats
+    log.info(
+        "history import: %d file(s) (%d held already), %s; %d repl(ies) added to %s",
+        result.files,
+        result.held,
+        s.summary(),
+        result.replies,
+        config.history.dir,
+    )
+    for example in s.examples:
+        log.warning("history import: skipped %s", example)
+    return int(ExitCode.OK)

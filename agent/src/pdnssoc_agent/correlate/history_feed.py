@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: Apache-2.0
+"""correlate's side of the history store: the records it decoded go in too.
+
+correlate decodes each chunk of the query log once, with a record wide enough
+for the store (:data:`DECODERS`), matches it and hands the same records to
+:class:`StoreFeed`. The store stays behind correlate's own checkpoint: its
+batch is committed only after correlate has committed the alerts and offsets
+of the same bytes. A crash between the two leaves the store behind; the next
+run reads the gap again for the store alone (:meth:`StoreFeed.position`),
+without matching it a second time, and the store's byte ranges make sure no
+reply is held twice.
+
+Nothing here stops correlate: a store that is busy (an import is writing it),
+damaged or on a full disk is logged once, left alone for the rest of the run
+and caught up by a later one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from ..dnslog import ReadStats
+from ..errors import AgentError
+from .scan import Decoders, decoders_for
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ..history import Writer
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_ROWS = 200_000
+"""Commit (correlate first, then the store) once the store's batch holds this many rows."""
+
+
+def decoders() -> Decoders:
+    """The scan's decoders for the store's wider record (imported on first use)."""
+    from ..history import Record  # noqa: PLC0415 - pyarrow only when the store is on
+
+    return decoders_for(Record)
+
+
+class StoreFeed:
+    """The store's writer for one correlate run; see the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.writer: Writer | None = None
+        self._cm: AbstractContextManager[Writer] | None = None
+        self._ranges: dict[str, list[list[int]]] = {}
+        self.added = 0
+        """Replies handed to the store in this run."""
+
+    @classmethod
+    def open(cls, config: Config) -> StoreFeed | None:
+        """The feed, or None when the store is off or cannot be written now (logged)."""
+        if not config.history.enabled:
+            return None
+        feed = cls(config.history.dir)
+        try:
+            from ..history import HistoryStore  # noqa: PLC0415
+
+            feed._cm = HistoryStore(feed.root).writer()
+            feed.writer = feed._cm.__enter__()
+        except (AgentError, OSError) as exc:
+            log.warning("history store not filled in this run (it catches up later): %s", exc)
+            return None
+        return feed
+
+    @property
+    def ok(self) -> bool:
+        return self.writer is not None
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        log.warning(
+            "history store: %s failed (%s); not filled further in this run, the query log "
+            "keeps the lines and a later run catches up",
+            what,
+            exc,
+        )
+        self.writer = None  # the batch is dropped; the lock is released on close
+
+    def _held(self, fp: str) -> list[list[int]]:
+        ranges = self._ranges.get(fp)
+        if ranges is None and self.writer is not None:
+            ranges = self._ranges[fp] = self.writer.held(fp)
+        return ranges or []
+
+    def position(self, fp: str) -> int:
+        """Where the store's hold of file ``fp`` from its start ends (0: none of it)."""
+        from ..history.manifest import covered_end  # noqa: PLC0415
+
+        end = covered_end(self._held(fp), 0)
+        return 0 if end is None else end
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self.writer.batch) if self.writer is not None else 0
+
+    def add(  # noqa: PLR0917
+        self, records: list[Any], data: bytes, fp: str, start: int, end: int, path: str
+    ) -> None:
+        """The records of ``data`` (bytes ``start``-``end`` of file ``fp``, whole lines).
+
+        Bytes the store holds already are left out; a chunk that is partly held
+        is cut at the held ranges and only the rest decoded again.
+        """
+        if self.writer is None or end <= start:
+            return
+        from ..history import Source, decode_chunk  # noqa: PLC0415
+        from ..history.manifest import add_range, overlap  # noqa: PLC0415
+
+        ranges = self._held(fp)
+        whole, part = overlap(ranges, start, end)
+        pieces: list[tuple[list[Any], int, int]] = []
+        if whole:
+            return
+        if not part:
+            pieces.append((records, start, end))
+        else:
+            for a, b in _gaps(ranges, start, end):
+                piece = data[a - start : b - start]
+                aligned = (a == start or data[a - start - 1 : a - start] == b"\n") and piece[
+                    -1:
+                ] == b"\n"
+                if not aligned:
+                    log.warning(
+                        "history store: %s bytes %d-%d are not whole lines; left out", path, a, b
+                    )
+                    continue
+                pieces.append((decode_chunk(piece, ReadStats(), path, a), a, b))
+        try:
+            for recs, a, b in pieces:
+                if self.writer.add(recs, Source(fp, a, b, path)):
+                    self.added += len(recs)
+                ranges = add_range(ranges, a, b)
+        except (AgentError, OSError, ValueError) as exc:
+            self._fail(f"adding {path}", exc)
+            return
+        self._ranges[fp] = ranges
+
+    def commit(self) -> None:
+        """Make what was added durable; call after correlate committed the same bytes."""
+        if self.writer is None:
+            return
+        try:
+            self.writer.commit()
+        except (AgentError, OSError, ValueError) as exc:
+            self._fail("commit", exc)
+            self._ranges = {}
+
+    def close(self, now: datetime | None = None) -> None:
+        """Commit, merge the days that are over, release the store."""
+        self.commit()
+        if self.writer is not None:
+            today = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+            try:
+                self.writer.compact(full_before=today)
+            except (AgentError, OSError, ValueError) as exc:
+                self._fail("compaction", exc)
+        if self._cm is not None:
+            cm, self._cm = self._cm, None
+            cm.__exit__(None, None, None)
+        self.writer = None
+
+    def __enter__(self) -> StoreFeed:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._cm is not None:  # correlate failed: keep nothing it did not commit
+            cm, self._cm = self._cm, None
+            self.writer = None
+            cm.__exit__(exc_type, exc, tb)
+
+
+def _gaps(ranges: list[list[int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of [start, end) that ``ranges`` (sorted, merged) do not cover."""
+    out: list[tuple[int, int]] = []
+    at = start
+    for lo, hi in ranges:
+        if hi <= at or lo >= end:
+            continue
+        if lo > at:
+            out.append((at, lo))
+        at = max(at, hi)
+    if at < end:
+        out.append((at, end))
+    return out
+
+
+def store_lag(config: Config) -> dict[str, Any]:
+    """How far the history store is behind correlate, for ``status`` (reads only).
+
+    ``bytes_behind``/``files_behind``: query-log content correlate has read
+    (its checkpoints) that the store does not hold yet; ``newest``: the last
+    reply time the store holds; ``problem``: why it cannot be read.
+    """
+    from ..history import HistoryStore  # noqa: PLC0415
+    from ..history.manifest import covered_end  # noqa: PLC0415
+    from .output import load_state  # noqa: PLC0415
+
+    out: dict[str, Any] = {"enabled": config.history.enabled, "dir": str(config.history.dir)}
+    if not config.history.enabled or config.correlation.live_input != "query_log":
+        out["enabled"] = False  # correlate fills it from the query log only
+        return out
+    try:
+        m = HistoryStore(config.history.dir).manifest()
+        state = load_state(config.correlation.state_dir / "correlate.state.json")
+    except (AgentError, OSError) as exc:
+        out["problem"] = str(exc)
+        return out
+    behind = files = 0
+    for mark in state.files:
+        info = m.sources.get(mark.fp)
+        end = covered_end(info.ranges, 0) if info is not None else None
+        gap = mark.offset - (end or 0)
+        if gap > 0:
+            behind, files = behind + gap, files + 1
+    last = max((s.last_us for s in m.segments), default=None)
+    out.update(
+        bytes_behind=behind,
+        files_behind=files,
+        segments=len(m.segments),
+        replies=sum(s.replies for s in m.segments),
+        newest=(
+            datetime.fromtimestamp(last / 1e6, UTC).isoformat(timespec="seconds")[:19] + "Z"
+            if last is not None
+            else None
+        ),
+    )
+    return out

@@ -1,0 +1,267 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fold decoded query-log records into one row per distinct reply per time bucket.
+
+A row is (bucket, sensor, client, query name, type, rcode, answer section)
+with how many replies it stands for and when the first and last of them were
+seen. The bucket is the hour (or day) of the sensor's timestamp, taken from
+the RFC 3339 text itself (``2026-01-05T08`` is the 08:00 UTC hour), so the hot
+loop parses no dates; first and last seen are compared as text in the loop.
+Everything else (times, names, addresses) is converted once per row, in bulk
+by Arrow, when the batch becomes a table.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from itertools import accumulate
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..dnslog import ReadStats
+from ..timefmt import parse_rfc3339_or_none as parse_time
+from .records import RecAnswer, Record
+from .schema import SCHEMA, TIME
+
+BUCKETS = {"hour": 13, "day": 10}
+"""Bucket name -> length of the RFC 3339 prefix that names it."""
+
+# (bucket text, sensor, client, qname, qtype, rcode)
+_Key = tuple[str, str, str, str, str, str]
+
+
+def reverse_name(name: str) -> str:
+    """The sort key of a query name: lower case, trailing dots off, characters reversed.
+
+    ``WWW.Example.COM.`` -> ``moc.elpmaxe.www``: a domain and its subdomains
+    share a prefix (``moc.elpmaxe`` and everything from ``moc.elpmaxe.``), so
+    they are found by range in a column sorted by it.
+    """
+    return name.lower().rstrip(".")[::-1]
+
+
+def epoch_us(text: str) -> int | None:
+    """Microseconds since 1970 of a timestamp :func:`~pdnssoc_agent.timefmt.parse_rfc3339_or_none`
+    reads (None if it reads none)."""
+    when = parse_time(text)
+    if when is None:
+        return None
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class Batch:
+    """Records folded per bucket; :meth:`columns` turns them into rows.
+
+    ``add`` is the hot path: one dict lookup per record. A key seen again with
+    a different answer section (round-robin addresses) gets a row of its own.
+    """
+
+    def __init__(self, bucket: str = "hour") -> None:
+        if bucket not in BUCKETS:
+            raise ValueError(f"history bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
+        self.bucket = bucket
+        self._cut = BUCKETS[bucket]
+        # key -> [count, first text, last text, answers]
+        self._rows: dict[_Key, list[object]] = {}
+        # (key, answer data) -> [count, first, last, answers], for the rarer second variant
+        self._variants: dict[tuple[_Key, tuple[tuple[str, str], ...]], list[object]] = {}
+        self.replies = 0
+        self.stats = ReadStats()
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._variants)
+
+    def add(self, records: Iterable[Record], where: str = "") -> None:
+        """Fold ``records`` in; those without a query name are counted and left out."""
+        rows = self._rows
+        cut = self._cut
+        n = 0
+        for r in records:
+            d = r.dns
+            if d is not None and d.qname:
+                tap = r.dnstap
+                net = r.network
+                ts = tap.timestamp if tap is not None else ""
+                rrs = d.rrs
+                an = rrs.an if rrs is not None else None
+                key = (
+                    ts[:cut],
+                    tap.identity if tap is not None else "",
+                    net.query_ip if net is not None else "",
+                    d.qname,
+                    d.qtype,
+                    d.rcode,
+                )
+            elif r.query:
+                ts = r.timestamp
+                an = r.answers
+                key = (ts[:cut], r.client_id, r.client, r.query, "", "")
+            else:
+                self.stats.note("missing_fields", where)
+                continue
+            n += 1
+            if ts[-1:] == "Z":
+                # compared as text without the Z: "...:00" < "...:00.5" < "...:00.50001"
+                ts = ts[:-1]
+            if not an:
+                an = None
+            g = rows.get(key)
+            if g is None:
+                rows[key] = [1, ts, ts, an]
+            elif g[3] == an:
+                g[0] += 1  # type: ignore[operator]
+                if ts > g[2]:  # type: ignore[operator]
+                    g[2] = ts
+                elif ts < g[1]:  # type: ignore[operator]
+                    g[1] = ts
+            else:
+                self._add_variant(key, ts, an)
+        self.replies += n
+
+    def _add_variant(self, key: _Key, ts: str, an: list[RecAnswer] | None) -> None:
+        vkey = (key, tuple((a.rdatatype, a.rdata) for a in an or ()))
+        g = self._variants.get(vkey)
+        if g is None:
+            self._variants[vkey] = [1, ts, ts, an]
+            return
+        g[0] += 1  # type: ignore[operator]
+        if ts > g[2]:  # type: ignore[operator]
+            g[2] = ts
+        elif ts < g[1]:  # type: ignore[operator]
+            g[1] = ts
+
+    def table(self) -> pa.Table:
+        """The rows as a table of :data:`.schema.SCHEMA`, unsorted.
+
+        A row whose first or last time cannot be read is counted in ``stats``
+        and left out.
+        """
+        items = list(self._rows.items())
+        items += [(k[0], v) for k, v in self._variants.items()]
+        if not items:
+            return SCHEMA.empty_table()
+        keys = pa.array([k for k, _ in items], _KEY_TYPE)
+        vals = [v for _, v in items]
+        first = _times([v[1] for v in vals])  # type: ignore[misc]
+        last = _times([v[2] for v in vals])  # type: ignore[misc]
+        qname = keys.field("qname")
+        canon = pc.utf8_rtrim(pc.utf8_lower(qname), characters=".")
+        cnames, ip4, ip6 = _answers([v[3] for v in vals])  # type: ignore[misc]
+        t = pa.table(
+            {
+                "rname": pc.utf8_reverse(canon),
+                "qname": pc.if_else(pc.equal(qname, canon), pa.scalar(None, pa.string()), qname),
+                "qtype": keys.field("qtype"),
+                "rcode": keys.field("rcode"),
+                "sensor": keys.field("sensor"),
+                "client": keys.field("client"),
+                "cnames": cnames,
+                "ip4": ip4,
+                "ip6": ip6,
+                "count": pa.array([v[0] for v in vals], pa.uint32()),
+                "first": pc.min_element_wise(first, last).cast(TIME),
+                "span_us": pc.abs(pc.subtract(last, first)),
+            },
+            schema=SCHEMA,
+        )
+        bad = pc.or_(pc.is_null(first), pc.is_null(last))
+        n_bad = pc.sum(bad).as_py() or 0
+        if n_bad:
+            for i in pc.indices_nonzero(bad).to_pylist()[:10]:
+                self.stats.note("wrong_type", f"timestamp {vals[i][1]!r}")
+            self.stats.wrong_type += n_bad - min(n_bad, 10)
+            t = t.filter(pc.invert(bad))
+        return t
+
+
+_KEY_TYPE = pa.struct(
+    [(name, pa.string()) for name in ("bucket", "sensor", "client", "qname", "qtype", "rcode")]
+)
+
+
+def _answers(sections: list[list[RecAnswer] | None]) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Per row: CNAME targets, IPv4 addresses (integers), IPv6 addresses (16 bytes), in order.
+
+    Other record types, and address data that ``inet_pton`` would not read,
+    are not kept: nothing else is ever matched.
+    """
+    n = len(sections)
+    flat = [a for an in sections if an for a in an]
+    offsets = pa.array(list(accumulate((len(an) if an else 0 for an in sections), initial=0)),
+                       pa.int32())  # fmt: skip
+    types = pa.array([a.rdatatype for a in flat], pa.string())
+    data = pa.array([a.rdata for a in flat], pa.string())
+    parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, data))
+    rows = pa.array(range(n + 1), pa.int64())
+
+    def lists(rtype: str, convert: Callable[[pa.Array], pa.Array], item: pa.DataType) -> pa.Array:
+        where = pc.indices_nonzero(pc.equal(types, rtype))
+        values = convert(data.take(where))
+        owner = parents.take(where)
+        ok = pc.is_valid(values)
+        if pc.sum(pc.invert(ok)).as_py():
+            values, owner = values.filter(ok), owner.filter(ok)
+        offs = pc.search_sorted(owner, rows, side="left").cast(pa.int32())
+        return pa.ListArray.from_arrays(offs, values.cast(item))
+
+    return (
+        lists("CNAME", lambda v: v, pa.string()),
+        lists("A", _ip4_numbers, pa.uint32()),
+        lists("AAAA", _ip6_bytes, pa.binary(16)),
+    )
+
+
+_OCTET = r"^(0|[1-9][0-9]{0,2})$"
+
+
+def _ip4_numbers(texts: pa.Array) -> pa.Array:
+    """Dotted quads as integers (null where one is not what inet_pton reads)."""
+    parts = pc.split_pattern(texts, ".")
+    four = pc.equal(pc.list_value_length(parts), 4)
+    parts = pc.if_else(four, parts, pa.scalar(["0", "0", "0", "0"], parts.type))
+    value = pa.array([0] * len(texts), pa.uint32())
+    valid = four
+    for i in range(4):
+        octet = pc.list_element(parts, i)
+        ok = pc.match_substring_regex(octet, _OCTET)
+        number = pc.cast(pc.if_else(ok, octet, "0"), pa.uint32())
+        valid = pc.and_(valid, pc.and_(ok, pc.less_equal(number, 255)))
+        value = pc.add(pc.shift_left(value, pa.scalar(8, pa.uint32())), number)
+    return pc.if_else(valid, value, pa.scalar(None, pa.uint32()))
+
+
+def _ip6_bytes(texts: pa.Array) -> pa.Array:
+    """IPv6 texts as 16 bytes (null where inet_pton does not read one), parsed once each."""
+    distinct = pc.unique(texts)
+    packed: list[bytes | None] = []
+    for t in distinct.to_pylist():
+        try:
+            packed.append(socket.inet_pton(socket.AF_INET6, t.split("%", 1)[0]))
+        except OSError:
+            packed.append(None)
+    return pa.array(packed, pa.binary(16)).take(pc.index_in(texts, distinct))
+
+
+def _times(stored: list[str]) -> pa.Array:
+    """Microseconds since 1970 (int64) of times as :meth:`Batch.add` kept them (UTC
+    without its ``Z``); null where one is not a time.
+
+    Parsed in bulk by Arrow; a batch holding any other layout (an offset, a
+    space for the ``T``) is parsed one time at a time instead.
+    """
+    try:
+        ns = pa.array(stored, pa.string()).cast(pa.timestamp("ns"))
+        return pc.divide(ns.cast(pa.int64()), 1000)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_epoch_us_kept(t) for t in stored], pa.int64())
+
+
+def _epoch_us_kept(text: str) -> int | None:
+    if not text:
+        return None
+    if text[-1:] != "Z" and not (len(text) > 6 and text[-6] in "+-" and text[-3] == ":"):
+        text += "Z"  # the Z add() took off (or none at all: read as UTC)
+    return epoch_us(text)

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``hunt``: who resolved these names or addresses, from the history store.
+
+Values are domains (matched with their subdomains and CNAMEs into them),
+IP addresses and CIDRs, as the indicators ``correlate`` matches. Rows of the
+same reply in different buckets are merged into one line: count added up,
+earliest first seen, latest last seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..correlate.indicators import Matcher
+from .query import QueryResult, Row, search
+from .store import HistoryStore
+
+
+class HuntValueError(ValueError):
+    """A value is neither a domain nor an IP address or network."""
+
+
+def matcher_for(values: Iterable[str]) -> Matcher:
+    """A matcher for hunt values (domains with subdomains and CNAMEs, IPs, CIDRs)."""
+    m = Matcher(subdomains=True, cnames=True)
+    bad = []
+    for v in values:
+        if m.add_network(v):
+            continue
+        m.invalid.clear()
+        # a value shaped like an address or network is one, or it is wrong
+        if _address_like(v) or not m.add_domain(v):
+            bad.append(v)
+    if bad:
+        raise HuntValueError("not a domain, IP address or network: " + ", ".join(map(repr, bad)))
+    return m
+
+
+def _address_like(value: str) -> bool:
+    v = value.strip().rstrip(".")
+    return "/" in v or ":" in v or (bool(v) and all(p.isdigit() for p in v.split(".")))
+
+
+def hunt(
+    store: HistoryStore,
+    values: Iterable[str],
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> QueryResult:
+    """Matching rows, one per distinct reply, oldest first seen first."""
+    result = search(
+        store, matcher_for(values), since_us=since_us, until_us=until_us, sensors=sensors
+    )
+    result.rows = merge(result.rows)
+    return result
+
+
+def merge(rows: Iterable[Row]) -> list[Row]:
+    """One row per (sensor, client, query, answer section, hits), buckets folded together."""
+    out: dict[tuple[object, ...], Row] = {}
+    for r in rows:
+        key = (r.sensor, r.client, r.qname, r.qtype, r.rcode, tuple(r.cnames), tuple(r.ips),
+               tuple(r.hits))  # fmt: skip
+        have = out.get(key)
+        if have is None:
+            out[key] = Row(**{**r.__dict__, "cnames": list(r.cnames), "ips": list(r.ips),
+                              "hits": list(r.hits)})  # fmt: skip
+        else:
+            have.count += r.count
+            have.first_us = min(have.first_us, r.first_us)
+            have.last_us = max(have.last_us, r.last_us)
+    return sorted(out.values(), key=lambda r: (r.first_us, r.sensor, r.client, r.qname))

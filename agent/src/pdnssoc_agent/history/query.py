@@ -1,0 +1,418 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Finding rows in the store: the matching of ``correlate``, over stored rows.
+
+The matching is that of :class:`~pdnssoc_agent.correlate.indicators.Matcher`
+(exact, subdomain, CNAME, IP, CIDR; case-insensitive), done in bulk:
+
+* query names: a segment is sorted by reversed name, so an indicator domain
+  and its subdomains are two ranges of it, found by binary search
+  (``moc.live`` exactly, and everything from ``moc.live.`` up to ``moc.live/``);
+  where several indicators cover a name the most specific one is reported, as
+  ``Matcher.match_name`` does;
+* CNAME targets: the distinct targets of a segment are compared with each
+  indicator (a few) or reversed, sorted and searched the same way (many);
+* addresses: every stored address is compared, in bulk, with the indicator
+  networks' prefixes, and each candidate goes through ``Matcher.match_ip``.
+
+A row's hits are listed as ``scan`` lists a line's: the query name first, then
+CNAME targets, IPv4 and IPv6 answers in answer order. Rows are selected by
+time when their [first, last] seen span meets [since, until].
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..correlate.indicators import Matcher
+from ..correlate.scan import Hit
+from .aggregate import reverse_name
+from .manifest import SegmentInfo
+from .segment import SegmentError, open_segment
+from .store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    """A stored row that matched, with its hits."""
+
+    sensor: str
+    client: str
+    qname: str
+    qtype: str
+    rcode: str
+    cnames: list[str]
+    ips: list[str]
+    count: int
+    first_us: int
+    last_us: int
+    hits: list[Hit]
+
+
+@dataclass
+class QueryResult:
+    rows: list[Row] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Damaged or missing segments, skipped; the rest still answered."""
+    segments: int = 0
+    """Segments searched."""
+
+
+def _prefixes(matcher: Matcher) -> tuple[dict[int, set[int]], dict[int, set[bytes]]]:
+    """The indicator networks as prefixes to test stored addresses against in bulk.
+
+    IPv4: {length: {address >> (32 - length)}}. IPv6: {bytes: {first bytes}}, a
+    length that is not a whole number of bytes widened to every byte prefix
+    inside it (at most 128 of them).
+    """
+    v4: dict[int, set[int]] = {}
+    v6: dict[int, set[bytes]] = {}
+    for text in matcher.network_values():
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4:
+            v4.setdefault(net.prefixlen, set()).add(
+                int(net.network_address) >> (32 - net.prefixlen)
+            )
+            continue
+        whole = (net.prefixlen + 7) // 8
+        base = int(net.network_address) >> (128 - 8 * whole)
+        spare = 8 * whole - net.prefixlen
+        keys = v6.setdefault(whole, set())
+        for k in range(1 << spare):
+            keys.add((base | k).to_bytes(whole) if whole else b"")
+    return v4, v6
+
+
+DIRECT_MAX = 16
+"""Up to this many domains, CNAME targets are compared with each directly."""
+
+
+def _arr(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+class _Plan:
+    """What a search looks for, prepared once for every segment."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        by_len = sorted(matcher.domains, key=len)
+        self.domains = by_len
+        rev = [reverse_name(d) for d in by_len]
+        self.exact = pa.array(rev, pa.string())
+        self.sub_lo = pa.array([r + "." for r in rev], pa.string())
+        self.sub_hi = pa.array([r + "/" for r in rev], pa.string())
+        self.v4, self.v6 = _prefixes(matcher)
+
+    def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
+        """Position -> (how, indicator) for the names of a sorted column that match."""
+        out: dict[int, tuple[str, str]] = {}
+        if not self.domains or len(rname) == 0:
+            return out
+        lo = pc.search_sorted(rname, self.exact, side="left").to_pylist()
+        hi = pc.search_sorted(rname, self.exact, side="right").to_pylist()
+        if self.matcher.subdomains:
+            slo = pc.search_sorted(rname, self.sub_lo, side="left").to_pylist()
+            shi = pc.search_sorted(rname, self.sub_hi, side="left").to_pylist()
+        else:
+            slo = shi = [0] * len(lo)
+        # shortest first: a longer (more specific) indicator overwrites
+        for k, d in enumerate(self.domains):
+            for i in range(slo[k], shi[k]):
+                out[i] = ("subdomain", d)
+            for i in range(lo[k], hi[k]):
+                out[i] = ("exact", d)
+        return out
+
+    def cname_hits(self, cnames: pa.Array) -> dict[int, list[Hit]]:
+        """Row -> CNAME hits, found among the segment's distinct targets."""
+        out: dict[int, list[Hit]] = {}
+        if not self.matcher.cnames or not self.domains:
+            return out
+        flat = pc.list_flatten(cnames)
+        if len(flat) == 0:
+            return out
+        distinct = pc.unique(flat)
+        canon = pc.utf8_rtrim(pc.utf8_lower(distinct), characters=".")
+        found = self._canon_hits(canon)  # position in ``distinct`` -> (how, indicator)
+        if not found:
+            return out
+        where = pc.index_in(flat, distinct)
+        pos = pc.indices_nonzero(pc.is_in(where, pa.array(list(found), pa.int32())))
+        parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
+        values = flat.take(pos).to_pylist()
+        for p, at, v in zip(parents, where.take(pos).to_pylist(), values, strict=True):
+            out.setdefault(p, []).append(("cname", found[at][1], v))
+        return out
+
+    def _canon_hits(self, canon: pa.Array) -> dict[int, tuple[str, str]]:
+        """Position -> (how, indicator) for canonical names (lower case, no trailing dot).
+
+        A few indicators are compared directly; many are searched for in the
+        names reversed and sorted, as :meth:`name_hits` does.
+        """
+        if len(self.domains) > DIRECT_MAX:
+            order = pc.sort_indices(pc.utf8_reverse(canon))
+            rev_sorted = pc.utf8_reverse(canon.take(order))
+            back = order.to_pylist()
+            return {back[i]: h for i, h in self.name_hits(rev_sorted).items()}
+        out: dict[int, tuple[str, str]] = {}
+        for d in self.domains:  # shortest first: a more specific one overwrites
+            if self.matcher.subdomains:
+                sub = pc.ends_with(canon, "." + d)
+                for i in pc.indices_nonzero(sub).to_pylist():
+                    out[i] = ("subdomain", d)
+            for i in pc.indices_nonzero(pc.equal(canon, d)).to_pylist():
+                out[i] = ("exact", d)
+        return out
+
+    def ip4_hits(self, ip4: pa.Array) -> dict[int, list[Hit]]:
+        out: dict[int, list[Hit]] = {}
+        if not self.v4:
+            return out
+        flat = pc.list_flatten(ip4)
+        if len(flat) == 0:
+            return out
+        mask = None
+        for plen, keys in self.v4.items():
+            if plen == 0:
+                m = pc.is_valid(flat)
+            else:
+                shifted = pc.shift_right(flat, pa.scalar(32 - plen, pa.uint32()))
+                m = pc.is_in(shifted, pa.array(sorted(keys), pa.uint32()))
+            mask = m if mask is None else pc.or_(mask, m)
+        pos = pc.indices_nonzero(mask)
+        if len(pos) == 0:
+            return out
+        parents = pc.list_parent_indices(ip4).take(pos).to_pylist()
+        for p, v in zip(parents, flat.take(pos).to_pylist(), strict=True):
+            text = socket.inet_ntop(socket.AF_INET, v.to_bytes(4))
+            h = self.matcher.match_ip(text)
+            if h is not None:
+                out.setdefault(p, []).append((h[0], h[1], text))
+        return out
+
+    def ip6_hits(self, ip6: pa.Array) -> dict[int, list[Hit]]:
+        out: dict[int, list[Hit]] = {}
+        if not self.v6:
+            return out
+        flat = pc.list_flatten(ip6)
+        if len(flat) == 0:
+            return out
+        as_bytes = flat.cast(pa.binary())
+        mask = None
+        for whole, keys in self.v6.items():
+            head = pc.binary_slice(as_bytes, 0, whole) if whole < 16 else as_bytes
+            m = pc.is_in(head, pa.array(sorted(keys), pa.binary()))
+            mask = m if mask is None else pc.or_(mask, m)
+        pos = pc.indices_nonzero(mask)
+        if len(pos) == 0:
+            return out
+        parents = pc.list_parent_indices(ip6).take(pos).to_pylist()
+        for p, v in zip(parents, flat.take(pos).to_pylist(), strict=True):
+            text = socket.inet_ntop(socket.AF_INET6, v)
+            h = self.matcher.match_ip(text)
+            if h is not None:
+                out.setdefault(p, []).append((h[0], h[1], text))
+        return out
+
+
+def search(
+    store: HistoryStore,
+    matcher: Matcher,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> QueryResult:
+    """Every stored row that matches ``matcher``, within the time span and sensors given."""
+    result = QueryResult()
+    if matcher.empty:
+        return result
+    plan = _Plan(matcher)
+    wanted = set(sensors) if sensors is not None else None
+    for seg in store.manifest().segments:
+        if since_us is not None and seg.last_us < since_us:
+            continue
+        if until_us is not None and seg.first_us > until_us:
+            continue
+        result.segments += 1
+        try:
+            rows = _search_segment(store, seg, plan)
+        except SegmentError as exc:
+            log.warning("history: skipped %s", exc)
+            result.problems.append(str(exc))
+            continue
+        for r in rows:
+            if since_us is not None and r.last_us < since_us:
+                continue
+            if until_us is not None and r.first_us > until_us:
+                continue
+            if wanted is not None and r.sensor not in wanted:
+                continue
+            result.rows.append(r)
+    return result
+
+
+def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
+    """Row groups whose range of reversed names can hold an indicator or its subdomains
+    (from the min/max the file keeps per row group)."""
+    md = pf.metadata
+    col = md.schema.names.index("rname")
+    bounds = []
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(col).statistics
+        if st is None or not st.has_min_max:
+            return list(range(md.num_row_groups))
+        bounds.append((st.min, st.max))
+    lows = [lo for lo, _ in bounds]
+    wanted: set[int] = set()
+    for r in plan.exact.to_pylist():
+        hi = r + "/" if plan.matcher.subdomains else r
+        # groups from the last one starting at or before r up to the last starting before hi
+        g0 = max(0, bisect_right(lows, r) - 1)
+        g1 = bisect_right(lows, hi)
+        wanted.update(g for g in range(g0, g1) if bounds[g][1] >= r)
+    return sorted(wanted)
+
+
+@dataclass
+class _Found:
+    """What one segment's matching columns gave: hits by row, and what was read."""
+
+    names: dict[int, tuple[str, str]] = field(default_factory=dict)
+    others: list[dict[int, list[Hit]]] = field(default_factory=list)
+    rname: pa.Array | None = None
+    """The reversed names of the row groups in ``name_groups``, concatenated."""
+    name_groups: dict[int, int] = field(default_factory=dict)
+    """Row group -> position of its first row in ``rname``."""
+    table: pa.Table | None = None
+    """Every row's ``columns``."""
+    columns: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[int]:
+        found = set(self.names)
+        for e in self.others:
+            found.update(e)
+        return sorted(found)
+
+
+def _match_names(pf: pq.ParquetFile, plan: _Plan, starts: list[int], found: _Found) -> None:
+    groups = _name_groups(pf, plan)
+    if not groups:
+        return
+    found.rname = rname = _arr(pf.read_row_groups(groups, columns=["rname"])["rname"])
+    at, firsts = 0, []
+    for g in groups:
+        firsts.append(at)
+        found.name_groups[g] = at
+        at += pf.metadata.row_group(g).num_rows
+    for i, h in plan.name_hits(rname).items():
+        g = groups[bisect_right(firsts, i) - 1]
+        found.names[i - found.name_groups[g] + starts[g]] = h
+
+
+def _match_others(pf: pq.ParquetFile, plan: _Plan, found: _Found) -> None:
+    wanted = {
+        "cnames": bool(plan.domains) and plan.matcher.cnames,
+        "ip4": bool(plan.v4),
+        "ip6": bool(plan.v6),
+    }
+    found.columns = [c for c, need in wanted.items() if need]
+    if not found.columns:
+        return
+    t = found.table = pf.read(columns=found.columns)
+    search = {"cnames": plan.cname_hits, "ip4": plan.ip4_hits, "ip6": plan.ip6_hits}
+    found.others = [search[c](_arr(t[c])) for c in found.columns]
+
+
+def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> list[Row]:
+    path = store.segment_path(seg)
+    pf = open_segment(path, seg.bytes)
+    starts = _group_starts(pf)
+    found = _Found()
+    try:
+        if plan.domains:
+            _match_names(pf, plan, starts, found)
+        _match_others(pf, plan, found)
+    except (OSError, pa.ArrowException) as exc:
+        raise SegmentError(f"{path}: damaged ({exc})") from None
+    wanted = found.rows()
+    if not wanted:
+        return []
+    have: list[dict[str, Any]] = [{} for _ in wanted]
+    if found.table is not None:
+        have = found.table.take(pa.array(wanted, pa.int64())).to_pylist()
+    known = list(found.columns)
+    groups = [bisect_right(starts, i) - 1 for i in wanted]
+    if found.rname is not None and all(g in found.name_groups for g in groups):
+        at = [found.name_groups[g] + i - starts[g] for g, i in zip(groups, wanted, strict=True)]
+        for d, name in zip(have, found.rname.take(pa.array(at, pa.int64())).to_pylist(),
+                           strict=True):  # fmt: skip
+            d["rname"] = name
+        known.append("rname")
+    rest = _read_rows(pf, wanted, starts, [c for c in _ALL if c not in known], path)
+    return [_row(i, {**r, **h}, found) for i, r, h in zip(wanted, rest, have, strict=True)]
+
+
+def _row(i: int, r: dict[str, Any], found: _Found) -> Row:
+    qname = r["qname"] if r["qname"] is not None else r["rname"][::-1]
+    hits: list[Hit] = []
+    h = found.names.get(i)
+    if h is not None:
+        hits.append((h[0], h[1], qname))
+    for e in found.others:
+        hits.extend(e.get(i, ()))
+    ips = [socket.inet_ntop(socket.AF_INET, v.to_bytes(4)) for v in r["ip4"]]
+    ips += [socket.inet_ntop(socket.AF_INET6, v) for v in r["ip6"]]
+    first = int(r["first"])
+    return Row(
+        sensor=r["sensor"], client=r["client"], qname=qname, qtype=r["qtype"],
+        rcode=r["rcode"], cnames=r["cnames"], ips=ips, count=r["count"],
+        first_us=first, last_us=first + int(r["span_us"]), hits=hits,
+    )  # fmt: skip
+
+
+def _group_starts(pf: pq.ParquetFile) -> list[int]:
+    starts = []
+    at = 0
+    for g in range(pf.metadata.num_row_groups):
+        starts.append(at)
+        at += pf.metadata.row_group(g).num_rows
+    return starts
+
+
+_ALL = ["rname", "qname", "qtype", "rcode", "sensor", "client", "cnames", "ip4", "ip6", "count",
+        "first", "span_us"]  # fmt: skip
+
+
+def _read_rows(
+    pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
+) -> list[dict[str, Any]]:
+    """``columns`` of ``rows`` (sorted), reading only the row groups that hold them."""
+    groups = sorted({bisect_right(starts, r) - 1 for r in rows})
+    try:
+        t = pf.read_row_groups(groups, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise SegmentError(f"{path}: damaged ({exc})") from None
+    # row of the file -> position in the groups read
+    base, at = {}, 0
+    for g in groups:
+        base[g] = at - starts[g]
+        at += pf.metadata.row_group(g).num_rows
+    pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
+    t = t.take(pa.array(pos, pa.int64()))
+    t = t.set_column(t.schema.get_field_index("first"), "first", pc.cast(t["first"], pa.int64()))
+    out: list[dict[str, Any]] = t.to_pylist()
+    return out

@@ -11,15 +11,13 @@ sees half of one.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..fsutil import fsync_dir
+from ..fsutil import atomic_writer
 from .schema import FORMAT, SCHEMA, SORT_KEYS
 
 ROW_GROUP = 32 * 1024
@@ -40,31 +38,19 @@ def sort_table(table: pa.Table) -> pa.Table:
 
 def write(table: pa.Table, path: Path) -> int:
     """Write ``table`` (sorted) to ``path`` durably and atomically; returns its size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            pq.write_table(
-                table,
-                fh,
-                row_group_size=ROW_GROUP,
-                compression="zstd",
-                compression_level=ZSTD_LEVEL,
-                use_dictionary=DICTIONARY,
-                column_encoding=ENCODING,
-                write_page_checksum=True,
-                sorting_columns=pq.SortingColumn.from_ordering(SCHEMA, SORT_KEYS),
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        size = tmp.stat().st_size
-        tmp.replace(path)
-        fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return size
+    with atomic_writer(path, 0o640, binary=True) as fh:
+        pq.write_table(
+            table,
+            fh,
+            row_group_size=ROW_GROUP,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            use_dictionary=DICTIONARY,
+            column_encoding=ENCODING,
+            write_page_checksum=True,
+            sorting_columns=pq.SortingColumn.from_ordering(SCHEMA, SORT_KEYS),
+        )
+    return path.stat().st_size
 
 
 def open_segment(path: Path, size: int) -> pq.ParquetFile:

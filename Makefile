@@ -44,6 +44,7 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	cd lab && mypy src  # strict, as lab/pyproject.toml says
 	yamllint -s .
 	ansible-lint
+	ansible-playbook -i scripts/role-contract/inventory.yml scripts/role-contract/check.yml >/dev/null
 	shellcheck lab/*.sh lab/run-molecule lab/ssh-proxy scripts/apt-install scripts/purge
 	shellcheck -x lab/demo/*.sh
 	scripts/lint-host-scripts

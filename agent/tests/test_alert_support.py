@@ -221,6 +221,8 @@ class Receiver:
     """Requests that arrived (counted before the delay)."""
     fail_after: int | None = None
     """Answer 500 once this many requests were accepted."""
+    hold: bool = False
+    """Answer each request only once ``release`` is set (a receiver the test paces)."""
 
     @property
     def port(self) -> int:
@@ -241,8 +243,8 @@ class Receiver:
             self.server = None
 
 
-def start_receiver(status: int = 200, delay: float = 0.0) -> Receiver:
-    rec = Receiver(status=status, delay=delay)
+def start_receiver(status: int = 200, delay: float = 0.0, *, hold: bool = False) -> Receiver:
+    rec = Receiver(status=status, delay=delay, hold=hold)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -254,6 +256,8 @@ def start_receiver(status: int = 200, delay: float = 0.0) -> Receiver:
                 rec.requests.append((self.path + "#unanswered", body))
                 rec.release.wait(30)
                 return
+            if rec.hold:
+                rec.release.wait(60)
             if rec.delay:
                 time.sleep(rec.delay)
             status = rec.status

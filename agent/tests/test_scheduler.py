@@ -223,12 +223,17 @@ def test_once_runs_every_real_step(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_agents_on_one_data_root_never_run_a_step_twice(tmp_path: Path) -> None:
-    rec = start_receiver(delay=3.0)
+    # The receiver answers only when the test says so: agent 1 stays inside its
+    # alert step for as long as agent 2 takes to start, however loaded the machine.
+    rec = start_receiver(hold=True)
     try:
         cfg_path = tmp_path / "agent.yml"
         write_config(
             cfg_path,
-            {"data_dir": str(tmp_path), "alerting": {"webhook": {"webhook_url": rec.url()}}},
+            {
+                "data_dir": str(tmp_path),
+                "alerting": {"webhook": {"webhook_url": rec.url(), "timeout": 120}},
+            },
         )
         cfg = load_config(cfg_path)
         append_alerts(alerts_file(cfg), alert_line())
@@ -236,10 +241,13 @@ def test_two_agents_on_one_data_root_never_run_a_step_twice(tmp_path: Path) -> N
         try:
             wait_for(lambda: rec.arrivals == 1)  # agent 1 is inside the alert step
             second = start_daemon(cfg_path, "--steps", "alert", "--once")
-            _out, err = second.communicate(timeout=30)
+            _out, err = second.communicate(timeout=60)
             assert second.returncode == ExitCode.BUSY, err
             assert "step alert: skipped, alert: another agent is running this step" in err
+            rec.release.set()
+            wait_for(lambda: len(rec.requests) == 1)
         finally:
+            rec.release.set()
             first.send_signal(signal.SIGTERM)
             _out, err1 = first.communicate(timeout=30)
         assert first.returncode == 0, err1

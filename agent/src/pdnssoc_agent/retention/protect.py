@@ -8,7 +8,9 @@
   unless its content is recorded as read to its end (all of the archive while
   correlate has never run on the query log);
 * an archive file inside retro's look-back that retro has not searched yet
-  (written after ``retro.last``; all of the look-back while retro never ran).
+  (written after ``retro.last``; all of the look-back while retro never ran);
+* a day of the history store inside retro's look-back that retro has not
+  searched yet (its end after ``retro.last``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..correlate.output import load_state
 from ..correlate.run import ROTATION_SLACK, rotated_query_logs
 from ..errors import StateError
 from ..state import read_pointer
+from .store_target import NAME as HISTORY
 from .targets import Candidate
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,10 @@ class Protection:
     def reason(self, c: Candidate) -> str | None:
         if c.path in self.never:
             return "written to"
+        if c.target == HISTORY:
+            if self.retro_from is not None and c.mtime > self.retro_from:
+                return "not searched by retro yet"
+            return None
         if self.archive is None or not c.path.is_relative_to(self.archive):
             return None
         if (

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Retention and the history store: the store's days expire whole through its
+own writer, the free-space guard falls back on them after the raw archive, and
+never removes a day retro has not searched yet.
+
+As in test_retention.py, a full disk is simulated at the guard's seam (its
+``disk`` probe); files, pointers, correlate, retro and the store are real.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from test_correlate_support import dns_line
+from test_history_support import add_lines
+from test_retention import SIZE, TOTAL, put, read_both
+
+from pdnssoc_agent.config import Config, parse_config
+from pdnssoc_agent.correlate.indicators import Matcher
+from pdnssoc_agent.history import HistoryStore, search
+from pdnssoc_agent.retention import Disk, run_retention
+
+
+def config(tmp_path: Path, **retention: Any) -> Config:
+    return parse_config({"data_dir": str(tmp_path), "retention": retention})
+
+
+def ts(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
+
+
+def fill_days(store: HistoryStore, days_ago: list[int]) -> dict[int, Path]:
+    """One log file a day, ``days_ago`` days back at noon; the day directories."""
+    out = {}
+    now = datetime.now(UTC)
+    with store.writer() as w:
+        for n in days_ago:
+            day = (now - timedelta(days=n)).replace(hour=12, minute=0, second=0)
+            add_lines(w, dns_line("evil.example", ts=ts(day)) * 2, fp=f"file-{n}")
+            w.commit()
+            out[n] = store.root / f"day={day:%Y-%m-%d}"
+    return out
+
+
+class SizedDisk:
+    """Free space that starts at ``free`` and grows by the given size of each path gone."""
+
+    def __init__(self, free: int, watched: dict[Path, int]) -> None:
+        self.free, self.watched = free, watched
+
+    def __call__(self, _path: Path) -> Disk:
+        gone = sum(size for p, size in self.watched.items() if not p.exists())
+        return Disk(TOTAL, self.free + gone)
+
+
+def test_the_store_keeps_400_days_by_default(tmp_path: Path) -> None:
+    assert config(tmp_path).retention.history == timedelta(days=400)
+
+
+def test_store_days_expire_whole_through_its_writer(tmp_path: Path) -> None:
+    cfg = config(tmp_path, history={"days": 100})
+    store = HistoryStore(cfg.history.dir)
+    days = fill_days(store, [300, 101, 99, 1])
+    report = run_retention(cfg, disk=lambda _p: Disk(TOTAL, TOTAL))
+    assert report.expired == [days[300], days[101]], report
+    assert not days[300].exists() and not days[101].exists()
+    assert days[99].is_dir() and days[1].is_dir()
+    m = store.manifest()  # the store's own commit: segments and their files forgotten
+    assert {f"day={s.day}" for s in m.segments} == {days[99].name, days[1].name}
+    assert set(m.sources) == {"file-99", "file-1"}
+    assert sum(r.count for r in search(store, Matcher(["evil.example"])).rows) == 4
+    assert store.verify() == []
+    assert report.exit_code == 0
+
+
+def test_a_store_being_written_is_left_for_the_next_run(tmp_path: Path) -> None:
+    cfg = config(tmp_path, history={"days": 100})
+    store = HistoryStore(cfg.history.dir)
+    days = fill_days(store, [300, 1])
+    with store.writer():  # correlate or an import is writing it
+        report = run_retention(cfg, disk=lambda _p: Disk(TOTAL, TOTAL))
+    assert days[300].is_dir() and report.expired == []
+    assert report.held == {"history busy, tried again next run": 1}
+    assert report.exit_code == 0
+    report = run_retention(cfg, disk=lambda _p: Disk(TOTAL, TOTAL))
+    assert report.expired == [days[300]]
+
+
+def test_the_guard_falls_back_on_the_store_after_the_archive(tmp_path: Path) -> None:
+    cfg = config(tmp_path, min_free_percent=10)
+    corr = cfg.correlation
+    read_both(cfg)
+    store = HistoryStore(cfg.history.dir)
+    days = fill_days(store, [60, 40, 0])  # today's is after retro.last: not searched yet
+    sizes = {s.day: s.bytes for s in store.manifest().segments}
+    a20 = put(corr.archive_dir / "q-20.json", 20)
+    alerts_old = put(corr.output_dir / "matches-20260101T000000Z.json", 100)
+    watched = {a20: SIZE, alerts_old: SIZE}
+    watched |= {d: sizes[d.name.removeprefix("day=")] for d in days.values()}
+    need = 100_000 - SIZE - sizes[days[60].name.removeprefix("day=")]
+    disk = SizedDisk(need - 1, watched)  # the archive file and one day are not enough
+
+    report = run_retention(cfg, disk=disk)
+    assert report.guard_removed == [a20, days[60], days[40]], report
+    assert days[0].is_dir() and alerts_old.exists()
+    assert report.exit_code == 0
+    assert {f"day={s.day}" for s in store.manifest().segments} == {days[0].name}

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Retention and the history store: the store's days expire whole through its
-own writer, the free-space guard falls back on them after the raw archive, and
-never removes a day retro has not searched yet.
+own writer, the free-space guard falls back on them after the raw archive
+(never on a day retro has not searched yet), and no archive file goes before
+the store holds its lines.
 
 As in test_retention.py, a full disk is simulated at the guard's seam (its
 ``disk`` probe); files, pointers, correlate, retro and the store are real.
@@ -9,18 +10,22 @@ As in test_retention.py, a full disk is simulated at the guard's seam (its
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from test_correlate_support import dns_line
-from test_history_support import add_lines
+from test_correlate_support import dns_line, write_lists
+from test_history_support import add_lines, fp_of
 from test_retention import SIZE, TOTAL, put, read_both
 
 from pdnssoc_agent.config import Config, parse_config
+from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.history import HistoryStore, search
 from pdnssoc_agent.retention import Disk, run_retention
+from pdnssoc_agent.state import utcnow
 
 
 def config(tmp_path: Path, **retention: Any) -> Config:
@@ -107,3 +112,56 @@ def test_the_guard_falls_back_on_the_store_after_the_archive(tmp_path: Path) -> 
     assert days[0].is_dir() and alerts_old.exists()
     assert report.exit_code == 0
     assert {f"day={s.day}" for s in store.manifest().segments} == {days[0].name}
+
+
+def test_an_archive_file_stays_until_the_store_holds_its_lines(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    corr = cfg.correlation
+    write_lists(cfg, ["evil.example"], [])
+    now = ts(utcnow())
+    corr.queries_file.write_bytes(dns_line("benign.example", ts=now))
+    run_correlate(cfg)
+    run_retro(cfg)
+    time.sleep(0.05)
+    rotated = corr.archive_dir / "queries-1.json"
+    rotated.parent.mkdir(parents=True)
+    rotated.write_bytes(dns_line("www.evil.example", ts=now) * 3)
+    corr.queries_file.write_bytes(b"")
+    store = HistoryStore(cfg.history.dir)
+    with store.writer():  # busy while correlate reads the file: the store falls behind
+        run_correlate(cfg)
+    time.sleep(1.1)  # retro.last has one-second steps in what it compares
+    run_retro(cfg)
+    starving = SizedDisk(0, {rotated: SIZE})  # no space at all, for ever
+
+    report = run_retention(cfg, disk=starving)
+    assert rotated.exists(), report  # read by correlate and retro, not in the store
+    assert report.guard_removed == []
+
+    run_correlate(cfg)  # the store catches up from the file
+    assert sum(r.count for r in search(store, Matcher(["evil.example"])).rows) == 3
+    report = run_retention(cfg, disk=starving)
+    assert report.guard_removed == [rotated]
+
+
+def test_an_archive_file_the_store_holds_in_part_stays(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    read_both(cfg)
+    old = datetime.now(UTC) - timedelta(days=40)
+    lines = dns_line("a.example", ts=ts(old)) + dns_line("b.example", ts=ts(old))
+    other = dns_line("c.example", ts=ts(old)) * 3
+    part = put(cfg.correlation.archive_dir / "queries-1.json", 40, 0)
+    whole = put(cfg.correlation.archive_dir / "queries-2.json", 40, 0)
+    for path, data in ((part, lines), (whole, other)):
+        t = path.stat().st_mtime
+        path.write_bytes(data)
+        os.utime(path, (t, t))
+    store = HistoryStore(cfg.history.dir)
+    with store.writer() as w:  # an import cut short: the first line of one file only
+        add_lines(w, lines.split(b"\n", 1)[0] + b"\n", fp=fp_of(lines))
+        add_lines(w, other)
+        w.commit()
+    report = run_retention(cfg, disk=lambda _p: Disk(TOTAL, TOTAL))
+    assert report.expired == [whole], report
+    assert part.exists()
+    assert report.held == {"not in the history store yet": 1}

@@ -5,7 +5,7 @@
    has passed and ``alert`` has taken in every line of it (:mod:`.rotate`).
 2. Files older than their target's age are removed (:mod:`.targets`), except
    what :mod:`.protect` holds: the live files, archive files correlate or
-   retro have not read yet. The
+   retro have not read yet or the history store does not hold yet. The
    history store's days go whole, through the store's own writer
    (:mod:`.store_target`).
 3. When the free space on the data root's file system is below
@@ -247,7 +247,7 @@ def _before_text(
         f"Free space on the file system of {config.data_dir} is {usage.free_percent:.1f}% "
         f"({usage.free:,} of {usage.total:,} bytes), below retention.min_free_percent "
         f"({r.min_free_percent}%).\n{what}\n{protected} file(s) are kept because they are "
-        "written to, or not read by correlate or retro yet."
+        "written to, not read by correlate or retro yet, or not in the history store yet."
     )
 
 

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Retention and the history store: the store's days expire whole through its
 own writer, the free-space guard falls back on them after the raw archive
-(never on a day retro has not searched yet), and no archive file goes before
-the store holds its lines.
+(never on a day retro has not searched yet), no archive file goes before the
+store holds its lines, and ``status`` shows the store's size and damage.
 
 As in test_retention.py, a full disk is simulated at the guard's seam (its
 ``disk`` probe); files, pointers, correlate, retro and the store are real.
@@ -16,13 +16,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_correlate_support import dns_line, write_lists
+from test_history_query import _flip_in_column
 from test_history_support import add_lines, fp_of
 from test_retention import SIZE, TOTAL, put, read_both
 
+from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.correlate.indicators import Matcher
+from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore, search
 from pdnssoc_agent.retention import Disk, run_retention
 from pdnssoc_agent.state import utcnow
@@ -165,3 +169,42 @@ def test_an_archive_file_the_store_holds_in_part_stays(tmp_path: Path) -> None:
     assert report.expired == [whole], report
     assert part.exists()
     assert report.held == {"not in the history store yet": 1}
+
+
+def test_check_config_validates_and_names_the_stores_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.yml"
+    path.write_text(f"data_dir: {tmp_path}\nretention:\n  history: {{hours: 5}}\n")
+    assert main(["-c", str(path), "check-config"]) == 3
+    assert "retention.history: must be at least 1 days" in capsys.readouterr().out
+    path.write_text(f"data_dir: {tmp_path}\nretention:\n  history: {{days: 500}}\n")
+    assert main(["-c", str(path), "check-config"]) == 0
+    assert "history store 500 days" in capsys.readouterr().out
+
+
+def test_status_shows_the_stores_size_and_its_damaged_files(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    store = HistoryStore(cfg.history.dir)
+    fill_days(store, [3, 2, 1])
+    segs = store.manifest().segments
+    status = collect(cfg)
+    assert status.history["rows"] == 3 and status.history["damaged"] == []
+    assert status.history["size_bytes"] == store.size_on_disk() > sum(s.bytes for s in segs) > 0
+    assert " replies in 3 rows, " in render(status)
+    assert not [p for p in status.problems if "history" in p]
+
+    flipped, cut = store.segment_path(segs[0]), store.segment_path(segs[1])
+    _flip_in_column(flipped, "client")  # only a full read finds it
+    cut.write_bytes(cut.read_bytes()[:-100])
+    status = collect(cfg)  # the cheap check finds the cut file at once
+    assert [p.split(":")[0] for p in status.history["damaged"]] == [str(cut)]
+
+    run_retention(cfg, disk=lambda _p: Disk(TOTAL, TOTAL))  # reads new segments in full
+    status = collect(cfg)
+    assert sorted(p.split(":")[0] for p in status.history["damaged"]) == sorted(
+        [str(cut), str(flipped)]
+    )
+    text = render(status)
+    assert f"PROBLEM: history store: {flipped}: damaged" in text
+    assert f"PROBLEM: history store: {cut}: " in text

@@ -16,6 +16,10 @@
    get one more message saying what was removed. ``status`` shows the
    shortage until it is over; the step fails while it lasts.
 
+4. The history store's segment files written since the last run are read in
+   full (every page's checksum) and what is damaged is recorded for
+   ``status`` (:mod:`.store_check`).
+
 The delivery ledger's rows are pruned by ``alert`` after
 ``alerting.ledger_retention``.
 """
@@ -34,6 +38,7 @@ from .guard import STATE_FILE, Disk, DiskProbe, GuardState, disk_usage
 from .notify import notify_operators
 from .protect import Protection, protection
 from .rotate import rotate_alerts
+from .store_check import check_store
 from .targets import Candidate, Target, targets
 
 __all__ = ["Disk", "RetentionReport", "run_retention", "state_file"]
@@ -53,6 +58,8 @@ class RetentionReport:
     free_percent: float = 100.0
     low_space: bool = False
     failed: dict[str, str] = field(default_factory=dict)
+    store_problems: list[str] = field(default_factory=list)
+    """Damaged history-store files found by reading them in full."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -103,6 +110,10 @@ def run_retention(
             _expire(tgts, prot, now, report)
         state = _guard(config, tgts, prot, now, state, report, disk)
         state.save(path)
+        try:
+            report.store_problems = check_store(config, _iso(now))
+        except OSError as exc:
+            log.warning("retention: history store not checked: %s", exc)
     return report
 
 

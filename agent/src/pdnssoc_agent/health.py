@@ -220,6 +220,40 @@ def _retention(config: Config, status: Status) -> None:
         )
 
 
+def _store(config: Config, status: Status) -> None:
+    """The store's size and rows, and its damaged files: each segment's size, footer
+    and format checked now, and what the retention step found reading them in full."""
+    from .history import HistoryStore  # noqa: PLC0415 - status stays light
+    from .history.manifest import StoreError  # noqa: PLC0415
+    from .retention.store_check import load, state_path  # noqa: PLC0415
+
+    root = config.history.dir
+    if not (root / "MANIFEST.json").is_file():
+        return
+    store = HistoryStore(root)
+    try:
+        m = store.manifest()
+    except StoreError as exc:
+        if "problem" not in status.history:
+            status.problems.append(f"history store: {exc}")
+        return
+    problems = [p for seg in m.segments if (p := store.check(seg, full=False)) is not None]
+    listed = {str(store.segment_path(seg)) for seg in m.segments}
+    checked = load(state_path(config))
+    for p in checked.get("problems", []):
+        if p not in problems and str(p).split(": ", 1)[0] in listed:
+            problems.append(str(p))
+    status.history.update(
+        size_bytes=store.size_on_disk(),
+        rows=sum(seg.rows for seg in m.segments),
+        checked_at=checked.get("at"),
+        damaged=problems,
+    )
+    status.problems += [
+        f"history store: {p} (searches skip this file; the others still answer)" for p in problems
+    ]
+
+
 def collect(config: Config, now: datetime | None = None) -> Status:
     """Gather the health view (reads only)."""
     now = now or utcnow()
@@ -232,6 +266,7 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     status.history = store_lag(config)
     if status.history.get("problem"):
         status.problems.append(f"history store: {status.history['problem']}")
+    _store(config, status)
     status.problems += [str(p) for p in input_problems(config)]
     return status
 
@@ -253,7 +288,12 @@ def _history(h: dict[str, Any]) -> str:
         else f"{h['bytes_behind']:,} byte(s) of {h['files_behind']} query-log file(s) behind "
         "correlate"
     )
-    return f"{h['dir']}: {h['replies']:,} replies, newest {h['newest'] or '-'}; {lag}"
+    size = (
+        f" in {h['rows']:,} rows, {h['size_bytes']:,} bytes"
+        if h.get("size_bytes") is not None
+        else ""
+    )
+    return f"{h['dir']}: {h['replies']:,} replies{size}, newest {h['newest'] or '-'}; {lag}"
 
 
 def render(status: Status) -> str:

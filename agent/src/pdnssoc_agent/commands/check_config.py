@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 
 from ..config import Config, ConfigError, load_config, read_secret, secret_file_warnings
@@ -108,6 +109,21 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
         f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
         f"(live_input: {corr.live_input}); MISP servers: {servers}; "
         f"alert channels: {', '.join(channels) or 'none'}; history store: "
-        f"{config.history.dir if config.history.enabled else 'off'})"
+        f"{config.history.dir if config.history.enabled else 'off'}; retention: "
+        f"{_retention(config)})"
     )
     return int(ExitCode.OK)
+
+
+def _retention(config: Config) -> str:
+    r = config.retention
+    if not r.enabled:
+        return "off (the free-space guard only warns)"
+    return (
+        f"archive {_days(r.archive)}, history store {_days(r.history)}, "
+        f"alert files {_days(r.alerts)}, guard below {r.min_free_percent}% free"
+    )
+
+
+def _days(age: timedelta) -> str:
+    return f"{age.days} days" if age.days and age == timedelta(days=age.days) else str(age)

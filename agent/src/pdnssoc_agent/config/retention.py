@@ -21,6 +21,11 @@ class Retention:
     archive: timedelta = field(default=timedelta(days=30), metadata={"min": timedelta(days=1)})
     """Raw query-log files under ``correlation.archive_dir`` (personal data:
     kept for retro's look-back, not longer)."""
+    history: timedelta = field(default=timedelta(days=400), metadata={"min": timedelta(days=1)})
+    """Days of the history store (``history.dir``), removed a whole day at a
+    time. Aggregated rows, no raw lines: kept longer than the raw archive so
+    that analysts can hunt an indicator published up to a year after the
+    activity (docs/history-store.md, "Retention")."""
     alerts: timedelta = field(default=timedelta(days=365), metadata={"min": timedelta(days=1)})
     """Rotated alert files (``matches-<time>.json`` beside the alerts file)."""
     alerts_rotate: timedelta = field(

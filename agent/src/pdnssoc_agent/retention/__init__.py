@@ -4,14 +4,21 @@
 1. The alerts file is rotated when :attr:`~..config.Retention.alerts_rotate`
    has passed and ``alert`` has taken in every line of it (:mod:`.rotate`).
 2. Files older than their target's age are removed (:mod:`.targets`), except
-   what :mod:`.protect` holds: the live files, and archive files correlate or
-   retro have not read yet.
+   what :mod:`.protect` holds: the live files, archive files correlate or
+   retro have not read yet or the history store does not hold yet. The
+   history store's days go whole, through the store's own writer
+   (:mod:`.store_target`).
 3. When the free space on the data root's file system is below
    ``retention.min_free_percent``, the operators get one message, the oldest
-   files retention may remove go (archive first, then rotated alert files)
-   until the watermark is reached or nothing else may go, and the operators
+   files retention may remove go (archive first, then the history store's
+   days, then rotated alert files) until the watermark is reached or nothing
+   else may go, and the operators
    get one more message saying what was removed. ``status`` shows the
    shortage until it is over; the step fails while it lasts.
+
+4. The history store's segment files written since the last run are read in
+   full (every page's checksum) and what is damaged is recorded for
+   ``status`` (:mod:`.store_check`).
 
 The delivery ledger's rows are pruned by ``alert`` after
 ``alerting.ledger_retention``.
@@ -25,12 +32,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
-from ..errors import ExitCode
+from ..errors import AgentError, BusyError, ExitCode
 from ..state import step_lock, utcnow
 from .guard import STATE_FILE, Disk, DiskProbe, GuardState, disk_usage
 from .notify import notify_operators
 from .protect import Protection, protection
 from .rotate import rotate_alerts
+from .store_check import check_store
 from .targets import Candidate, Target, targets
 
 __all__ = ["Disk", "RetentionReport", "run_retention", "state_file"]
@@ -50,6 +58,8 @@ class RetentionReport:
     free_percent: float = 100.0
     low_space: bool = False
     failed: dict[str, str] = field(default_factory=dict)
+    store_problems: list[str] = field(default_factory=list)
+    """Damaged history-store files found by reading them in full."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -64,11 +74,21 @@ def _iso(when: datetime) -> str:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _remove(target: Target, c: Candidate) -> int:
+def _remove(target: Target, c: Candidate, report: RetentionReport) -> int | None:
+    """Bytes freed by removing ``c``; None when it could not go now (recorded)."""
     try:
         target.remove(c)
     except FileNotFoundError:
         return 0
+    except BusyError as exc:
+        why = f"{target.name} busy, tried again next run"
+        report.held[why] = report.held.get(why, 0) + 1
+        log.info("retention: %s", exc)
+        return None
+    except (AgentError, OSError) as exc:
+        report.failed[target.name] = f"cannot remove {c.path}: {exc}"
+        log.warning("retention: cannot remove %s: %s", c.path, exc)
+        return None
     return c.size
 
 
@@ -90,6 +110,10 @@ def run_retention(
             _expire(tgts, prot, now, report)
         state = _guard(config, tgts, prot, now, state, report, disk)
         state.save(path)
+        try:
+            report.store_problems = check_store(config, _iso(now))
+        except OSError as exc:
+            log.warning("retention: history store not checked: %s", exc)
     return report
 
 
@@ -116,7 +140,10 @@ def _expire(tgts: list[Target], prot: Protection, now: datetime, report: Retenti
             if why is not None:
                 report.held[why] = report.held.get(why, 0) + 1
                 continue
-            removed += _remove(t, c)
+            size = _remove(t, c, report)
+            if size is None:
+                break  # the rest of this target waits for the next run
+            removed += size
             report.expired.append(c.path)
         count = sum(1 for p in report.expired if _owned(t, p))
         if count:
@@ -179,7 +206,9 @@ def _guard(  # noqa: PLR0917 - one pass's pieces
         for t, c in removable:
             if usage.free_percent >= r.min_free_percent:
                 break
-            size = _remove(t, c)
+            size = _remove(t, c, report)
+            if size is None:
+                continue
             report.guard_removed.append(c.path)
             state.removed_files += 1
             state.removed_bytes += size
@@ -219,7 +248,8 @@ def _before_text(
     what = (
         f"The oldest of {len(removable)} removable file(s) "
         f"({sum(c.size for _, c in removable):,} bytes) are removed now, archive first, "
-        "until the watermark is reached."
+        "then the history store's days, then rotated alert files, until the watermark is "
+        "reached."
         if r.enabled and removable
         else "Nothing is removed: "
         + ("retention is disabled." if not r.enabled else "no file may be removed yet.")
@@ -228,7 +258,7 @@ def _before_text(
         f"Free space on the file system of {config.data_dir} is {usage.free_percent:.1f}% "
         f"({usage.free:,} of {usage.total:,} bytes), below retention.min_free_percent "
         f"({r.min_free_percent}%).\n{what}\n{protected} file(s) are kept because they are "
-        "written to or not read by correlate or retro yet."
+        "written to, not read by correlate or retro yet, or not in the history store yet."
     )
 
 

@@ -8,7 +8,11 @@
   unless its content is recorded as read to its end (all of the archive while
   correlate has never run on the query log);
 * an archive file inside retro's look-back that retro has not searched yet
-  (written after ``retro.last``; all of the look-back while retro never ran).
+  (written after ``retro.last``; all of the look-back while retro never ran);
+* an archive file the history store does not hold to its end yet, when
+  correlate fills the store (:mod:`.store_hold`);
+* a day of the history store inside retro's look-back that retro has not
+  searched yet (its end after ``retro.last``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from ..correlate.output import load_state
 from ..correlate.run import ROTATION_SLACK, rotated_query_logs
 from ..errors import StateError
 from ..state import read_pointer
+from .store_hold import StoreHold, store_hold
+from .store_target import NAME as HISTORY
 from .targets import Candidate
 
 log = logging.getLogger(__name__)
@@ -40,10 +46,16 @@ class Protection:
     """Paths correlate recorded as read to their end, with their stat key."""
     retro_from: float | None = None
     """Archive files modified at or after this (epoch s) are not searched by retro yet."""
+    store: StoreHold | None = None
+    """What the history store does not hold yet (None: correlate does not fill it)."""
 
     def reason(self, c: Candidate) -> str | None:
         if c.path in self.never:
             return "written to"
+        if c.target == HISTORY:
+            if self.retro_from is not None and c.mtime > self.retro_from:
+                return "not searched by retro yet"
+            return None
         if self.archive is None or not c.path.is_relative_to(self.archive):
             return None
         if (
@@ -54,6 +66,8 @@ class Protection:
             return "not read by correlate yet"
         if self.retro_from is not None and c.mtime >= self.retro_from:
             return "not searched by retro yet"
+        if self.store is not None:
+            return self.store.reason(c.path, c.mtime, c.size)
         return None
 
 
@@ -91,4 +105,5 @@ def protection(config: Config, now: datetime) -> Protection:
     retro_last = _pointer(corr.last_retro_pointer_file)
     lookback_start = (now - corr.retro_lookback).timestamp()
     out.retro_from = max(lookback_start, retro_last.timestamp() if retro_last else 0.0)
+    out.store = store_hold(config, now)
     return out

@@ -3,12 +3,16 @@
 
 A target lists its files (:class:`Candidate`) with their age and size and
 removes one when asked. :func:`targets` gives them in the order the
-free-space guard falls back on them (after every expired file): the raw
-query-log archive first (the largest, and what alerts were derived from is
-already in the alert files), alert files last. A passive-DNS history store
-plugs in here as one more target: its partitions as candidates, its own
-age, its removal (and its own checkpoint, so that the guard never drops
-what the store does not hold yet).
+free-space guard falls back on them (after every expired file):
+
+1. the raw query-log archive (the largest, personal data line by line, and
+   once the history store holds its lines and correlate and retro have read
+   them, nothing else needs it: :mod:`.protect`);
+2. the history store's days (:mod:`.store_target`): aggregated, several times
+   smaller per reply than the archive, and the only history analysts can hunt
+   in once the archive is gone;
+3. rotated alert files last: what was found, small, and evidence an incident
+   may still need.
 """
 
 from __future__ import annotations
@@ -104,8 +108,11 @@ class FileTarget:
 
 def targets(config: Config) -> list[Target]:
     """The retention targets of ``config``, in the guard's order."""
+    from .store_target import StoreTarget  # noqa: PLC0415 - it imports Candidate from here
+
     r, corr = config.retention, config.correlation
     return [
         FileTarget("archive", r.archive, corr.archive_dir),
+        StoreTarget(r.history, config.history.dir),
         FileTarget("alerts", r.alerts, corr.output_dir, ROTATED_ALERTS),
     ]

@@ -47,6 +47,7 @@ from ..errors import StateError
 from ..fsutil import append_durably, atomic_write_bytes, locked
 from ..iocs.index import IndicatorEntry, IocContext
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
+from .inputs import FileMark
 from .scan import Hit
 
 log = logging.getLogger(__name__)
@@ -158,18 +159,6 @@ class PendingWrite(msgspec.Struct):
     alerts_file: str
     size_before: int
     data: str
-
-
-class FileMark(msgspec.Struct):
-    """How far a file's content has been read; found again by its first bytes."""
-
-    fp_len: int
-    fp: str
-    offset: int
-    path: str
-    seen: int
-    stat: str = ""
-    """device:inode:size:mtime when last read to its end; unchanged means nothing new."""
 
 
 class StepState(msgspec.Struct):

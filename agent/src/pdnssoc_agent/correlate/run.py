@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import logging
-import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +17,7 @@ from typing import TextIO
 from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
-from ..errors import AgentError, IndexFormatError, NoInputError, UsageError
+from ..errors import AgentError, IndexFormatError, NoInputError
 from ..fsutil import atomic_write_text
 from ..iocs.index import IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
@@ -28,10 +25,25 @@ from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from . import handover, retro_store
 from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
 from .indicators import Matcher, index_dates, read_list
-from .inputs import InputProblem, correlate_problems, retro_problems
+from .inputs import (
+    FP_LEN,
+    FileMark,
+    InputProblem,
+    check_paths,
+    content_ends_at,
+    correlate_problems,
+    discover,
+    file_size,
+    find_mark,
+    fingerprint,
+    live_files,
+    mtime_ns,
+    refresh_fingerprint,
+    retro_files,
+    retro_problems,
+)
 from .output import (
     Aggregator,
-    FileMark,
     StepState,
     build_lines,
     commit,
@@ -46,8 +58,6 @@ from .scan import HOT, Hit, OnHit, scan_chunk
 
 log = logging.getLogger(__name__)
 
-FP_LEN = 1024
-"""Bytes of content that identify a file across renames, rotation and compression."""
 COMMIT_BYTES = 256 << 20
 """Commit alerts and offsets at least this often (bytes of content read)."""
 FORGET_FILES_AFTER = timedelta(days=7)
@@ -115,87 +125,6 @@ def sources_from(
         log.warning("indicator list %s not found; continuing without it", p)
     index = corr.ioc_index_file if corr.ioc_index_file.is_file() else None
     return Sources(tuple(p for p in d if p.is_file()), tuple(p for p in i if p.is_file()), index)
-
-
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Regular files under ``paths`` (recursively), sorted; hidden names skipped."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
-        elif p.is_file():
-            out.append(p)
-    return out
-
-
-ROTATION_SLACK = timedelta(minutes=10)
-"""Archive files modified this long before the previous correlate run are still read."""
-BEING_COMPRESSED = 120.0
-"""Seconds: a rotated ``.gz`` this fresh beside the query log may still be written."""
-
-
-def rotated_query_logs(queries_file: Path, *, now: float | None = None) -> list[Path]:
-    """The collector's rotated copies of ``queries_file`` still beside it.
-
-    go-dnscollector renames ``queries.json`` to ``queries-<ns>.json`` and later
-    compresses it to ``queries-<ns>.json.gz``, which the role's post-command moves
-    into the archive directory. A ``.gz`` that is still being written is left for
-    the next run; its plain original is still there while it is.
-    """
-    stem, suffix = queries_file.stem, queries_file.suffix
-    pattern = re.compile(re.escape(stem) + r"-\d+" + re.escape(suffix) + r"(\.gz)?")
-    t = time.time() if now is None else now
-    out = []
-    try:
-        entries = sorted(queries_file.parent.iterdir())
-    except OSError:
-        return []
-    for p in entries:
-        if not pattern.fullmatch(p.name) or not p.is_file():
-            continue
-        if p.name.endswith(".gz") and t - _mtime(p) < BEING_COMPRESSED:
-            continue
-        out.append(p)
-    return out
-
-
-def live_files(config: Config, previous_run: datetime | None) -> list[Path]:
-    """What ``correlate`` reads without paths (``correlation.live_input``).
-
-    ``matches``: everything under ``correlation.input_dir``. ``query_log``: the
-    archive files and rotated copies written since the previous run (they hold
-    the lines the collector wrote after that run read the log, up to rotation),
-    oldest first, then the query log itself. A first run starts at the live log
-    and leaves the history to ``retro``. Files read to their end before are
-    recognised by content and skipped.
-    """
-    corr = config.correlation
-    if corr.live_input == "matches":
-        return discover([corr.input_dir])
-    rotated: list[Path] = []
-    if previous_run is not None:
-        since = (previous_run - ROTATION_SLACK).timestamp()
-        candidates = discover([corr.archive_dir]) + rotated_query_logs(corr.queries_file)
-        rotated = sorted((p for p in candidates if _mtime(p) >= since), key=_mtime)
-    return rotated + ([corr.queries_file] if corr.queries_file.is_file() else [])
-
-
-def check_paths(paths: Iterable[Path]) -> list[Path]:
-    given = list(paths)
-    bad = [p for p in given if not p.exists()]
-    if bad:
-        raise UsageError("no such file or directory: " + ", ".join(str(p) for p in bad))
-    return given
-
-
-def fingerprint(head: bytes) -> str:
-    """What identifies a file by its first bytes (at most :data:`FP_LEN` of its content)."""
-    return hashlib.sha256(head).hexdigest()[:32]
-
-
-_fp = fingerprint
 
 
 def _context(index: Path | None, values: set[str]) -> dict[str, IndicatorEntry]:
@@ -368,18 +297,6 @@ class _Correlate:
             return False
         return mark.fp_len >= FP_LEN or path != self.corr.queries_file
 
-    def _find_mark(self, head: bytes) -> FileMark | None:
-        digests: dict[int, str] = {}  # one hash per fingerprint length, not per mark
-        for m in self.state.files:
-            if len(head) < m.fp_len:
-                continue
-            digest = digests.get(m.fp_len)
-            if digest is None:
-                digest = digests[m.fp_len] = _fp(head[: m.fp_len])
-            if digest == m.fp:
-                return m
-        return None
-
     def file(self, path: Path) -> None:
         """Read ``path`` from its checkpoint to its last complete line."""
         stats = ReadStats()
@@ -392,9 +309,9 @@ class _Correlate:
         if not head:
             return
         now_s = int(self.now.timestamp())
-        mark = self._find_mark(head)
+        mark = find_mark(self.state.files, head)
         if mark is None:
-            mark = FileMark(len(head), _fp(head), 0, str(path), now_s)
+            mark = FileMark(len(head), fingerprint(head), 0, str(path), now_s)
             self.state.files.append(mark)
         mark.seen, mark.path = now_s, str(path)
         stat_key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
@@ -439,8 +356,8 @@ class _Correlate:
         stats.bytes = reader.offset - mark.offset
         if unparsed:
             log.warning("%s: %d matching line(s) had no timestamp; used now", path, len(unparsed))
-        _refresh_fingerprint(mark, path, head)
-        mark.stat = stat_key if _mtime_ns(path) == st.st_mtime_ns else ""
+        refresh_fingerprint(mark, path, head)
+        mark.stat = stat_key if mtime_ns(path) == st.st_mtime_ns else ""
         self._flush(agg, mark, reader.offset)
         self.result.stats.merge(stats)
 
@@ -448,7 +365,7 @@ class _Correlate:
         self, path: Path, mark: FileMark, head: bytes, gz: bool, size: int
     ) -> StoreFeed | None:
         """The store's feed if this file goes into it, caught up to correlate's offset."""
-        _refresh_fingerprint(mark, path, head)  # before the store looks at it
+        refresh_fingerprint(mark, path, head)  # before the store looks at it
         feed = self.feed if self._feeds(mark, path) else None
         if feed is not None and feed.position(mark.fp) < mark.offset:
             self._catch_up(feed, path, mark, gz, size)
@@ -615,11 +532,7 @@ def run_retro(
             files = discover(given)
         else:
             _warn(retro_problems(config))
-            files = discover([corr.archive_dir])
-            files += rotated_query_logs(corr.queries_file)
-            files += [corr.queries_file] if corr.queries_file.is_file() else []
-        if not given:
-            files = [f for f in files if _mtime(f) >= job.since.timestamp()]
+            files = retro_files(config, job.since)
         if not job.matcher.empty:
             with gc_paused():
                 if not given:  # PATH arguments are scanned as they are
@@ -698,7 +611,7 @@ class _Retro:
             log.info("retro: not reading the history store (%s); raw scan", why)
             return
         try:
-            part = retro_store.plan(self.config, files, FP_LEN, _fp)
+            part = retro_store.plan(self.config, files, FP_LEN, fingerprint)
             retro_store.search(self.config, part, self.matcher, self.since, self._keep, self.agg)
         except (AgentError, OSError, ValueError) as exc:
             log.warning("retro: history store unusable (%s); raw scan of the look-back", exc)
@@ -716,7 +629,7 @@ class _Retro:
         )
 
     def scan(self, files: list[Path], stream: TextIO) -> None:
-        sizes = [_size(f) for f in files]
+        sizes = [file_size(f) for f in files]
         progress = Progress(sum(sizes), len(files), stream)
         done_bytes = 0
         for i, path in enumerate(files):
@@ -820,51 +733,6 @@ class _Retro:
         if isinstance(old, str) and old != snapshot.name:
             (corr.state_dir / old).unlink(missing_ok=True)
         write_pointer(corr.last_retro_pointer_file, self.now)
-
-
-def _refresh_fingerprint(mark: FileMark, path: Path, head: bytes) -> None:
-    """Lengthen a short fingerprint once the file has grown past it."""
-    if mark.fp_len >= FP_LEN:
-        return
-    new_head = head_bytes(path, FP_LEN)
-    if len(new_head) > mark.fp_len and new_head[: mark.fp_len] == head[: mark.fp_len]:
-        mark.fp_len, mark.fp = len(new_head), _fp(new_head)
-
-
-def content_ends_at(path: Path, offset: int, size: int) -> bool:
-    """Whether the file's content (decompressed) ends at ``offset``: a plain file's
-    size; a gzip file's ISIZE trailer (the length modulo 2**32 of its last member)."""
-    if offset == 0:
-        return size == 0
-    if not is_gzip(path):
-        return offset >= size
-    try:
-        with path.open("rb") as fh:
-            fh.seek(-4, os.SEEK_END)
-            return int.from_bytes(fh.read(4), "little") == offset % (1 << 32)
-    except OSError:
-        return False
-
-
-def _mtime_ns(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return -1
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _read_snapshot(state_dir: Path, state: StepState) -> set[str] | None:

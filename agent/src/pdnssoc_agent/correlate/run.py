@@ -4,47 +4,32 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
 
 from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
-from ..errors import AgentError, IndexFormatError, NoInputError
-from ..fsutil import atomic_write_text
-from ..iocs.index import IndicatorEntry, lookup
 from ..state import read_pointer, step_lock, utcnow, write_pointer
-from ..timefmt import format_rfc3339, parse_rfc3339_or_none
-from . import handover, retro_store
+from . import handover
 from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
-from .indicators import Matcher, index_dates, read_list
 from .inputs import (
     FP_LEN,
     FileMark,
-    InputProblem,
     check_paths,
-    content_ends_at,
     correlate_problems,
     discover,
-    file_size,
     find_mark,
     fingerprint,
     live_files,
     mtime_ns,
     refresh_fingerprint,
-    retro_files,
-    retro_problems,
 )
 from .output import (
     Aggregator,
-    StepState,
     build_lines,
     commit,
     data_clock,
@@ -55,103 +40,24 @@ from .output import (
     recover,
 )
 from .scan import HOT, Hit, OnHit, scan_chunk
+from .step import (
+    HANDOVER_DONE,
+    RunResult,
+    Sources,
+    context,
+    gc_paused,
+    load_matcher,
+    log_stats,
+    raise_no_input,
+    sources_from,
+    warn,
+)
 
 log = logging.getLogger(__name__)
 
 COMMIT_BYTES = 256 << 20
 """Commit alerts and offsets at least this often (bytes of content read)."""
 FORGET_FILES_AFTER = timedelta(days=7)
-HANDOVER_DONE = "handover_done"
-"""State key: the step has completed a run here, so no predecessor's matches are held back."""
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while scanning.
-
-    The scan allocates many short-lived objects and creates no reference
-    cycles; generation sweeps over the large indicator sets and caches would
-    otherwise cost more than the matching itself.
-    """
-    was = gc.isenabled()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-        gc.unfreeze()
-
-
-@dataclass
-class RunResult:
-    """What a correlate or retro run did."""
-
-    stats: ReadStats = field(default_factory=ReadStats)
-    alerts: int = 0
-    """Alert lines written (new alerts and revisions)."""
-    indicators: int = 0
-    seconds: float = 0.0
-    load_seconds: float = 0.0
-    """Of ``seconds``, the time spent loading indicators and state."""
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where indicators come from."""
-
-    domain_files: tuple[Path, ...]
-    ip_files: tuple[Path, ...]
-    index_file: Path | None
-
-
-def sources_from(
-    config: Config, domain_files: Iterable[Path] = (), ip_files: Iterable[Path] = ()
-) -> Sources:
-    """Command-line list files if any were given, else the configured ones."""
-    corr = config.correlation
-    d, i = tuple(domain_files), tuple(ip_files)
-    if not d and not i:
-        d, i = (corr.malicious_domains_file,), (corr.malicious_ips_file,)
-    missing = [p for p in (*d, *i) if not p.is_file()]
-    if len(missing) == len(d) + len(i):
-        raise AgentError(
-            "no indicator list found ("
-            + ", ".join(str(p) for p in missing)
-            + "); run fetch-iocs first or give --malicious-domains-file/--malicious-ips-file"
-        )
-    for p in missing:
-        log.warning("indicator list %s not found; continuing without it", p)
-    index = corr.ioc_index_file if corr.ioc_index_file.is_file() else None
-    return Sources(tuple(p for p in d if p.is_file()), tuple(p for p in i if p.is_file()), index)
-
-
-def _context(index: Path | None, values: set[str]) -> dict[str, IndicatorEntry]:
-    if index is None or not values:
-        return {}
-    try:
-        return lookup(index, values)
-    except (OSError, IndexFormatError) as exc:
-        log.warning("IOC index unusable, alerts carry no MISP context: %s", exc)
-        return {}
-
-
-def _log_stats(step: str, result: RunResult) -> None:
-    s = result.stats
-    rate = s.lines / result.seconds if result.seconds > 0 else 0.0
-    log.info(
-        "%s: %s; %d alert line(s) written; %d indicator(s); %.1f s (%.0f lines/s)",
-        step,
-        s.summary(),
-        result.alerts,
-        result.indicators,
-        result.seconds,
-        rate,
-    )
-    if s.skipped or s.truncated_gzip:
-        for example in s.examples:
-            log.warning("%s: skipped %s", step, example)
 
 
 # ====================================================================== correlate
@@ -179,7 +85,7 @@ def run_correlate(
         if given:
             files = discover(given)
         else:
-            _warn(correlate_problems(config))
+            warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
         with job.open_store(live=not given), gc_paused():
             if not given:
@@ -190,36 +96,11 @@ def run_correlate(
             # the next one finds what rotated meanwhile.
             job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
-    _log_stats("correlate", job.result)
+    log_stats("correlate", job.result)
     if not given:
         # looked at again: the collector may have created its log meanwhile
-        _raise_no_input(correlate_problems(config))
+        raise_no_input(correlate_problems(config))
     return job.result
-
-
-def _warn(problems: list[InputProblem]) -> None:
-    for p in problems:
-        log.warning("%s", p)
-
-
-def _raise_no_input(problems: list[InputProblem]) -> None:
-    fatal = [p for p in problems if p.no_input]
-    if fatal:
-        raise NoInputError("; ".join(str(p) for p in fatal))
-
-
-def _fill(matcher: Matcher, src: Sources) -> None:
-    for p in src.domain_files:
-        matcher.add_domain_file(p)
-    for p in src.ip_files:
-        for v in read_list(p):
-            matcher.add_network(v)
-    if matcher.invalid:
-        log.warning(
-            "%d indicator value(s) are not a domain, IP or CIDR and were ignored, e.g. %r",
-            len(matcher.invalid),
-            matcher.invalid[0][:80],
-        )
 
 
 class _Correlate:
@@ -231,8 +112,7 @@ class _Correlate:
         self.src = src
         self.now = now
         self.gzip_backend = "zlib"
-        self.matcher = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
-        _fill(self.matcher, src)
+        self.matcher = load_matcher(corr, src)
         self.state_path = corr.state_dir / "correlate.state.json"
         self.state = recover(self.state_path, load_state(self.state_path))
         self.alerts_file = corr.output_dir / ALERTS_FILE
@@ -427,7 +307,7 @@ class _Correlate:
         lines: list[bytes] = []
         if agg.items:
             indicators = {p.hit[1] for p in agg.items.values()}
-            ctx = _context(self.src.index_file, indicators)
+            ctx = context(self.src.index_file, indicators)
             added: dict[str, datetime | None] = {
                 k: from_epoch(e.added) for k, e in ctx.items() if e.added
             }
@@ -465,311 +345,3 @@ class _Correlate:
         commit(self.state_path, self.state, self.alerts_file, [])
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)
-
-
-# ====================================================================== retro
-
-
-class Progress:
-    """Files, lines, rate and ETA on a terminal; nothing otherwise (the log summarises)."""
-
-    def __init__(
-        self, total_bytes: int, total_files: int, stream: TextIO | None, label: str = "retro"
-    ) -> None:
-        self.label = label
-        self.stream = stream if stream is not None and stream.isatty() else None
-        self.total_bytes = max(1, total_bytes)
-        self.total_files = total_files
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def update(self, files_done: int, lines: int, bytes_done: int, *, final: bool = False) -> None:
-        if self.stream is None:
-            return
-        t = time.monotonic()
-        if not final and t - self._last < 0.5:
-            return
-        self._last = t
-        elapsed = max(t - self.started, 1e-6)
-        rate = lines / elapsed
-        frac = min(1.0, bytes_done / self.total_bytes)
-        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
-        eta_txt = "done" if final else f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"
-        self.stream.write(
-            f"\r{self.label}: file {min(files_done + 1, self.total_files)}/{self.total_files}, "
-            f"{lines:,} lines, {rate:,.0f} lines/s, {frac:.0%}, {eta_txt}   "
-        )
-        if final:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-SNAPSHOT = "retro.indicators"
-
-
-def run_retro(
-    config: Config,
-    paths: Iterable[Path] = (),
-    *,
-    domain_files: Iterable[Path] = (),
-    ip_files: Iterable[Path] = (),
-    gzip_backend: str = "zlib",
-    now: datetime | None = None,
-    progress: TextIO | None = None,
-) -> RunResult:
-    """Search archived query logs for indicators that are new since the last retro run."""
-    corr = config.correlation
-    started = time.monotonic()
-    given = check_paths(paths)
-    run_now = now or utcnow()
-    with step_lock(corr.state_dir, "retro"):
-        job = _Retro(
-            config, sources_from(config, domain_files, ip_files), run_now, given=bool(given)
-        )
-        job.result.load_seconds = time.monotonic() - started
-        job.gzip_backend = gzip_backend
-        if given:
-            files = discover(given)
-        else:
-            _warn(retro_problems(config))
-            files = retro_files(config, job.since)
-        if not job.matcher.empty:
-            with gc_paused():
-                if not given:  # PATH arguments are scanned as they are
-                    job.from_store(files)
-                job.scan(files, progress if progress is not None else sys.stderr)
-        # A search of given paths does not move retro.last: the scheduled run
-        # must still search the archive for the indicators that are new now.
-        job.finish(scheduled=not given)
-    job.result.seconds = time.monotonic() - started
-    _log_stats("retro", job.result)
-    if not given:
-        _raise_no_input(retro_problems(config))
-    return job.result
-
-
-class _Retro:
-    """One retro run: new indicators x archived lines, committed once at the end."""
-
-    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
-        corr = config.correlation
-        self.corr = corr
-        self.src = src
-        self.now = now
-        self.gzip_backend = "zlib"
-        self.since = now - corr.retro_lookback
-        self.state_path = corr.state_dir / "retro.state.json"
-        self.state = recover(self.state_path, load_state(self.state_path))
-        last = read_pointer(corr.last_retro_pointer_file)
-        committed = self.state.extra.get("retro_last")
-        c = parse_rfc3339_or_none(committed) if isinstance(committed, str) else None
-        if c is not None and (last is None or c > last):
-            last = c  # the pointer write after the last commit was lost
-        self.everything = Matcher(subdomains=corr.match_subdomains, cnames=corr.match_cnames)
-        _fill(self.everything, src)
-        self.dates: dict[str, int] | None = None
-        if src.index_file is not None:
-            try:
-                self.dates = index_dates(src.index_file)
-            except (OSError, IndexFormatError) as exc:
-                log.warning("IOC index unusable, falling back to the plain lists: %s", exc)
-        previous = _read_snapshot(corr.state_dir, self.state)
-        domains, nets = _new_indicators(self.everything, self.dates, last, previous)
-        del previous
-        if self.dates is not None:  # only the new ones can match: keep their dates only
-            dates = self.dates
-            self.dates = {v: dates[v] for v in (*domains, *nets) if v in dates}
-            del dates
-        if len(domains) + len(nets) == self.everything.indicator_count:
-            self.matcher = self.everything  # all new (first run): no second copy in memory
-        else:
-            self.matcher = Matcher(
-                domains, nets, subdomains=corr.match_subdomains, cnames=corr.match_cnames
-            )
-        del domains, nets
-        self.result = RunResult(indicators=self.matcher.indicator_count)
-        self.agg = Aggregator("retro", corr.dedup_window)
-        self.config = config
-        self.gaps: dict[Path, retro_store.Gaps] = {}
-        self.predecessor = (
-            None
-            if self.state.extra.get(HANDOVER_DONE) and not given
-            else handover.for_step(config, "retro", src.index_file)
-        )
-        log.info(
-            "retro: %d of %d indicator(s) are new since %s",
-            self.matcher.indicator_count,
-            self.everything.indicator_count,
-            format_rfc3339(last) if last else "ever (first retro run)",
-        )
-
-    def from_store(self, files: list[Path]) -> None:
-        """Search the history store for what it holds of the look-back; the raw scan
-        then reads only the bytes of ``files`` the store does not hold."""
-        why = retro_store.usable(self.config)
-        if why is not None:
-            log.info("retro: not reading the history store (%s); raw scan", why)
-            return
-        try:
-            part = retro_store.plan(self.config, files, FP_LEN, fingerprint)
-            retro_store.search(self.config, part, self.matcher, self.since, self._keep, self.agg)
-        except (AgentError, OSError, ValueError) as exc:
-            log.warning("retro: history store unusable (%s); raw scan of the look-back", exc)
-            self.agg = Aggregator("retro", self.corr.dedup_window)
-            return
-        self.gaps = part.gaps
-        log.info(
-            "retro: history store: %d segment(s) searched, %d matching row(s) (%d repl(ies)); "
-            "%d of %d file(s) held there",
-            part.segments,
-            part.rows,
-            part.replies,
-            len(part.gaps),
-            len(files),
-        )
-
-    def scan(self, files: list[Path], stream: TextIO) -> None:
-        sizes = [file_size(f) for f in files]
-        progress = Progress(sum(sizes), len(files), stream)
-        done_bytes = 0
-        for i, path in enumerate(files):
-            stats = ReadStats(files=1)
-            on_hit = self._on_hit(str(path))
-            for lo, hi in self.gaps.get(path, [(0, None)]):
-                if hi is None and content_ends_at(path, lo, sizes[i]):
-                    continue  # the store holds all of it
-                reader = LineReader(
-                    path,
-                    stats,
-                    offset=lo,
-                    max_line_bytes=self.corr.max_line_bytes,
-                    gzip_backend=self.gzip_backend,
-                    limit=sizes[i],
-                    complete=path != self.corr.queries_file,  # the live log may grow
-                )
-                try:
-                    for chunk in reader.chunks():
-                        at = chunk.end - len(chunk.data)
-                        data = chunk.data
-                        if hi is not None and chunk.end > hi:
-                            data = data[: hi - at]
-                        scan_chunk(data, self.matcher, stats, on_hit, str(path), at)
-                        lines = self.result.stats.lines + stats.lines
-                        progress.update(i, lines, done_bytes + chunk.raw_position)
-                        if hi is not None and chunk.end >= hi:
-                            break
-                except OSError as exc:
-                    stats.note("unreadable", f"{path}: {exc.strerror}")
-                stats.bytes += reader.offset - lo
-            done_bytes += sizes[i]
-            self.result.stats.merge(stats)
-        progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
-
-    def _keep(self, hits: list[Hit], when: datetime) -> list[Hit]:
-        """The hits retro reports for an answer seen at ``when``."""
-        dates, ts = self.dates, when.timestamp()
-        # An indicator known before the answer was live correlate's to find.
-        keep = [h for h in hits if dates is None or h[1] not in dates or dates[h[1]] > ts]
-        if keep and self.predecessor is not None:
-            keep = self.predecessor.new(keep, when)
-        return keep
-
-    def _on_hit(self, where: str) -> OnHit:
-        since, agg, keep_of = self.since, self.agg, self._keep
-
-        def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            when = event_time(rec)
-            if when is None or when < since:
-                return
-            keep = keep_of(hits, when)
-            if keep:
-                agg.add(rec, keep, where, when)
-
-        return on_hit
-
-    def finish(self, *, scheduled: bool = True) -> None:
-        """Write the alerts, the indicator snapshot and retro.last, in a crash-safe order.
-
-        A run that is not ``scheduled`` (given paths) writes its alerts only.
-        """
-        corr, state = self.corr, self.state
-        indicators = {p.hit[1] for p in self.agg.items.values()}
-        ctx = _context(self.src.index_file, indicators)
-        added: dict[str, datetime | None] = {}
-        for value in indicators:
-            if self.dates is not None and self.dates.get(value):
-                added[value] = from_epoch(self.dates[value])
-            elif value in ctx and ctx[value].added:
-                added[value] = from_epoch(ctx[value].added)
-            else:
-                # plain lists: new since the previous run, first searched now
-                added[value] = self.now if self.dates is None else None
-        lines = build_lines(
-            self.agg.items,
-            state.alerts,
-            window=corr.dedup_window,
-            context=ctx,
-            ioc_added=added,
-            now=self.now,
-        )
-        self.result.alerts = len(lines)
-        if not scheduled:
-            commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
-            return
-        snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
-        old = state.extra.get("snapshot")
-        state.extra["snapshot"] = snapshot.name
-        state.extra["retro_last"] = format_rfc3339(self.now)
-        state.extra[HANDOVER_DONE] = True
-        if self.predecessor is not None:
-            self.predecessor.report("retro")
-        prune_seen(
-            state.alerts,
-            int((self.since - corr.dedup_window).timestamp()),
-            now=self.now,
-            keep=corr.dedup_window + timedelta(days=1),
-        )
-        commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
-        if isinstance(old, str) and old != snapshot.name:
-            (corr.state_dir / old).unlink(missing_ok=True)
-        write_pointer(corr.last_retro_pointer_file, self.now)
-
-
-def _read_snapshot(state_dir: Path, state: StepState) -> set[str] | None:
-    name = state.extra.get("snapshot")
-    if not isinstance(name, str):
-        return None
-    try:
-        return set(read_list(state_dir / name))
-    except FileNotFoundError:
-        return None
-
-
-def _write_snapshot(state_dir: Path, matcher: Matcher, now: datetime) -> Path:
-    """The indicator values this run searched for (plain lists carry no dates)."""
-    path = state_dir / f"{SNAPSHOT}.{int(now.timestamp())}"
-    # in no order: it is read back into a set, and sorting a million names costs a second
-    values = [*matcher.domains, *matcher.network_values()]
-    atomic_write_text(path, "\n".join(values) + "\n" if values else "")
-    return path
-
-
-def _new_indicators(
-    everything: Matcher,
-    dates: dict[str, int] | None,
-    last: datetime | None,
-    previous: set[str] | None,
-) -> tuple[list[str], list[str]]:
-    """Indicators added after ``last`` (index dates), or unseen by the previous run."""
-    domains = list(everything.domains)  # in no order: sorting a million names costs a second
-    nets = everything.network_values()
-    if last is None:
-        return domains, nets
-    cutoff = last.timestamp()
-
-    def is_new(v: str) -> bool:
-        if dates is not None and v in dates:
-            return dates[v] > cutoff
-        return previous is None or v not in previous
-
-    return [d for d in domains if is_new(d)], [n for n in nets if is_new(n)]

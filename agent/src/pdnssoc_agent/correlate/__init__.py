@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from .indicators import Matcher
+from .live import run_correlate
 from .retro import run_retro
-from .run import run_correlate
 from .step import RunResult
 
 __all__ = ["Matcher", "RunResult", "run_correlate", "run_retro"]

@@ -117,7 +117,7 @@ def run_retro(
         # must still search the archive for the indicators that are new now.
         job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
-    log_stats("retro", job.result)
+    log_stats(log, "retro", job.result)
     if not given:
         raise_no_input(retro_problems(config))
     return job.result

@@ -114,10 +114,11 @@ def gc_paused() -> Iterator[None]:
         gc.unfreeze()
 
 
-def log_stats(step: str, result: RunResult) -> None:
+def log_stats(logger: logging.Logger, step: str, result: RunResult) -> None:
+    """The run's summary line, and examples of what it skipped, on ``logger``."""
     s = result.stats
     rate = s.lines / result.seconds if result.seconds > 0 else 0.0
-    log.info(
+    logger.info(
         "%s: %s; %d alert line(s) written; %d indicator(s); %.1f s (%.0f lines/s)",
         step,
         s.summary(),
@@ -128,7 +129,7 @@ def log_stats(step: str, result: RunResult) -> None:
     )
     if s.skipped or s.truncated_gzip:
         for example in s.examples:
-            log.warning("%s: skipped %s", step, example)
+            logger.warning("%s: skipped %s", step, example)
 
 
 def warn(problems: list[InputProblem]) -> None:

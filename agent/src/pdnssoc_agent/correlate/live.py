@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``correlate`` and ``retro``: files in, alerts out, checkpoints kept."""
+"""``correlate``: new lines of the DNS logs in, alerts out, checkpoints kept.
+
+Each file is read from its checkpoint (:class:`~.inputs.FileMark`) to its last
+complete line; its alerts and new offset are committed together. A scheduled
+run over the query log also hands the lines it reads to the history store.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,15 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ..alertfile import ALERTS_FILE
 from ..config import Config
-from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
+from ..dnslog import Chunk, LineReader, LogRecord, ReadStats, head_bytes, is_gzip
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from . import handover
 from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
+from .indicators import Matcher
 from .inputs import (
     FP_LEN,
     FileMark,
@@ -30,6 +37,7 @@ from .inputs import (
 )
 from .output import (
     Aggregator,
+    StepState,
     build_lines,
     commit,
     data_clock,
@@ -39,11 +47,10 @@ from .output import (
     prune_seen,
     recover,
 )
-from .scan import HOT, Hit, OnHit, scan_chunk
+from .scan import HOT, Hit, OnHit, scan_file
 from .step import (
     HANDOVER_DONE,
     RunResult,
-    Sources,
     context,
     gc_paused,
     load_matcher,
@@ -58,9 +65,7 @@ log = logging.getLogger(__name__)
 COMMIT_BYTES = 256 << 20
 """Commit alerts and offsets at least this often (bytes of content read)."""
 FORGET_FILES_AFTER = timedelta(days=7)
-
-
-# ====================================================================== correlate
+STATE_FILE = "correlate.state.json"
 
 
 def run_correlate(
@@ -77,17 +82,36 @@ def run_correlate(
     started = time.monotonic()
     given = check_paths(paths)
     with step_lock(corr.state_dir, "correlate"):
-        job = _Correlate(
-            config, sources_from(config, domain_files, ip_files), now or utcnow(), given=bool(given)
+        src = sources_from(config, domain_files, ip_files)
+        matcher = load_matcher(corr, src)
+        state_path = corr.state_dir / STATE_FILE
+        state = recover(state_path, load_state(state_path))
+        # Given PATHs may be the predecessor's old files (a catch-up run): always
+        # filtered; the scheduled runs only until the first one completed.
+        predecessor = (
+            None
+            if state.extra.get(HANDOVER_DONE) and not given
+            else handover.for_step(config, "correlate", src.index_file)
         )
-        job.result.load_seconds = time.monotonic() - started
-        job.gzip_backend = gzip_backend
+        loaded = time.monotonic() - started
         if given:
             files = discover(given)
         else:
             warn(correlate_problems(config))
             files = live_files(config, read_pointer(corr.last_correlation_pointer_file))
-        with job.open_store(live=not given), gc_paused():
+        with open_feed(config, live=not given) as feed, gc_paused():
+            job = Correlate(
+                config,
+                state,
+                matcher,
+                index_file=src.index_file,
+                predecessor=predecessor,
+                now=now or utcnow(),
+                gzip_backend=gzip_backend,
+                given=bool(given),
+                feed=feed,
+            )
+            job.result.load_seconds = loaded
             if not given:
                 files += job.store_behind(files)
             for path in files:
@@ -96,54 +120,59 @@ def run_correlate(
             # the next one finds what rotated meanwhile.
             job.finish(live=not given)
     job.result.seconds = time.monotonic() - started
-    log_stats("correlate", job.result)
+    log_stats(log, "correlate", job.result)
     if not given:
         # looked at again: the collector may have created its log meanwhile
         raise_no_input(correlate_problems(config))
     return job.result
 
 
-class _Correlate:
+@contextlib.contextmanager
+def open_feed(config: Config, *, live: bool) -> Iterator[StoreFeed | None]:
+    """The history store's writer for a run (none when it is off or busy, or when
+    the run does not read the query log: see :meth:`Correlate._feeds`)."""
+    use = live and config.correlation.live_input == "query_log"
+    feed = StoreFeed.open(config) if use else None
+    if feed is None:
+        yield None
+        return
+    with feed:
+        yield feed
+    if feed.added:
+        log.info("correlate: %d repl(ies) added to the history store", feed.added)
+
+
+class Correlate:
     """One correlate run: per-file offsets, alerts committed with them."""
 
-    def __init__(self, config: Config, src: Sources, now: datetime, *, given: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        state: StepState,
+        matcher: Matcher,
+        *,
+        index_file: Path | None,
+        predecessor: handover.Predecessor | None,
+        now: datetime,
+        gzip_backend: str = "zlib",
+        given: bool = False,
+        feed: StoreFeed | None = None,
+    ) -> None:
         corr = config.correlation
-        self.corr = corr
-        self.src = src
-        self.now = now
-        self.gzip_backend = "zlib"
-        self.matcher = load_matcher(corr, src)
-        self.state_path = corr.state_dir / "correlate.state.json"
-        self.state = recover(self.state_path, load_state(self.state_path))
-        self.alerts_file = corr.output_dir / ALERTS_FILE
-        self.result = RunResult(indicators=self.matcher.indicator_count)
-        # Given PATHs may be the predecessor's old files (a catch-up run): always
-        # filtered; the scheduled runs only until the first one completed.
-        self.predecessor = (
-            None
-            if self.state.extra.get(HANDOVER_DONE) and not given
-            else handover.for_step(config, "correlate", src.index_file)
-        )
         self.config = config
+        self.corr = corr
+        self.state = state
+        self.state_path = corr.state_dir / STATE_FILE
+        self.matcher = matcher
+        self.index_file = index_file
+        self.predecessor = predecessor
+        self.now = now
+        self.gzip_backend = gzip_backend
         self.given = given
-        self.feed: StoreFeed | None = None
-        self.decoders = HOT
-
-    @contextlib.contextmanager
-    def open_store(self, *, live: bool) -> Iterator[None]:
-        """The history store's writer for this run (none when it is off or busy, or
-        when the run does not read the query log: see :meth:`_feeds`)."""
-        use = live and self.corr.live_input == "query_log"
-        feed = StoreFeed.open(self.config) if use else None
-        if feed is None:
-            yield
-            return
-        self.feed, self.decoders = feed, decoders()
-        with feed:
-            yield
-        if feed.added:
-            log.info("correlate: %d repl(ies) added to the history store", feed.added)
-        self.feed, self.decoders = None, HOT
+        self.feed = feed
+        self.decoders = decoders() if feed is not None else HOT
+        self.alerts_file = corr.output_dir / ALERTS_FILE
+        self.result = RunResult(indicators=matcher.indicator_count)
 
     def store_behind(self, files: list[Path]) -> list[Path]:
         """Files correlate has read further than the store holds that the run would
@@ -209,36 +238,36 @@ class _Correlate:
         unparsed: list[int] = []
         on_hit = self._on_hit(agg, where, unparsed)
 
-        reader = LineReader(
+        start = mark.offset
+        decoders = self.decoders if feed is not None else HOT
+
+        def each(records: list[Any], data: bytes, chunk: Chunk) -> None:
+            nonlocal start
+            if feed is not None:
+                feed.add(records, data, mark.fp, chunk.end - len(data), chunk.end, where)
+            if chunk.end - start >= COMMIT_BYTES or (
+                feed is not None and feed.pending_rows >= MAX_PENDING_ROWS
+            ):
+                self._flush(agg, mark, chunk.end)
+                start = chunk.end
+
+        reached = scan_file(
             path,
+            self.matcher,
             stats,
+            on_hit,
             offset=mark.offset,
+            limit=None if gz else size,
             max_line_bytes=self.corr.max_line_bytes,
             gzip_backend=self.gzip_backend,
-            limit=None if gz else size,
+            decoders=decoders,
+            on_chunk=each,
         )
-        start = last = mark.offset
-        decoders = self.decoders if feed is not None else HOT
-        try:
-            for chunk in reader.chunks():
-                at = chunk.end - len(chunk.data)
-                records = scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at, decoders)
-                if feed is not None:
-                    feed.add(records, chunk.data, mark.fp, at, chunk.end, where)
-                last = chunk.end
-                if last - start >= COMMIT_BYTES or (
-                    feed is not None and feed.pending_rows >= MAX_PENDING_ROWS
-                ):
-                    self._flush(agg, mark, last)
-                    start = last
-        except OSError as exc:
-            stats.note("unreadable", f"{path}: {exc.strerror}")
-        stats.bytes = reader.offset - mark.offset
         if unparsed:
             log.warning("%s: %d matching line(s) had no timestamp; used now", path, len(unparsed))
         refresh_fingerprint(mark, path, head)
         mark.stat = stat_key if mtime_ns(path) == st.st_mtime_ns else ""
-        self._flush(agg, mark, reader.offset)
+        self._flush(agg, mark, reached)
         self.result.stats.merge(stats)
 
     def _store_for(
@@ -307,7 +336,7 @@ class _Correlate:
         lines: list[bytes] = []
         if agg.items:
             indicators = {p.hit[1] for p in agg.items.values()}
-            ctx = context(self.src.index_file, indicators)
+            ctx = context(self.index_file, indicators)
             added: dict[str, datetime | None] = {
                 k: from_epoch(e.added) for k, e in ctx.items() if e.added
             }

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..alertfile import ALERTS_FILE
 from ..config import Config
-from ..dnslog import Chunk, LineReader, LogRecord, ReadStats, head_bytes, is_gzip
+from ..dnslog import Chunk, LineReader, LogRecord, ReadStats, head_bytes, is_gzip, normalise
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from . import handover
 from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
@@ -316,7 +316,8 @@ class Correlate:
         now, predecessor = self.now, self.predecessor
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            when = event_time(rec)
+            event = normalise(rec)
+            when = event_time(event)
             if when is None:
                 unparsed.append(1)
                 when = now
@@ -324,7 +325,7 @@ class Correlate:
                 hits = predecessor.new(hits, when)
                 if not hits:
                     return
-            agg.add(rec, hits, where, when)
+            agg.add(event, hits, where, when)
 
         return on_hit
 

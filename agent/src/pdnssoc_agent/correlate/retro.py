@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..alertfile import ALERTS_FILE
 from ..config import Config
-from ..dnslog import Chunk, LogRecord, ReadStats
+from ..dnslog import Chunk, LogRecord, ReadStats, normalise
 from ..errors import AgentError, IndexFormatError
 from ..fsutil import atomic_write_text
 from ..state import read_pointer, step_lock, utcnow, write_pointer
@@ -317,12 +317,13 @@ class Retro:
         since, agg, keep_of = self.since, self.agg, self._keep
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
-            when = event_time(rec)
+            event = normalise(rec)
+            when = event_time(event)
             if when is None or when < since:
                 return
             keep = keep_of(hits, when)
             if keep:
-                agg.add(rec, keep, where, when)
+                agg.add(event, keep, where, when)
 
         return on_hit
 

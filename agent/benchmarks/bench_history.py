@@ -46,8 +46,8 @@ from typing import Any
 from pdnssoc_agent.config import parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.correlate.indicators import Matcher
-from pdnssoc_agent.correlate.run import gc_paused
 from pdnssoc_agent.correlate.scan import _match, scan_chunk
+from pdnssoc_agent.correlate.step import gc_paused
 from pdnssoc_agent.dnslog import LineReader, LogRecord, ReadStats
 from pdnssoc_agent.state import write_pointer
 

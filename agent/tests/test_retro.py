@@ -27,9 +27,9 @@ from test_correlate_support import (
     write_lists,
 )
 
+from pdnssoc_agent.commands.retro import Progress
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import run_retro
-from pdnssoc_agent.correlate.run import Progress
 from pdnssoc_agent.iocs.index import FORMAT, VERSION, IndexHeader, IndicatorEntry, write_index
 from pdnssoc_agent.state import read_pointer
 

@@ -97,7 +97,12 @@ class LogRecord(msgspec.Struct):
 
 
 class DnsEvent(msgspec.Struct, frozen=True):
-    """The fields an alert needs, whatever shape the line had."""
+    """One DNS answer as correlation sees it, whatever shape its line had.
+
+    The one normalised event: the scan decodes lines as :class:`LogRecord`
+    (or only what matching needs, :class:`HotRecord`), and a matching line is
+    normalised by :func:`normalise` before it becomes an alert.
+    """
 
     timestamp: str
     sensor: str
@@ -141,15 +146,20 @@ hot_decoder = msgspec.json.Decoder(HotRecord)
 """Decodes one line (``correlate.scan`` decodes chunks of lines as one array)."""
 
 
-def to_event(rec: LogRecord) -> DnsEvent | None:
-    """Normalise a decoded line; None when it has no query name."""
+def normalise(rec: LogRecord) -> DnsEvent:
+    """The fields an alert needs of a decoded line, whatever its shape.
+
+    A line with a ``dns`` object is the collector's; any other is read as a
+    minified archive record. The time is the sensor's (``dnstap``) if the line
+    has one, else the archive record's.
+    """
+    tap = rec.dnstap
+    timestamp = tap.timestamp if tap is not None else rec.timestamp
     d = rec.dns
-    if d is not None and d.qname:
-        tap = rec.dnstap
-        net = rec.network
-        rrs = d.rrs
+    if d is not None:
+        net, rrs = rec.network, d.rrs
         return DnsEvent(
-            timestamp=tap.timestamp if tap is not None else "",
+            timestamp=timestamp,
             sensor=tap.identity if tap is not None else "",
             client=net.query_ip if net is not None else "",
             qname=d.qname,
@@ -157,17 +167,21 @@ def to_event(rec: LogRecord) -> DnsEvent | None:
             rcode=d.rcode,
             answers=tuple(rrs.an or ()) if rrs is not None else (),
         )
-    if rec.query:
-        return DnsEvent(
-            timestamp=rec.timestamp,
-            sensor=rec.client_id,
-            client=rec.client,
-            qname=rec.query,
-            qtype="",
-            rcode="",
-            answers=tuple(rec.answers or ()),
-        )
-    return None
+    return DnsEvent(
+        timestamp=timestamp,
+        sensor=rec.client_id,
+        client=rec.client,
+        qname=rec.query,
+        qtype="",
+        rcode="",
+        answers=tuple(rec.answers or ()),
+    )
+
+
+def to_event(rec: LogRecord) -> DnsEvent | None:
+    """Normalise a decoded line; None when it has no query name."""
+    event = normalise(rec)
+    return event if event.qname else None
 
 
 def parse_line(line: bytes) -> DnsEvent | None:

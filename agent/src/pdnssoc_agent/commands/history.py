@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..config import Config
-from ..correlate.run import check_paths, discover
+from ..correlate.inputs import check_paths, discover
 from ..errors import ExitCode
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from .indicators import Matcher
-from .run import RunResult, run_correlate, run_retro
+from .live import run_correlate
+from .retro import run_retro
+from .step import RunResult
 
 __all__ = ["Matcher", "RunResult", "run_correlate", "run_retro"]

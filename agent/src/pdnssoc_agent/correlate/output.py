@@ -42,11 +42,12 @@ from ..alertfile import (
     MispAttribute,
     encode_alert,
 )
-from ..dnslog import Answer, LogRecord
+from ..dnslog import Answer, DnsEvent
 from ..errors import StateError
 from ..fsutil import append_durably, atomic_write_bytes, locked
 from ..iocs.index import IndicatorEntry, IocContext
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
+from .inputs import FileMark
 from .scan import Hit
 
 log = logging.getLogger(__name__)
@@ -100,18 +101,9 @@ class Aggregator:
         self.items: dict[str, Pending] = {}
         self.unparsed_times = 0
 
-    def add(self, rec: LogRecord, hits: list[Hit], source: str, when: datetime) -> None:
-        d = rec.dns
-        if d is not None:
-            tap, net, rrs = rec.dnstap, rec.network, d.rrs
-            sensor = tap.identity if tap is not None else ""
-            client = net.query_ip if net is not None else ""
-            qname, qtype, rcode = d.qname, d.qtype, d.rcode
-            answers = tuple(rrs.an or ()) if rrs is not None else ()
-        else:
-            sensor, client = rec.client_id, rec.client
-            qname, qtype, rcode = rec.query, "", ""
-            answers = tuple(rec.answers or ())
+    def add(self, event: DnsEvent, hits: list[Hit], source: str, when: datetime) -> None:
+        sensor, client, qname = event.sensor, event.client, event.qname
+        qtype, rcode, answers = event.qtype, event.rcode, event.answers
         start = window_start(when, self.window)
         seen: set[str] = set()
         for hit in hits:
@@ -133,10 +125,9 @@ class Aggregator:
                 p.last = max(p.last, when)
 
 
-def event_time(rec: LogRecord) -> datetime | None:
+def event_time(event: DnsEvent) -> datetime | None:
     """When the DNS message was seen by the sensor."""
-    tap = rec.dnstap
-    return parse_rfc3339_or_none(tap.timestamp if tap is not None else rec.timestamp)
+    return parse_rfc3339_or_none(event.timestamp)
 
 
 # ---------------------------------------------------------------------- dedup state
@@ -158,18 +149,6 @@ class PendingWrite(msgspec.Struct):
     alerts_file: str
     size_before: int
     data: str
-
-
-class FileMark(msgspec.Struct):
-    """How far a file's content has been read; found again by its first bytes."""
-
-    fp_len: int
-    fp: str
-    offset: int
-    path: str
-    seen: int
-    stat: str = ""
-    """device:inode:size:mtime when last read to its end; unchanged means nothing new."""
 
 
 class StepState(msgspec.Struct):

@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from ..dnslog import HotRecord, LogRecord, ReadStats, hot_decoder, record_decoder
+from ..dnslog import Chunk, HotRecord, LineReader, LogRecord, ReadStats, hot_decoder, record_decoder
 from .indicators import MISS, Matcher
 
 # (how, indicator, value)
 Hit = tuple[str, str, str]
 OnHit = Callable[[LogRecord, list[Hit]], None]
+OnChunk = Callable[[list[Any], bytes, Chunk], None]
+"""Called after each chunk is matched: its records, the bytes scanned and the chunk."""
 
 _ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
@@ -260,3 +263,52 @@ def _match(  # noqa: PLR0915 - one flat loop on purpose (speed)
         if hits is not None:
             found.append((i, hits))
     return found
+
+
+def scan_file(
+    path: Path,
+    matcher: Matcher,
+    stats: ReadStats,
+    on_hit: OnHit,
+    *,
+    offset: int = 0,
+    end: int | None = None,
+    limit: int | None = None,
+    complete: bool = False,
+    max_line_bytes: int,
+    gzip_backend: str,
+    decoders: Decoders = HOT,
+    on_chunk: OnChunk | None = None,
+) -> int:
+    """Match the complete lines of ``path``'s content from ``offset`` (up to ``end``).
+
+    The one read-and-match loop of ``correlate`` and ``retro``. ``limit``,
+    ``complete``, ``max_line_bytes`` and ``gzip_backend`` go to
+    :class:`~pdnssoc_agent.dnslog.LineReader`. An unreadable file is counted in
+    ``stats``, as are the bytes read. Returns the content offset reached.
+    """
+    where = str(path)
+    reader = LineReader(
+        path,
+        stats,
+        offset=offset,
+        max_line_bytes=max_line_bytes,
+        gzip_backend=gzip_backend,
+        limit=limit,
+        complete=complete,
+    )
+    try:
+        for chunk in reader.chunks():
+            at = chunk.end - len(chunk.data)
+            data = chunk.data
+            if end is not None and chunk.end > end:
+                data = data[: end - at]
+            records = scan_chunk(data, matcher, stats, on_hit, where, at, decoders)
+            if on_chunk is not None:
+                on_chunk(records, data, chunk)
+            if end is not None and chunk.end >= end:
+                break
+    except OSError as exc:
+        stats.note("unreadable", f"{path}: {exc.strerror}")
+    stats.bytes += reader.offset - offset
+    return reader.offset

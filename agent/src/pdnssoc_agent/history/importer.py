@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from ..correlate.run import FP_LEN, Progress, content_ends_at, fingerprint
+from ..commands.retro import Progress
+from ..correlate.inputs import FP_LEN, content_ends_at, fingerprint
 from ..dnslog import LineReader, ReadStats, head_bytes
 from .manifest import covered_end
 from .records import decode_chunk

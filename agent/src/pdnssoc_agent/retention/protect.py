@@ -23,8 +23,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
+from ..correlate.inputs import ROTATION_SLACK, rotated_query_logs
 from ..correlate.output import load_state
-from ..correlate.run import ROTATION_SLACK, rotated_query_logs
 from ..errors import StateError
 from ..state import read_pointer
 from .store_hold import StoreHold, store_hold

@@ -7,6 +7,7 @@ import gzip
 import os
 import pty
 import select
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from test_correlate_support import SAMPLE, SAMPLE_GZ, SAMPLE_MINIFIED, dns_line
 from test_history_support import rows
 
 from pdnssoc_agent._cli import main
+from pdnssoc_agent.commands.retro import Progress
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.history import HistoryStore
 from pdnssoc_agent.history.importer import import_files
@@ -75,7 +77,8 @@ def test_import_after_correlate_adds_only_what_correlate_did_not(
 def test_import_progress_on_a_terminal(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     with os.fdopen(slave, "w") as tty:
-        r = import_files(HistoryStore(tmp_path / "h"), [SAMPLE, SAMPLE_MINIFIED], progress=tty)
+        bar = partial(Progress, stream=tty, label="history import")
+        r = import_files(HistoryStore(tmp_path / "h"), [SAMPLE, SAMPLE_MINIFIED], progress=bar)
     out = ""
     while "done" not in out and select.select([master], [], [], 5)[0]:
         out += os.read(master, 4096).decode()

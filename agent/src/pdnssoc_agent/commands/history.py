@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from ..config import Config
 from ..correlate.inputs import check_paths, discover
 from ..errors import ExitCode
+from .retro import Progress
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     result = import_files(
         HistoryStore(config.history.dir),
         files,
-        progress=sys.stderr,
+        progress=partial(Progress, stream=sys.stderr, label="history import"),
         max_line_bytes=config.correlation.max_line_bytes,
     )
     s = result.stats

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
-from ..commands.retro import Progress
 from ..correlate.inputs import FP_LEN, content_ends_at, fingerprint
+from ..correlate.retro import ProgressFactory, ProgressReport
 from ..dnslog import LineReader, ReadStats, head_bytes
 from .manifest import covered_end
 from .records import decode_chunk
@@ -41,18 +40,28 @@ class ImportResult:
     stats: ReadStats = field(default_factory=ReadStats)
 
 
+class _Silent:
+    """No progress report (the command passes a terminal display)."""
+
+    def __init__(self, total_bytes: int, total_files: int) -> None:
+        pass
+
+    def update(self, files_done: int, lines: int, bytes_done: int, *, final: bool = False) -> None:
+        return
+
+
 def import_files(
     store: HistoryStore,
     paths: list[Path],
     *,
-    progress: TextIO | None = None,
+    progress: ProgressFactory | None = None,
     max_line_bytes: int = 65536,
     now: datetime | None = None,
 ) -> ImportResult:
     """Add what the store does not hold of ``paths`` (files, in the order given)."""
     result = ImportResult()
     sizes = [_size(p) for p in paths]
-    bar = Progress(sum(sizes), len(paths), progress, label="history import")
+    bar: ProgressReport = (progress or _Silent)(sum(sizes), len(paths))
     done = 0
     with store.writer() as w:
         for i, path in enumerate(paths):

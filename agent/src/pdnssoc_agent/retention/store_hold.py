@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..correlate.inputs import FP_LEN, content_ends_at, fingerprint
 from ..correlate.output import load_state
-from ..correlate.run import FP_LEN, content_ends_at, fingerprint
 from ..dnslog import head_bytes
 from ..errors import AgentError
 

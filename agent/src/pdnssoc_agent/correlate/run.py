@@ -23,6 +23,7 @@ from ..dnslog import LineReader, LogRecord, ReadStats, head_bytes, is_gzip
 from ..errors import AgentError, IndexFormatError, NoInputError, UsageError
 from ..fsutil import atomic_write_text
 from ..iocs.index import IndicatorEntry, lookup
+from ..sensors import BOOK_FILE, SensorBook
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
 from . import handover, retro_store
@@ -319,6 +320,9 @@ class _Correlate:
         self.given = given
         self.feed: StoreFeed | None = None
         self.decoders = HOT
+        # per-sensor counts: the scheduled runs over the query log only
+        counted = not given and corr.live_input == "query_log"
+        self.sensors = SensorBook.load(corr.state_dir / BOOK_FILE) if counted else None
 
     @contextlib.contextmanager
     def open_store(self, *, live: bool) -> Iterator[None]:
@@ -426,6 +430,8 @@ class _Correlate:
             for chunk in reader.chunks():
                 at = chunk.end - len(chunk.data)
                 records = scan_chunk(chunk.data, self.matcher, stats, on_hit, where, at, decoders)
+                if self.sensors is not None:
+                    self.sensors.add(records, self.now)
                 if feed is not None:
                     feed.add(records, chunk.data, mark.fp, at, chunk.end, where)
                 last = chunk.end
@@ -525,6 +531,8 @@ class _Correlate:
             agg.items = {}
         commit(self.state_path, self.state, self.alerts_file, lines)
         self.result.alerts += len(lines)
+        if self.sensors is not None:
+            self.sensors.save()  # after the offsets: a crash loses counts, never doubles them
         if self.feed is not None:
             self.feed.commit()  # after correlate's own checkpoint: the store stays behind it
 
@@ -546,6 +554,9 @@ class _Correlate:
         if live:
             self.state.extra[HANDOVER_DONE] = True
         commit(self.state_path, self.state, self.alerts_file, [])
+        if self.sensors is not None:
+            self.sensors.prune(self.now, self.config.sensors.forget_after)
+            self.sensors.save()
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)
 

@@ -100,6 +100,8 @@ def test_correlate_counts_each_sensor_once_per_reply(tmp_path: Path) -> None:
     write_lists(cfg, ["evil.example.com"], [])
     append(cfg, *history("sensor-a", T0, 2, timedelta(minutes=30)))
     append(cfg, dns_line("evil.example.com", sensor="sensor-b", ts=ts(T0 - timedelta(hours=1))))
+    minified = {"timestamp": ts(T0), "query": "www.example.org", "client_id": "inst-m"}
+    append(cfg, json.dumps(minified).encode() + b"\n")  # pdnssoc's archived form
     run_correlate(cfg, now=T0 + timedelta(minutes=5))
     run_correlate(cfg, now=T0 + timedelta(minutes=6))  # nothing new: nothing counted again
     book = SensorBook.load(cfg.correlation.state_dir / BOOK_FILE)
@@ -109,6 +111,8 @@ def test_correlate_counts_each_sensor_once_per_reply(tmp_path: Path) -> None:
     assert (a.first, a.last) == (hour - 7200, hour)
     assert b.hours == {hour - 3600: 1}
     assert b.last == hour - 3600
+    assert book.sensors["inst-m"].hours == {hour: 1}
+    assert set(book.sensors) == {"sensor-a", "sensor-b", "inst-m"}
 
 
 def test_silent_once_then_recovery_once(tmp_path: Path, smtp: SmtpServer, chat: Receiver) -> None:

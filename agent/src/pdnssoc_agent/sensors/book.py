@@ -16,8 +16,10 @@ counts, it never counts a reply twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,7 @@ class SensorSeen:
         }
 
 
+@functools.lru_cache(maxsize=1024)
 def _hour_of(prefix: str) -> int | None:
     """``YYYY-MM-DDTHH`` -> epoch seconds of that UTC hour."""
     try:
@@ -66,15 +69,20 @@ def _hour_of(prefix: str) -> int | None:
 def _epoch(ts: str, now_s: int) -> int:
     """Epoch seconds of a record's time stamp; ``now_s`` when it has none or one
     from the future (a sensor's clock ahead must not hide its silence)."""
-    when = parse_rfc3339_or_none(ts) if ts else None
+    when: datetime | None = None
+    if len(ts) >= 20 and ts[-1] == "Z" and ts[19] in ".Z":  # go-dnscollector's UTC form
+        try:
+            when = datetime.fromisoformat(ts[:19]).replace(tzinfo=UTC)
+        except ValueError:
+            when = None
+    if when is None:
+        when = parse_rfc3339_or_none(ts) if ts else None
     return min(int(when.timestamp()), now_s) if when is not None else now_s
 
 
-def _identity_and_time(rec: Any) -> tuple[str, str]:
-    tap = rec.dnstap
-    if tap is not None:
-        return tap.identity, tap.timestamp
-    return rec.client_id, rec.timestamp
+_TAP = operator.attrgetter("dnstap")
+_IDENTITY = operator.attrgetter("identity")
+_TIMESTAMP = operator.attrgetter("timestamp")
 
 
 class SensorBook:
@@ -107,41 +115,46 @@ class SensorBook:
         return cls(path, sensors)
 
     def add(self, records: list[Any], now: datetime) -> None:
-        """Count one chunk of decoded records (``HotRecord`` or a wider record)."""
+        """Count one chunk of decoded records (``HotRecord`` or a wider record).
+
+        Each sensor's newest reply in the chunk is taken to be its last record in
+        the chunk (the query log is written in arrival order): no per-record
+        comparison, and at most the order of one sensor's replies within a chunk
+        is lost.
+        """
         if not records:
             return
-        counts: Counter[tuple[str, str]] = Counter()
-        span: dict[str, list[str]] = {}  # sensor -> [oldest, newest] time stamp
-        for rec in records:
-            sensor, ts = _identity_and_time(rec)
-            counts[sensor, ts[:13]] += 1
-            both = span.get(sensor)
-            if both is None:
-                span[sensor] = [ts, ts]
-            elif ts > both[1]:
-                both[1] = ts
-            elif ts < both[0]:
-                both[0] = ts
+        taps = list(map(_TAP, records))
+        if None in taps:  # pdnssoc's minified archive records
+            both = list(zip(records, taps, strict=True))
+            ids = [t.identity if t is not None else r.client_id for r, t in both]
+            tss = [t.timestamp if t is not None else r.timestamp for r, t in both]
+        else:
+            ids, tss = list(map(_IDENTITY, taps)), list(map(_TIMESTAMP, taps))
+        prefixes = [t[:13] for t in tss]
+        one = set(prefixes)
+        if len(one) == 1:  # the usual chunk: all in one hour, counted per sensor
+            (prefix,) = one
+            counts = {(sensor, prefix): n for sensor, n in Counter(ids).items()}
+        else:
+            counts = Counter(zip(ids, prefixes, strict=True))
         now_s = int(now.timestamp())
-        for sensor, (oldest, newest) in span.items():
-            self._seen(sensor, oldest, newest, now_s)
+        oldest = dict(zip(ids[::-1], tss[::-1], strict=True))
+        for sensor, newest in dict(zip(ids, tss, strict=True)).items():
+            last = _epoch(newest, now_s)
+            seen = self.sensors.get(sensor)
+            if seen is None:
+                self.sensors[sensor] = SensorSeen(min(_epoch(oldest[sensor], now_s), last), last)
+            elif last > seen.last:
+                seen.last = last
         now_hour = now_s - now_s % HOUR
         for (sensor, prefix), n in counts.items():
             hour = _hour_of(prefix)
             if hour is None or hour > now_hour:
                 hour = now_hour  # no time stamp, or one from the future: counted now
-            seen = self.sensors[sensor]
-            seen.hours[hour] = seen.hours.get(hour, 0) + n
+            hours = self.sensors[sensor].hours
+            hours[hour] = hours.get(hour, 0) + n
         self.changed = True
-
-    def _seen(self, sensor: str, oldest: str, newest: str, now_s: int) -> None:
-        first, last = _epoch(oldest, now_s), _epoch(newest, now_s)
-        seen = self.sensors.get(sensor)
-        if seen is None:
-            self.sensors[sensor] = SensorSeen(first, last)
-            return
-        seen.last = max(seen.last, last)
-        seen.first = min(seen.first, first)
 
     def prune(self, now: datetime, forget_after: timedelta) -> None:
         """Drop hours past the kept history and sensors silent beyond ``forget_after``."""

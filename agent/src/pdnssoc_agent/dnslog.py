@@ -134,12 +134,21 @@ class _HotDns(msgspec.Struct, gc=False, rename={"rrs": "resource-records"}):
     rrs: _HotRRs | None = None
 
 
+class _HotTap(msgspec.Struct, gc=False, rename={"timestamp": "timestamp-rfc3339ns"}):
+    identity: str = ""
+    timestamp: str = ""
+
+
 class HotRecord(msgspec.Struct, gc=False):
-    """What matching needs of a line, in either shape."""
+    """What matching needs of a line, in either shape, and the sensor and time
+    that the per-sensor counts need (:mod:`pdnssoc_agent.sensors`)."""
 
     dns: _HotDns | None = None
     query: str = ""
     answers: list[HotAnswer] | None = None
+    dnstap: _HotTap | None = None
+    timestamp: str = ""
+    client_id: str = ""
 
 
 hot_decoder = msgspec.json.Decoder(HotRecord)

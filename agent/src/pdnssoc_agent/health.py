@@ -68,6 +68,8 @@ class Status:
     """The free-space guard's view (``<state_dir>/retention.json``)."""
     history: dict[str, Any] = field(default_factory=dict)
     """The history store: how far behind correlate it is (see ``store_lag``)."""
+    sensors: list[dict[str, Any]] = field(default_factory=list)
+    """Every sensor correlate has seen: last reply, volume, threshold, silent."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -268,7 +270,22 @@ def collect(config: Config, now: datetime | None = None) -> Status:
         status.problems.append(f"history store: {status.history['problem']}")
     _store(config, status)
     status.problems += [str(p) for p in input_problems(config)]
+    _sensors(config, now, status)
     return status
+
+
+def _sensors(config: Config, now: datetime, status: Status) -> None:
+    from .sensors.watch import as_dict, view  # noqa: PLC0415 - status stays light
+
+    views = view(config, now)
+    status.sensors = as_dict(views)
+    for v in views:
+        if v.silent:
+            status.problems.append(
+                f"sensor {v.sensor} is silent: no reply since {v.last_seen} "
+                f"({_age(v.age_s)} ago, threshold {_age(v.threshold_s)})"
+                + ("; the operators were told" if v.announced else "")
+            )
 
 
 def _age(seconds: float | None) -> str:
@@ -340,6 +357,22 @@ def render(status: Status) -> str:
     if last_action:
         out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]
     out += ["", "History store:", f"  {_history(status.history)}"]
+    out += ["", "Sensors:"]
+    if not status.sensors:
+        out.append("  none seen yet (correlate counts them in the query log)")
+    else:
+        out.append(
+            f"  {'sensor':<24} {'last seen':<21} {'ago':>16} {'last hour':>9} "
+            f"{'per hour':>9} {'threshold':>16} state"
+        )
+    for v in status.sensors:
+        limit = v["threshold_s"]
+        state = "SILENT" if v["silent"] else ("not watched" if limit is None else "ok")
+        out.append(
+            f"  {v['sensor']:<24} {v['last_seen']:<21} {_age(v['age_s']):>16} "
+            f"{v['replies_last_hour']:>9} {v['replies_per_hour']:>9} "
+            f"{_age(limit) if limit is not None else '-':>16} {state}"
+        )
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

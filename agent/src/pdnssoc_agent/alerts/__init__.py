@@ -73,6 +73,8 @@ class AlertReport:
     """Channels skipped because their back-off is in force (until epoch)."""
     capped: dict[str, int] = field(default_factory=dict)
     """Alerts left pending for the next run by the per-run message cap, per channel."""
+    sensors: dict[str, str] = field(default_factory=dict)
+    """Sensor -> "silent" or "sending again": the operators were told this run."""
 
     @property
     def ok(self) -> bool:
@@ -219,8 +221,13 @@ def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetim
 
 def run_alert(config: Config, now: datetime | None = None) -> AlertReport:
     """The ``alert`` step under its lock (raises BusyError if another agent runs it)."""
+    from ..sensors.watch import check  # noqa: PLC0415 - the step's second job
+
     with step_lock(config.correlation.state_dir, "alert"):
-        return deliver(config, now)
+        report = deliver(config, now)
+        report.sensors, failed = check(config, now or utcnow())
+        report.failed.update(failed)
+        return report
 
 
 def deliver(config: Config, now: datetime | None = None) -> AlertReport:

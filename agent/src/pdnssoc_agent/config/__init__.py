@@ -27,6 +27,7 @@ from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .retention import Retention
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
+from .sensors import QuietHours, SensorRule, Sensors
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -44,9 +45,12 @@ __all__ = [
     "MispServer",
     "Periods",
     "Problem",
+    "QuietHours",
     "Retention",
     "Schedules",
     "Secret",
+    "SensorRule",
+    "Sensors",
     "Sightings",
     "TagPeriod",
     "Webhook",
@@ -77,6 +81,7 @@ class Config:
     schedules: Schedules = field(default_factory=Schedules)
     retention: Retention = field(default_factory=Retention)
     history: History = field(default_factory=History)
+    sensors: Sensors = field(default_factory=Sensors)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import Chunk, LineReader, LogRecord, ReadStats, head_bytes, is_gzip, normalise
+from ..sensors import BOOK_FILE, SensorBook
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from . import handover
 from .history_feed import MAX_PENDING_ROWS, StoreFeed, decoders
@@ -110,6 +111,12 @@ def run_correlate(
                 gzip_backend=gzip_backend,
                 given=bool(given),
                 feed=feed,
+                # per-sensor counts: the scheduled runs over the query log only
+                sensors=(
+                    SensorBook.load(corr.state_dir / BOOK_FILE)
+                    if not given and corr.live_input == "query_log"
+                    else None
+                ),
             )
             job.result.load_seconds = loaded
             if not given:
@@ -157,6 +164,7 @@ class Correlate:
         gzip_backend: str = "zlib",
         given: bool = False,
         feed: StoreFeed | None = None,
+        sensors: SensorBook | None = None,
     ) -> None:
         corr = config.correlation
         self.config = config
@@ -170,6 +178,7 @@ class Correlate:
         self.gzip_backend = gzip_backend
         self.given = given
         self.feed = feed
+        self.sensors = sensors
         self.decoders = decoders() if feed is not None else HOT
         self.alerts_file = corr.output_dir / ALERTS_FILE
         self.result = RunResult(indicators=matcher.indicator_count)
@@ -243,6 +252,8 @@ class Correlate:
 
         def each(records: list[Any], data: bytes, chunk: Chunk) -> None:
             nonlocal start
+            if self.sensors is not None:
+                self.sensors.add(records, self.now)
             if feed is not None:
                 feed.add(records, data, mark.fp, chunk.end - len(data), chunk.end, where)
             if chunk.end - start >= COMMIT_BYTES or (
@@ -352,6 +363,8 @@ class Correlate:
             agg.items = {}
         commit(self.state_path, self.state, self.alerts_file, lines)
         self.result.alerts += len(lines)
+        if self.sensors is not None:
+            self.sensors.save()  # after the offsets: a crash loses counts, never doubles them
         if self.feed is not None:
             self.feed.commit()  # after correlate's own checkpoint: the store stays behind it
 
@@ -373,5 +386,8 @@ class Correlate:
         if live:
             self.state.extra[HANDOVER_DONE] = True
         commit(self.state_path, self.state, self.alerts_file, [])
+        if self.sensors is not None:
+            self.sensors.prune(self.now, self.config.sensors.forget_after)
+            self.sensors.save()
         if live:
             write_pointer(self.corr.last_correlation_pointer_file, self.now)

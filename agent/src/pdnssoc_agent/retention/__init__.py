@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..alerts.operators import notify_operators
 from ..config import Config
 from ..errors import AgentError, BusyError, ExitCode
 from ..state import step_lock, utcnow
 from .guard import STATE_FILE, Disk, DiskProbe, GuardState, disk_usage
-from .notify import notify_operators
 from .protect import Protection, protection
 from .rotate import rotate_alerts
 from .store_check import check_store
@@ -200,6 +200,7 @@ def _guard(  # noqa: PLR0917 - one pass's pieces
                 config,
                 f"free space low on {root}",
                 _before_text(config, usage, removable, protected),
+                what="retention",
             )
         )
     if r.enabled:
@@ -229,6 +230,7 @@ def _guard(  # noqa: PLR0917 - one pass's pieces
                 config,
                 f"free space on {root}: {len(report.guard_removed)} file(s) removed",
                 _after_text(config, before, usage, report, protected),
+                what="retention",
             )
         )
     if report.guard_removed:

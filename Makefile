@@ -14,7 +14,7 @@ export PDNSSOC_SHARED ?= $(abspath $(CURDIR)/../shared)
 
 PYTHON_SOURCES := agent/src agent/tests agent/benchmarks lab molecule
 
-.PHONY: help deps venv syntax lint test test-agent test-lab test-roles lab-host collector bench clean purge demo demo-down test-e2e
+.PHONY: help deps venv syntax lint test test-agent test-lab test-lab-scenarios test-roles lab-host collector bench clean purge demo demo-down test-e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,10 +64,13 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-test: lint test-agent test-lab test-roles test-e2e ## everything CI runs
+test: lint test-agent test-lab test-lab-scenarios ## everything CI runs
 
 test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default
+
+test-lab-scenarios: venv lab-host collector ## every role scenario and, side by side, the end-to-end one (what make test runs)
+	lab/run-molecule --with-e2e
 
 demo: venv ## the lab end to end: sensor, server, MISP stand-in, mail sink; prints alerts (as root)
 	lab/demo/demo.sh

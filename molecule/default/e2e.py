@@ -657,12 +657,46 @@ def check_agent_killed(lab: Lab) -> None:
     )
 
 
+def check_hunt(lab: Lab) -> None:
+    """The history store answers hunt: who resolved the live name and the indicator's address."""
+    sensor = lab.params["sensors"][0]
+    name = live_name(lab)
+    client = lab.client_address()
+    masked = str(
+        ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False).network_address
+    )
+
+    def rows(*values: str) -> list[dict[str, Any]]:
+        _rc, out = lab.agent("hunt", *values, "--since", "2h", "--format", "json")
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    # correlate fills the store in its next commit: wait for the live name to be held
+    found = lab.wait(
+        f"hunt {name}",
+        lambda: [r for r in rows(name) if r["query"]["name"] == name],
+        LIVE_DEADLINE,
+    )
+    row = found[0]
+    if (row["sensor"], row["client"]) != (sensor["identity"], masked):
+        raise CheckFailedError(f"hunt row {row}: expected sensor {sensor['identity']}, {masked}")
+    if "198.51.100.66" not in row["addresses"]:
+        raise CheckFailedError(f"hunt row {row}: the answer lacks 198.51.100.66")
+    by_ip = [r for r in rows("198.51.100.66/32") if r["query"]["name"] == name]
+    if not by_ip:
+        raise CheckFailedError(f"hunt 198.51.100.66/32 does not find {name}")
+    print(
+        f"    hunt {name}: sensor={row['sensor']} client={row['client']} "
+        f"count={row['count']} first_seen={row['first_seen']}; also found by 198.51.100.66/32"
+    )
+
+
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
     "match-kinds": check_match_kinds,
     "subdomain-cname": check_subdomain_cname,
     "benign": check_benign_silent,
     "retro": check_retro,
+    "hunt": check_hunt,
     "collector-outage": check_collector_outage,
     "misp-down": check_misp_down,
     "mail-down": check_mail_down,

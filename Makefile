@@ -27,7 +27,7 @@ $(CACHE)/apt.stamp: apt-packages.txt scripts/apt-install
 venv: $(VENV)/.stamp ## create .venv with the pinned tool chain, the agent and the lab package
 $(VENV)/.stamp: requirements-dev.txt agent/requirements.txt agent/pyproject.toml lab/pyproject.toml | $(CACHE)/apt.stamp
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q -r requirements-dev.txt -r agent/requirements.txt
 	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q --no-deps -e agent
 	$(BIN)/pip install --disable-pip-version-check --cache-dir $(CACHE)/pip -q --no-deps -e lab
 	touch $@

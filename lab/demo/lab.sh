@@ -34,9 +34,9 @@ up() {
       "") ;;
       *) podman rm -f "$host" >/dev/null ;;
     esac
+    # The lab's sensors read BIND's dnstap socket: no capability beyond the
+    # defaults (a sniffing sensor would need --cap-add NET_RAW).
     extra=()
-    # The sensor may sniff with AF_PACKET when a resolver has no dnstap.
-    case "$host" in pdnssoc-lab-sensor*) extra+=(--cap-add NET_RAW) ;; esac
     podman_quiet podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \
       --label "$LABEL" --systemd=always "${extra[@]}" "$IMAGE" /sbin/init >/dev/null
     echo "lab: started $host"

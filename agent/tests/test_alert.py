@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_support import (
+
+from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
+from pdnssoc_agent.config import Config, parse_config
+from pdnssoc_agent.state import read_pointer
+from tests.support.alerts import (
     SMTP_PASSWORD,
     SMTP_USER,
     Receiver,
@@ -24,12 +28,6 @@ from test_alert_support import (
     start_receiver,
     start_smtp,
 )
-
-from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
-from pdnssoc_agent.config import Config, parse_config
-from pdnssoc_agent.state import read_pointer
-
-pytest_plugins = ["test_alert_support"]
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

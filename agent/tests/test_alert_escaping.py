@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_support import SmtpServer, alert_line, append_alerts, start_receiver, start_smtp
 
 from pdnssoc_agent.alerts import alerts_file, deliver
 from pdnssoc_agent.alerts.render import (
@@ -21,6 +20,7 @@ from pdnssoc_agent.alerts.render import (
     safe_url,
 )
 from pdnssoc_agent.config import parse_config
+from tests.support.alerts import SmtpServer, alert_line, append_alerts, start_receiver, start_smtp
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

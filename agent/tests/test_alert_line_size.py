@@ -7,9 +7,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from test_alert_support import Receiver, SmtpServer
-from test_correlate_support import dns_line, read_alerts, write_lists
-
 from pdnssoc_agent.alertfile import alert_object, decode_alert, encode_alert
 from pdnssoc_agent.alerts import deliver
 from pdnssoc_agent.config import parse_config
@@ -23,8 +20,8 @@ from pdnssoc_agent.iocs.index import (
     IocContext,
     write_index,
 )
-
-pytest_plugins = ["test_alert_support"]
+from tests.support.alerts import Receiver, SmtpServer
+from tests.support.correlate import dns_line, read_alerts, write_lists
 
 NOW = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)
 

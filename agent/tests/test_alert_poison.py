@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_sightings import event
-from test_alert_support import (
+
+from misp_standin import MispStandin
+from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
+from pdnssoc_agent.config import Config, parse_config
+from tests.support.alerts import (
     Receiver,
     SmtpServer,
     alert_line,
@@ -21,10 +24,7 @@ from test_alert_support import (
     start_receiver,
     start_smtp,
 )
-
-from misp_standin import MispStandin
-from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
-from pdnssoc_agent.config import Config, parse_config
+from tests.support.sightings import event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "poison-test-key-0123456789"

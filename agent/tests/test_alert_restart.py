@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import yaml
-from test_alert_support import alert_line, append_alerts, start_receiver
 
 from pdnssoc_agent.alerts import Ledger, alerts_file, ledger_dir
 from pdnssoc_agent.config import load_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.state import step_lock
+from tests.support.alerts import alert_line, append_alerts, start_receiver
 
 
 def run_cli(config: Path, *args: str) -> subprocess.Popen[str]:

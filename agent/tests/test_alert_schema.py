@@ -9,9 +9,9 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-from test_alert_support import alert_line
 
 from pdnssoc_agent.alertfile import parse_alert
+from tests.support.alerts import alert_line
 
 
 def schema() -> dict[str, Any]:

@@ -6,46 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_alert_support import alert_line, append_alerts
 
 from misp_standin import MispStandin
 from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.timefmt import parse_rfc3339
+from tests.support.alerts import alert_line, append_alerts
+from tests.support.sightings import event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "sightings-test-key-0123456789"
-
-
-def event(event_id: str, value: str) -> dict[str, Any]:
-    return {
-        "Event": {
-            "id": event_id,
-            "info": "C2 infrastructure",
-            "uuid": f"5f0c1a2b-0000-4000-8000-{int(event_id):012d}",
-            "date": "2026-11-01",
-            "timestamp": "1764000000",
-            "published": True,
-            "Orgc": {"id": "1", "name": "CERT-X"},
-            "Attribute": [
-                {
-                    "id": f"{event_id}01",
-                    "event_id": event_id,
-                    "category": "Network activity",
-                    "type": "domain",
-                    "value": value,
-                    "to_ids": True,
-                    "uuid": f"6f0c1a2b-0000-4000-8000-{int(event_id):012d}",
-                    "timestamp": "1764000000",
-                    "comment": "",
-                    "deleted": False,
-                }
-            ],
-        }
-    }
 
 
 @pytest.fixture

@@ -11,20 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_sightings import event
-from test_alert_support import (
+
+from misp_standin import MispStandin
+from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
+from pdnssoc_agent.config import Config, parse_config
+from tests.support.alerts import (
     Receiver,
     SmtpServer,
     alert_line,
     append_alerts,
     start_receiver,
 )
-
-from misp_standin import MispStandin
-from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
-from pdnssoc_agent.config import Config, parse_config
-
-pytest_plugins = ["test_alert_support"]
+from tests.support.sightings import event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "storm-test-key-0123456789"

@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_alert_support import alert_line, append_alerts, start_receiver, start_smtp
 
 from pdnssoc_agent.alertfile import parse_alert
 from pdnssoc_agent.alerts import alerts_file, deliver
 from pdnssoc_agent.alerts.render import Templates, common_context
 from pdnssoc_agent.config import parse_config
+from tests.support.alerts import alert_line, append_alerts, start_receiver, start_smtp
+from tests.support.paths import REPO_ROOT
 
-REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+REPO_TEMPLATES = REPO_ROOT / "templates"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PACKAGED = [
     ("html", "email_institution.html.j2"),

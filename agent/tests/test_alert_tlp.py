@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_support import Receiver, SmtpServer, alert_line, append_alerts, start_receiver
 
 from pdnssoc_agent.alertfile import MispAttribute
 from pdnssoc_agent.alerts import alerts_file, deliver
 from pdnssoc_agent.alerts.tlp import marking
 from pdnssoc_agent.config import ConfigError, parse_config
-
-pytest_plugins = ["test_alert_support"]
+from tests.support.alerts import Receiver, SmtpServer, alert_line, append_alerts, start_receiver
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LEVELS = ["clear", "green", "amber", "amber+strict", "red", None]

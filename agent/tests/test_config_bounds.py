@@ -17,10 +17,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
-from test_scheduler import start_daemon, wait_for
 
 from pdnssoc_agent.config import Config, ConfigError, _schema, load_config, parse_config
 from pdnssoc_agent.scheduler import Scheduler, select_steps, state_path
+from tests.support.scheduler import start_daemon, wait_for
 
 # Every section present, so that the walk below reaches every key.
 BASE: dict[str, Any] = {

@@ -13,19 +13,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_correlate_support import (
-    CRASH_POINTS,
-    SAMPLE,
-    SAMPLE_HASHED,
-    SAMPLE_MINIFIED,
-    agent_dying_at,
-    dns_line,
-    latest,
-    make_config,
-    read_alerts,
-    validator,
-    write_lists,
-)
 
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import Matcher, run_correlate
@@ -41,6 +28,19 @@ from pdnssoc_agent.iocs.index import (
     write_index,
 )
 from pdnssoc_agent.state import read_pointer, step_lock
+from tests.support.correlate import (
+    CRASH_POINTS,
+    SAMPLE,
+    SAMPLE_HASHED,
+    SAMPLE_MINIFIED,
+    agent_dying_at,
+    dns_line,
+    latest,
+    make_config,
+    read_alerts,
+    validator,
+    write_lists,
+)
 
 AGENT = [sys.executable, "-m", "pdnssoc_agent"]
 

@@ -10,12 +10,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line
 
 from pdnssoc_agent import dnslog
 from pdnssoc_agent.correlate.indicators import Matcher, _parse_network, read_list
 from pdnssoc_agent.correlate.scan import scan_chunk
 from pdnssoc_agent.dnslog import LineReader, ReadStats
+from tests.support.correlate import dns_line
 
 
 def test_a_value_over_two_lines_does_not_hide_two_values_on_one() -> None:

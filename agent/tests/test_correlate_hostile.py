@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line, latest, make_config, read_alerts, write_lists
 
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import Matcher, run_correlate, run_retro
 from pdnssoc_agent.correlate.scan import scan_chunk
 from pdnssoc_agent.dnslog import LineReader, LogRecord, ReadStats
+from tests.support.correlate import dns_line, latest, make_config, read_alerts, write_lists
 
 EVIL = "evil.example"
 NOW = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)

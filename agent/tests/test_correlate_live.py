@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line, make_config, read_alerts, write_lists
 
 from pdnssoc_agent.config import Config
 from pdnssoc_agent.correlate import run_correlate
 from pdnssoc_agent.correlate.inputs import BEING_COMPRESSED, live_files, rotated_query_logs
 from pdnssoc_agent.state import read_pointer
+from tests.support.correlate import dns_line, make_config, read_alerts, write_lists
 
 
 @pytest.fixture

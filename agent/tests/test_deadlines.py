@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_support import MispFront, Trickler
-from test_alert_sightings import event as sighting_event
-from test_alert_support import alert_line, append_alerts, start_receiver
-from test_fetch_iocs import KEY, attr, event
 
 from misp_standin import MispStandin
 from pdnssoc_agent.alerts import Ledger, alerts_file, deliver, ledger_dir
@@ -23,6 +19,10 @@ from pdnssoc_agent.config import parse_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.httpclient import DeadlineExceeded, session
 from pdnssoc_agent.iocs.fetch import fetch_iocs
+from tests.support.alerts import alert_line, append_alerts, start_receiver
+from tests.support.hostile import MispFront, Trickler
+from tests.support.iocs import KEY, attr, event
+from tests.support.sightings import event as sighting_event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SLACK = 1.5

@@ -16,13 +16,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fetch_reload import TOKEN, FakeCollector
 
 from misp_standin import MispStandin
 from pdnssoc_agent.config import Config, parse_config
@@ -30,57 +28,10 @@ from pdnssoc_agent.errors import ExitCode, FetchConfigError
 from pdnssoc_agent.iocs import lists
 from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, fetch_iocs
-from pdnssoc_agent.iocs.index import iter_index, read_header
+from pdnssoc_agent.iocs.index import read_header
 from pdnssoc_agent.reload import Outcome
-
-KEY = "fetch-test-key-0123456789abcdef"
-KEY2 = "fetch-test-key-second-server-42"
-DAY = 86400
-
-
-# -- building events -------------------------------------------------------------------
-
-
-def attr(
-    type_: str,
-    value: str,
-    *,
-    age_days: float = 1.0,
-    to_ids: bool = True,
-    tags: tuple[str, ...] = (),
-    comment: str = "",
-    category: str = "Network activity",
-) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "category": category,
-        "value": value,
-        "to_ids": to_ids,
-        "timestamp": str(int(time.time() - age_days * DAY)),
-        "uuid": str(uuid.uuid4()),
-        "comment": comment,
-        "Tag": [{"name": t} for t in tags],
-    }
-
-
-def event(
-    info: str,
-    attributes: list[dict[str, Any]],
-    *,
-    tags: tuple[str, ...] = (),
-    org: str = "CERT-Example",
-    event_id: int | None = None,
-) -> dict[str, Any]:
-    ev: dict[str, Any] = {
-        "info": info,
-        "uuid": str(uuid.uuid4()),
-        "Orgc": {"name": org},
-        "Tag": [{"name": t} for t in tags],
-        "Attribute": attributes,
-    }
-    if event_id is not None:
-        ev["id"] = str(event_id)
-    return {"Event": ev}
+from tests.support.collector import TOKEN, FakeCollector
+from tests.support.iocs import DAY, KEY, KEY2, attr, domains, event, index, ips, lines, snapshot
 
 
 def server(standin: MispStandin, name: str = "misp1", key: str = KEY, **kw: Any) -> dict[str, Any]:
@@ -90,28 +41,6 @@ def server(standin: MispStandin, name: str = "misp1", key: str = KEY, **kw: Any)
 def make_config(tmp: Path, servers: list[dict[str, Any]], **fetch: Any) -> Config:
     section: dict[str, Any] = {"reload_collector": False} | fetch
     return parse_config({"data_dir": str(tmp), "misp_servers": servers, "fetch_iocs": section})
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines()
-
-
-def domains(cfg: Config) -> list[str]:
-    return lines(cfg.correlation.malicious_domains_file)
-
-
-def ips(cfg: Config) -> list[str]:
-    return lines(cfg.correlation.malicious_ips_file)
-
-
-def index(cfg: Config) -> dict[str, Any]:
-    return {e.value: e for e in iter_index(cfg.correlation.ioc_index_file)}
-
-
-def snapshot(cfg: Config) -> dict[str, bytes]:
-    """Every file under the IOC directory, by name (temp files would show up here)."""
-    folder = cfg.correlation.ioc_index_file.parent
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_correlate_support import SAMPLE, dns_line, make_config, read_alerts, write_lists
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
@@ -17,6 +16,7 @@ from pdnssoc_agent.correlate import run_correlate
 from pdnssoc_agent.correlate.history_feed import StoreFeed
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore
+from tests.support.correlate import SAMPLE, dns_line, make_config, read_alerts, write_lists
 
 SAMPLE_LINES = SAMPLE.read_bytes().count(b"\n")
 

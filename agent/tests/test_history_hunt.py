@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line
-from test_history_support import add_lines
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.history import HistoryStore
+from tests.support.correlate import dns_line
+from tests.support.history import add_lines
 
 
 @pytest.fixture

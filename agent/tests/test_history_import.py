@@ -11,14 +11,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from test_correlate_support import SAMPLE, SAMPLE_GZ, SAMPLE_MINIFIED, dns_line
-from test_history_support import rows
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.commands.retro import Progress
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.history import HistoryStore
 from pdnssoc_agent.history.importer import import_files
+from tests.support.correlate import SAMPLE, SAMPLE_GZ, SAMPLE_MINIFIED, dns_line
+from tests.support.history import rows
 
 SAMPLE_LINES = SAMPLE.read_bytes().count(b"\n")
 

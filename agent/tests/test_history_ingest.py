@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_correlate_support import SAMPLE, SAMPLE_MINIFIED, dns_line
-from test_history_support import add_lines, fp_of, replies_by_key, rows, store_at
 
 from pdnssoc_agent.dnslog import LineReader, ReadStats
 from pdnssoc_agent.errors import BusyError
 from pdnssoc_agent.history import Source, StoreError, compact, decode_chunk
 from pdnssoc_agent.history.manifest import SegmentInfo
+from tests.support.correlate import SAMPLE, SAMPLE_MINIFIED, dns_line
+from tests.support.history import add_lines, fp_of, replies_by_key, rows, store_at
+from tests.support.paths import AGENT_DIR
 
 A = [("www.example.org", "A", "192.0.2.10")]
 B = [("www.example.org", "A", "192.0.2.11")]
@@ -120,8 +121,7 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    sys.path.insert(0, {tests!r})
-    from test_history_support import add_lines
+    from tests.support.history import add_lines
     from pdnssoc_agent.history import HistoryStore
 
     def die_on_save(frame, event, arg):
@@ -147,9 +147,9 @@ def test_a_crash_between_segment_write_and_checkpoint_neither_loses_nor_doubles(
     (tmp_path / "lines.json").write_bytes(data)
     store = store_at(tmp_path)
     store.root.mkdir()
-    script = CRASH.format(tests=str(Path(__file__).parent), root=str(store.root),
-                          data=str(tmp_path / "lines.json"))  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = CRASH.format(root=str(store.root), data=str(tmp_path / "lines.json"))
+    # the child imports the agent and tests.support as this process does
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(AGENT_DIR), *sys.path])}
     proc = subprocess.run([sys.executable, "-c", script], env=env, check=False, timeout=120)
     assert proc.returncode == 137
     left = list(store.root.glob("day=*/*.parquet"))

@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
-from test_correlate_support import dns_line
-from test_history_support import add_lines, store_at
 
 from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.correlate.scan import Hit, scan_chunk
@@ -27,6 +24,8 @@ from pdnssoc_agent.history import (
     search,
 )
 from pdnssoc_agent.history.query import DIRECT_MAX
+from tests.support.correlate import dns_line
+from tests.support.history import add_lines, flip_in_column, store_at
 
 LABELS = ["a", "b", "evil", "Evil", "cdn", "x-y", "www", "mail", ""]
 TLDS = ["com", "org", "example"]
@@ -182,16 +181,6 @@ def _two_days(tmp_path: Path) -> HistoryStore:
     return store
 
 
-def _flip_in_column(path: Path, column: str) -> None:
-    meta = pq.ParquetFile(path).metadata
-    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-    chunk = meta.row_group(0).column(names.index(column))
-    at = chunk.data_page_offset + chunk.total_compressed_size - 2  # in the last page's data
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated", "missing", "not parquet"])
 def test_a_damaged_segment_is_reported_and_the_rest_still_answers(
     tmp_path: Path, damage: str
@@ -200,7 +189,7 @@ def test_a_damaged_segment_is_reported_and_the_rest_still_answers(
     seg = next(s for s in store.manifest().segments if s.day == "2026-01-05")
     path = store.segment_path(seg)
     if damage == "flipped byte":
-        _flip_in_column(path, "rname")
+        flip_in_column(path, "rname")
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:-100])
     elif damage == "missing":
@@ -216,7 +205,7 @@ def test_a_damaged_segment_is_reported_and_the_rest_still_answers(
 def test_damage_in_a_column_a_search_does_not_read_is_found_by_verify(tmp_path: Path) -> None:
     store = _two_days(tmp_path)
     seg = store.manifest().segments[0]
-    _flip_in_column(store.segment_path(seg), "client")
+    flip_in_column(store.segment_path(seg), "client")
     problems = store.verify()
     assert len(problems) == 1 and "CRC" in problems[0]
 

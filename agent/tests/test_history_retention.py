@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_correlate_support import dns_line
-from test_history_support import add_lines, store_at
 
 from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.history import HistoryStore, search
+from tests.support.correlate import dns_line
+from tests.support.history import add_lines, store_at
 
 
 def _three_days(tmp_path: Path) -> HistoryStore:

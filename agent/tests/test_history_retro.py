@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from test_correlate_support import dns_line, read_alerts, write_lists
-
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
+from tests.support.correlate import dns_line, read_alerts, write_lists
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
 DOMAINS = ["evil.example.com", "bad-cdn.net", "Mixed.Example.ORG"]

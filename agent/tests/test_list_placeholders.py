@@ -7,14 +7,13 @@ from pathlib import Path
 
 import jinja2
 import yaml
-from test_correlate_support import dns_line, make_config, read_alerts
 
 from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.correlate.indicators import Matcher, read_list
 from pdnssoc_agent.health import collect
 from pdnssoc_agent.iocs import lists
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.correlate import dns_line, make_config, read_alerts
+from tests.support.paths import REPO_ROOT as REPO
 
 
 def _empty_lists(data: Path) -> Path:

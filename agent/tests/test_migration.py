@@ -21,8 +21,6 @@ from typing import Any
 
 import pytest
 import yaml
-from test_alert_support import Receiver, start_receiver
-from test_correlate_support import dns_line, make_config, read_alerts, validator, write_lists
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.alerts import Ledger, deliver, ledger_dir
@@ -31,6 +29,8 @@ from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.errors import ExitCode, NoInputError
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.iocs.index import FORMAT, VERSION, IndexHeader, IndicatorEntry, write_index
+from tests.support.alerts import Receiver, start_receiver
+from tests.support.correlate import dns_line, make_config, read_alerts, validator, write_lists
 
 NOW = datetime(2025, 11, 27, 12, 0, tzinfo=UTC)
 CUTOFF = "2025-11-27T10:40:02.001500Z"  # pdnssoc-cli: the newest match it reported

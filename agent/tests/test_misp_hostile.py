@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hostile_support import MispFront, send
-from test_fetch_iocs import KEY, KEY2, attr, domains, event, index
 
 from misp_standin import MispStandin
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.iocs.fetch import fetch_iocs
+from tests.support.hostile import MispFront, send
+from tests.support.iocs import KEY, KEY2, attr, domains, event, index
 
 MAX_REQUESTS = 300
 """A front answers 500 after this many searches, so that a client paging without

@@ -10,7 +10,6 @@ the alert step and a chat webhook receiver on loopback for the operators.
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
 import sys
 import time
@@ -19,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_alert_support import Receiver, alert_line, append_alerts, start_receiver, start_smtp
-from test_correlate_support import dns_line, read_alerts, write_lists
 
 from pdnssoc_agent.alerts import alerts_file, run_alert
 from pdnssoc_agent.config import Config, parse_config
@@ -28,10 +25,9 @@ from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.retention import Disk, run_retention
 from pdnssoc_agent.state import utcnow, write_pointer
-
-DAY = 86400.0
-TOTAL = 1_000_000
-SIZE = 30_000
+from tests.support.alerts import Receiver, alert_line, append_alerts, start_receiver, start_smtp
+from tests.support.correlate import dns_line, read_alerts, write_lists
+from tests.support.retention import TOTAL, FakeDisk, put, read_both
 
 
 def config(tmp_path: Path, hook: Receiver | None = None, **retention: Any) -> Config:
@@ -39,33 +35,6 @@ def config(tmp_path: Path, hook: Receiver | None = None, **retention: Any) -> Co
     if hook is not None:
         data["alerting"] = {"slack": {"webhook_url": hook.url()}}
     return parse_config(data)
-
-
-def put(path: Path, age_days: float, size: int = SIZE) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x" * size)
-    t = time.time() - age_days * DAY
-    os.utime(path, (t, t))
-    return path
-
-
-class FakeDisk:
-    """Free space that starts at ``free`` and grows with every watched file removed."""
-
-    def __init__(self, free: int, watched: list[Path]) -> None:
-        self.free = free
-        self.watched = {p: p.stat().st_size for p in watched}
-
-    def __call__(self, _path: Path) -> Disk:
-        gone = sum(size for p, size in self.watched.items() if not p.exists())
-        return Disk(TOTAL, self.free + gone)
-
-
-def read_both(cfg: Config) -> None:
-    """Pointers as after correlate and retro ran an hour ago."""
-    hour_ago = utcnow() - timedelta(hours=1)
-    write_pointer(cfg.correlation.last_correlation_pointer_file, hour_ago)
-    write_pointer(cfg.correlation.last_retro_pointer_file, hour_ago)
 
 
 def test_expiry_by_age_per_kind(tmp_path: Path) -> None:

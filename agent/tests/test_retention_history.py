@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_correlate_support import dns_line, write_lists
-from test_history_query import _flip_in_column
-from test_history_support import add_lines, fp_of
-from test_retention import SIZE, TOTAL, put, read_both
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
@@ -30,6 +26,9 @@ from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore, search
 from pdnssoc_agent.retention import Disk, run_retention
 from pdnssoc_agent.state import utcnow
+from tests.support.correlate import dns_line, write_lists
+from tests.support.history import add_lines, flip_in_column, fp_of
+from tests.support.retention import SIZE, TOTAL, put, read_both
 
 
 def config(tmp_path: Path, **retention: Any) -> Config:
@@ -195,7 +194,7 @@ def test_status_shows_the_stores_size_and_its_damaged_files(tmp_path: Path) -> N
     assert not [p for p in status.problems if "history" in p]
 
     flipped, cut = store.segment_path(segs[0]), store.segment_path(segs[1])
-    _flip_in_column(flipped, "client")  # only a full read finds it
+    flip_in_column(flipped, "client")  # only a full read finds it
     cut.write_bytes(cut.read_bytes()[:-100])
     status = collect(cfg)  # the cheap check finds the cut file at once
     assert [p.split(":")[0] for p in status.history["damaged"]] == [str(cut)]

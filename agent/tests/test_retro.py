@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_correlate_support import (
+
+from pdnssoc_agent.commands.retro import Progress
+from pdnssoc_agent.config import Config
+from pdnssoc_agent.correlate import run_retro
+from pdnssoc_agent.iocs.index import FORMAT, VERSION, IndexHeader, IndicatorEntry, write_index
+from pdnssoc_agent.state import read_pointer
+from tests.support.correlate import (
     SAMPLE,
     SAMPLE_DAY,
     SAMPLE_GZ,
@@ -26,12 +32,6 @@ from test_correlate_support import (
     read_alerts,
     write_lists,
 )
-
-from pdnssoc_agent.commands.retro import Progress
-from pdnssoc_agent.config import Config
-from pdnssoc_agent.correlate import run_retro
-from pdnssoc_agent.iocs.index import FORMAT, VERSION, IndexHeader, IndicatorEntry, write_index
-from pdnssoc_agent.state import read_pointer
 
 ANSWER = datetime.fromisoformat("2025-11-27T10:40:00+00:00")  # first answer in the samples
 

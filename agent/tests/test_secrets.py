@@ -15,16 +15,16 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import yaml
-from test_alert_sightings import event
-from test_alert_support import alert_line, append_alerts
-from test_fetch_iocs import attr
-from test_fetch_iocs import event as fresh_event
 
 from misp_standin import MispStandin
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.alerts import alerts_file, ledger_dir
 from pdnssoc_agent.config import load_config, read_secret
 from pdnssoc_agent.sanitize import printable, redact
+from tests.support.alerts import alert_line, append_alerts
+from tests.support.iocs import attr
+from tests.support.iocs import event as fresh_event
+from tests.support.sightings import event
 
 KEY = "two-line-key-0123456789abcdef0123456789"
 

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-from test_alert_support import Receiver, SmtpServer, start_receiver, start_smtp
-from test_correlate_support import dns_line, write_lists
 
 from pdnssoc_agent.alerts import run_alert
 from pdnssoc_agent.config import Config, ConfigError, parse_config
@@ -25,6 +23,8 @@ from pdnssoc_agent.correlate import run_correlate
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.sensors import BOOK_FILE, SensorBook
 from pdnssoc_agent.timefmt import format_rfc3339
+from tests.support.alerts import Receiver, SmtpServer, start_receiver, start_smtp
+from tests.support.correlate import dns_line, write_lists
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 """The newest reply of the history the tests build (a Monday, noon UTC)."""

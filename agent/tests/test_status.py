@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from test_alert_support import alert_line, append_alerts, start_receiver
 
 from pdnssoc_agent.alerts import alerts_file as alerts_path
 from pdnssoc_agent.alerts import deliver
@@ -21,6 +20,7 @@ from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.iocs.index import IndexHeader, IndicatorEntry, write_index
 from pdnssoc_agent.scheduler import STEP_NAMES, record_step, state_path
 from pdnssoc_agent.timefmt import format_rfc3339
+from tests.support.alerts import alert_line, append_alerts, start_receiver
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

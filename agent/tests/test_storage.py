@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_alert_support import alert_line, append_alerts, start_receiver
-from test_correlate_support import dns_line
-from test_fetch_iocs import KEY, attr, event
 
 from misp_standin import MispStandin
 from pdnssoc_agent.alerts import alerts_file, deliver
 from pdnssoc_agent.config import load_config
 from pdnssoc_agent.errors import ExitCode
+from tests.support.alerts import alert_line, append_alerts, start_receiver
+from tests.support.correlate import dns_line
+from tests.support.iocs import KEY, attr, event
 
 
 def _mount(path: Path, size: str) -> None:

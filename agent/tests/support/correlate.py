@@ -15,8 +15,8 @@ import msgspec
 
 import pdnssoc_agent
 from pdnssoc_agent.config import Config, parse_config
+from tests.support.paths import ASSETS
 
-ASSETS = Path(__file__).parent / "assets"
 SAMPLE = ASSETS / "collector-v0.38.0.json"
 SAMPLE_GZ = ASSETS / "collector-v0.38.0.json.gz"
 SAMPLE_HASHED = ASSETS / "collector-v0.38.0-hashed.json"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pdnssoc_agent.dnslog import ReadStats
 from pdnssoc_agent.history import HistoryStore, Source, Writer, decode_chunk
@@ -52,3 +53,14 @@ def replies_by_key(store: HistoryStore) -> Counter[tuple[Any, ...]]:
 
 def store_at(tmp_path: Path, bucket: str = "hour") -> HistoryStore:
     return HistoryStore(tmp_path / "history", bucket=bucket)
+
+
+def flip_in_column(path: Path, column: str) -> None:
+    """Flip a byte inside the last data page of ``column`` in a Parquet file."""
+    meta = pq.ParquetFile(path).metadata
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    chunk = meta.row_group(0).column(names.index(column))
+    at = chunk.data_page_offset + chunk.total_compressed_size - 2  # in the last page's data
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))

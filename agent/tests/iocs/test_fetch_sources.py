@@ -4,7 +4,7 @@
 The fakes hand over whatever they hold, whatever the query asks: the IDS
 filter, the age limits, the checks on values and the keeping of a failed
 source's indicators must all happen in the fetch path, for any source.
-MispSource over real HTTP is tested in test_fetch_iocs.py.
+MispSource over real HTTP is tested in test_fetch.py.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_invalid_indicators_are_reported_not_fatal() -> None:
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     # The collector's matches files as input (live_input: matches); the query
-    # log, the default input, is tested in test_correlate_live.py.
+    # log, the default input, is tested in test_inputs.py.
     cfg = make_config(tmp_path / "data", live_input="matches")
     write_lists(cfg, ["evil.example.com", "bad-cdn.net"], ["2001:db8:bad::/48", "198.51.100.99"])
     cfg.correlation.input_dir.mkdir(parents=True)

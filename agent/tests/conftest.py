@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
+# The loopback receivers' fixtures (tls, smtp_plain, receiver), for every test.
+pytest_plugins = ["tests.support.alerts"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

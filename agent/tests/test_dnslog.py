@@ -7,11 +7,11 @@ import gzip
 from pathlib import Path
 
 import pytest
-from test_correlate_support import SAMPLE, SAMPLE_GZ, SAMPLE_HASHED, SAMPLE_MINIFIED, dns_line
 
 from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.correlate.scan import scan_chunk
 from pdnssoc_agent.dnslog import GZIP_BACKENDS, LineReader, ReadStats, head_bytes, parse_line
+from tests.support.correlate import SAMPLE, SAMPLE_GZ, SAMPLE_HASHED, SAMPLE_MINIFIED, dns_line
 
 
 def _events(path: Path, backend: str = "thread") -> list[object]:

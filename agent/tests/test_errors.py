@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_correlate_support import SAMPLE, make_config, write_lists
 
 from pdnssoc_agent import errors
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.commands import correlate as correlate_command
 from pdnssoc_agent.errors import AgentError, ExitCode
+from tests.support.correlate import SAMPLE, make_config, write_lists
+from tests.support.paths import REPO_ROOT
 
 
 def _setup(tmp_path: Path) -> Path:
@@ -67,7 +68,7 @@ def test_an_unreadable_state_file_is_one_line_and_exit_1(
 
 
 def test_every_operator_error_is_an_agent_error_with_a_documented_code() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
     found = [
         obj
         for obj in vars(errors).values()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import tomllib
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from packaging.utils import canonicalize_name
 
 import pdnssoc_agent
 from pdnssoc_agent._cli import COMMANDS, main
+from tests.support.paths import AGENT_DIR
 
-AGENT_DIR = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 REPO_DIR = AGENT_DIR.parent
 
 

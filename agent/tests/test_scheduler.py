@@ -4,25 +4,22 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from test_alert_support import alert_line, append_alerts, start_receiver
 
 from pdnssoc_agent.alerts import Ledger, alerts_file, ledger_dir
 from pdnssoc_agent.config import Config, load_config, parse_config
 from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.scheduler import STEPS, Scheduler, Step, read_steps, select_steps, state_path
 from pdnssoc_agent.state import step_lock
+from tests.support.alerts import alert_line, append_alerts, start_receiver
+from tests.support.scheduler import start_daemon, wait_for
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -116,25 +113,6 @@ def test_partial_failure_is_recorded(tmp_path: Path) -> None:
 
 
 # -- the real process --------------------------------------------------------
-
-
-def start_daemon(config_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pdnssoc_agent", "-c", str(config_path), "daemonize", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def write_config(path: Path, data: dict[str, Any]) -> None:

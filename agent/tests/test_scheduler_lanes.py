@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_correlate_support import read_alerts
 
 from pdnssoc_agent.config import load_config
 from pdnssoc_agent.scheduler import read_steps, state_path
 from pdnssoc_agent.state import utcnow
+from tests.support.correlate import read_alerts
+from tests.support.paths import AGENT_DIR
 
-AGENT = Path(__file__).resolve().parents[1]
-SRC = AGENT / "src"
+SRC = AGENT_DIR / "src"
 BENCH = (sys.executable, "-m", "benchmarks", "live_latency")
 AGENT_CMD = (sys.executable, "-m", "pdnssoc_agent")
 
@@ -34,7 +34,7 @@ AGENT_CMD = (sys.executable, "-m", "pdnssoc_agent")
 def bench(mode: str, lines: int) -> dict[str, object]:
     out = subprocess.run(
         [*BENCH, "--lines", str(lines), "--mode", mode, "--json"],
-        cwd=AGENT,
+        cwd=AGENT_DIR,
         env={**os.environ, "PYTHONPATH": str(SRC)},
         capture_output=True,
         text=True,
@@ -55,7 +55,6 @@ def test_live_alert_arrives_while_a_long_retro_runs() -> None:
 
 @pytest.mark.slow
 def test_sigterm_to_the_group_lets_retro_finish_then_exits_0(tmp_path: Path) -> None:
-    sys.path.insert(0, str(AGENT))
     from benchmarks.bench_live_latency import EVIL, LINE, _archive, _ts
 
     cfg_path = tmp_path / "agent.yml"

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import yaml
-from test_alert_support import start_receiver, start_smtp
 
 from misp_standin import MispStandin
 from pdnssoc_agent.config import load_config
 from pdnssoc_agent.scheduler import read_steps, state_path
+from tests.support.alerts import start_receiver, start_smtp
 
 KEY = "pipeline-test-key-0123456789"
 DOMAIN = "evil-pipeline.example"

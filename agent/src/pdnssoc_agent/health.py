@@ -70,6 +70,8 @@ class Status:
     """The history store: how far behind correlate it is (see ``store_lag``)."""
     sensors: list[dict[str, Any]] = field(default_factory=list)
     """Every sensor correlate has seen: last reply, volume, threshold, silent."""
+    spools: list[dict[str, Any]] = field(default_factory=list)
+    """The spool reports of spooling sensors (``sensors/spool.py``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -275,10 +277,15 @@ def collect(config: Config, now: datetime | None = None) -> Status:
 
 
 def _sensors(config: Config, now: datetime, status: Status) -> None:
-    from .sensors.watch import as_dict, view  # noqa: PLC0415 - status stays light
+    from .sensors.spool import problem as spool_problem  # noqa: PLC0415 - status stays light
+    from .sensors.spool import read_reports  # noqa: PLC0415
+    from .sensors.watch import as_dict, view  # noqa: PLC0415
 
     views = view(config, now)
     status.sensors = as_dict(views)
+    reports, problems = read_reports(config.sensors.spool_reports)
+    status.spools = [r.as_dict() for r in reports.values()]
+    status.problems += problems + [p for p in map(spool_problem, reports.values()) if p]
     for v in views:
         if v.silent:
             status.problems.append(
@@ -373,6 +380,12 @@ def render(status: Status) -> str:
             f"{v['replies_last_hour']:>9} {v['replies_per_hour']:>9} "
             f"{_age(limit) if limit is not None else '-':>16} {state}"
         )
+    if status.spools:
+        from .sensors.spool import SpoolReport, describe  # noqa: PLC0415 - status stays light
+
+        out += ["", "Sensor spools (as last shipped by each sensor):"]
+        now = _parse(status.generated_at) or utcnow()
+        out += [f"  {describe(SpoolReport(**s), now)}" for s in status.spools]
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

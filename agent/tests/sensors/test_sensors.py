@@ -271,3 +271,39 @@ def test_status_cli_lists_sensors(tmp_path: Path) -> None:
     assert row["sensor"] == "inst-a"
     assert row["replies_per_hour"] == 3.0
     assert row["threshold_s"] is None  # two hours are not a day of history
+
+
+def test_a_spooling_sensors_notice_says_when_its_spool_starts_dropping(
+    tmp_path: Path, smtp: SmtpServer, chat: Receiver
+) -> None:
+    cfg = make(tmp_path, smtp, chat)
+    append(cfg, *history("inst-a", T0, 26, timedelta(minutes=10)))
+    run_correlate(cfg, now=T0 + timedelta(minutes=1))
+    # its last report, shipped after its last good round (outgoing/ empty)
+    shipped = tmp_path / "incoming" / ".sensors" / "inst-a"
+    shipped.mkdir(parents=True)
+    (shipped / "spool-report.json").write_text(
+        json.dumps(
+            {
+                "updated": int(T0.timestamp()),
+                "spool_bytes": 4096,
+                "spool_files": 1,
+                "oldest_waiting": None,
+                "limit_bytes": 2048 * 2**20,
+                "limit_seconds": 72 * 3600,
+                "warn_percent": 75,
+                "warned": False,
+                "dropped": {"files": 0, "bytes": 0, "replies": 0},
+            }
+        )
+    )
+
+    assert run_alert(cfg, now=T0 + timedelta(minutes=45)).sensors == {"inst-a": "silent"}
+
+    body = smtp.messages[0].get_content()
+    assert (
+        "Unless shipping resumes, it drops its oldest unshipped files from "
+        "2026-03-05T12:00:00Z on (its age bound, 3 days, 0:00:00), sooner if they fill "
+        "its size bound (2.0 GiB) first."
+    ) in " ".join(body.split())
+    assert "0 file(s) dropped so far" in body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._schema import Problem
@@ -80,6 +81,9 @@ class Sensors:
     """A sensor that sent nothing for this long is dropped (decommissioned)."""
     overrides: dict[str, SensorRule] = field(default_factory=dict)
     """Per sensor identity: its own threshold, quiet hours, or no announcement."""
+    spool_reports: Path = Path("incoming/.sensors")
+    """Where spooling sensors' reports arrive (``<sensor>/spool-report.json``; relative
+    to ``data_dir``): the dnscollector role's ingest directory plus ``.sensors``."""
 
     def _check(self, path: str, problems: list[Problem]) -> None:
         prefix = f"{path}." if path else ""

@@ -25,6 +25,7 @@ from ..fsutil import atomic_write_text
 from ..timefmt import format_rfc3339
 from .book import BOOK_FILE, HOUR, SensorBook, SensorSeen
 from .rhythm import has_history, in_quiet_hours, per_hour, silence, threshold
+from .spool import SpoolReport, read_reports, silent_note
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def check(config: Config, now: datetime) -> tuple[dict[str, str], dict[str, str]
     said: dict[str, str] = {}
     failed: dict[str, str] = {}
     changed = False
+    spools, _ = read_reports(cfg.spool_reports)  # unreadable ones: status says so
     for name in [n for n in notices if n not in book.sensors]:
         del notices[name]  # forgotten (decommissioned) meanwhile
         changed = True
@@ -150,7 +152,7 @@ def check(config: Config, now: datetime) -> tuple[dict[str, str], dict[str, str]
         quiet_for = silence(name, seen, cfg, now)
         if quiet_for <= limit:
             continue
-        if _say(config, *_silent(name, seen, limit, now), failed):
+        if _say(config, *_silent(name, seen, limit, now, spools.get(name)), failed):
             notices[name] = {"last": seen.last, "announced": format_rfc3339(now, seconds=True)}
             said[name] = "silent"
             changed = True
@@ -166,7 +168,9 @@ def _ago(seconds: float) -> str:
     return str(timedelta(seconds=int(seconds)))
 
 
-def _silent(name: str, seen: SensorSeen, limit: float, now: datetime) -> tuple[str, str]:
+def _silent(
+    name: str, seen: SensorSeen, limit: float, now: datetime, spool: SpoolReport | None
+) -> tuple[str, str]:
     label = _label(name)
     last = _iso(seen.last)
     text = (
@@ -175,7 +179,8 @@ def _silent(name: str, seen: SensorSeen, limit: float, now: datetime) -> tuple[s
         "Detection for this sensor's institution is stopped until it sends again.\n"
         "Check the sensor's go-dnscollector and its dnstap input, the resolver's dnstap "
         "configuration and the sensor's client certificate.\n"
-        "One more message follows when it sends again."
+        + (f"{silent_note(spool, seen.last)}\n" if spool is not None else "")
+        + "One more message follows when it sends again."
     )
     return f"sensor {label} is silent", text
 

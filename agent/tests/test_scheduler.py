@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from pdnssoc_agent.errors import ExitCode
 from pdnssoc_agent.scheduler import STEPS, Scheduler, Step, read_steps, select_steps, state_path
 from pdnssoc_agent.state import step_lock
 from tests.support.alerts import alert_line, append_alerts, start_receiver
-from tests.support.scheduler import start_daemon, wait_for
+from tests.support.scheduler import LogFollower, start_daemon, wait_for
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -154,21 +153,24 @@ def test_sighup_reloads_or_keeps_the_config(tmp_path: Path) -> None:
     write_config(cfg_path, good)
     cfg = load_config(cfg_path)
     proc = start_daemon(cfg_path, "--steps", "alert")
+    assert proc.stderr is not None
+    log = LogFollower(proc.stderr)
     try:
         wait_for(lambda: state_path(cfg).exists())
         # An invalid file: logged, the running configuration is kept.
         write_config(cfg_path, {**good, "schedules": {"alerting": {"interval": 0}}})
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        log.wait_for("keeping the previous configuration")
         assert proc.poll() is None
         # A valid one: reloaded.
         write_config(cfg_path, {**good, "logging_level": "DEBUG"})
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        log.wait_for("SIGHUP: configuration reloaded")
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        err = log.close()
     assert proc.returncode == 0, err
     assert "schedules.alerting.interval: must be at least 1 (allowed: 1 to 525600 minutes)" in err
     assert "keeping the previous configuration" in err

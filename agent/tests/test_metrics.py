@@ -315,6 +315,7 @@ def test_status_format_prometheus(tmp_path: Path) -> None:
 
 def test_escaping_and_misuse_are_refused() -> None:
     assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert escape_label_value("inst-\udc80") == "inst-?"  # a lone surrogate cannot be sent
     out = Exposition()
     with pytest.raises(ValueError, match="only counters end in _total"):
         out.family("events", "counter", "x")
@@ -330,3 +331,17 @@ def test_escaping_and_misuse_are_refused() -> None:
     fam = parse(out.text())["pdnssoc_events_total"]
     assert fam.help == "Events.\\nSecond line \\\\ here."
     assert fam.samples == [({"step": 'a"b'}, 1.5)]
+
+
+def test_a_sensor_identity_utf8_cannot_carry(tmp_path: Path) -> None:
+    """A lone surrogate (a JSON escape in the query log) must not make the text unsendable."""
+    _path, cfg = write_config(tmp_path)
+    book = cfg.correlation.state_dir / "sensors.json"
+    book.parent.mkdir(parents=True, exist_ok=True)
+    last = int(datetime.now(UTC).timestamp())
+    book.write_text(
+        json.dumps({"version": 1, "sensors": {"inst-\udc80": {"first": last, "last": last}}})
+    )
+    text = exposition(collect(cfg))
+    families = parse(text.encode("utf-8").decode("utf-8"))
+    assert families["pdnssoc_sensor_last_seen_timestamp_seconds"].value(sensor="inst-?") == last

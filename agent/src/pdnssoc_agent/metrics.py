@@ -37,7 +37,9 @@ _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
 def escape_label_value(value: str) -> str:
-    """A label value as the format wants it: backslash, double quote and line feed escaped."""
+    """A label value as the format wants it: backslash, double quote and line feed escaped;
+    what UTF-8 cannot carry (a lone surrogate from a JSON escape) replaced."""
+    value = value.encode("utf-8", "replace").decode("utf-8")
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

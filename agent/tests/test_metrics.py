@@ -328,6 +328,7 @@ def test_escaping_and_misuse_are_refused() -> None:
         out.sample(1, **{"bad-name": "x"})
     out.sample(1.5, step='a"b')
     out.sample(None, step="unknown")  # nothing known: nothing written
+    out.sample(2, step='a"b')  # the same series again: a scrape would refuse the whole text
     fam = parse(out.text())["pdnssoc_events_total"]
     assert fam.help == "Events.\\nSecond line \\\\ here."
     assert fam.samples == [({"step": 'a"b'}, 1.5)]

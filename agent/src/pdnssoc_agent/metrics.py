@@ -23,12 +23,15 @@ configured name, never the value it matches).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
 
 from .health import Status
 from .timefmt import parse_rfc3339_or_none
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "pdnssoc_"
@@ -64,6 +67,7 @@ class Exposition:
         self.lines: list[str] = []
         self._current: str | None = None
         self._seen: set[str] = set()
+        self._series: set[str] = set()
 
     def family(self, name: str, kind: str, help_text: str) -> None:
         name = PREFIX + name
@@ -87,11 +91,14 @@ class Exposition:
             if not _LABEL.match(key) or key.startswith("__"):
                 raise ValueError(f"label name {key!r}")
         text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-        self.lines.append(
-            f"{self._current}{{{text}}} {_number(value)}"
-            if text
-            else f"{self._current} {_number(value)}"
-        )
+        series = f"{self._current}{{{text}}}" if text else self._current
+        if series in self._series:
+            # Two names that read the same once escaped (a sensor called "(no identity)"
+            # beside one without identity): a repeated series would fail the whole scrape.
+            log.warning("metrics: %s repeated; only its first value is given", series)
+            return
+        self._series.add(series)
+        self.lines.append(f"{series} {_number(value)}")
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"

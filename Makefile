@@ -37,7 +37,7 @@ syntax: venv ## ansible-playbook --syntax-check of every playbook against every 
 	  ansible-playbook --syntax-check -i "$$inv" "$$pb" >/dev/null || { echo "syntax: $$pb with $$inv failed" >&2; exit 1; }; \
 	done; done; echo "syntax: playbooks/*.yml OK with $$(ls -d inventories/*/ | tr '\n' ' ')"
 
-lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
+lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax, promtool on the alert rules
 	ruff check $(PYTHON_SOURCES)
 	ruff format --check $(PYTHON_SOURCES)
 	cd agent && mypy src  # strict, as agent/pyproject.toml says
@@ -47,6 +47,8 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax
 	ansible-playbook -i scripts/role-contract/inventory.yml scripts/role-contract/check.yml >/dev/null
 	shellcheck lab/*.sh lab/run-molecule lab/ssh-proxy scripts/apt-install scripts/purge
 	shellcheck -x lab/demo/*.sh
+	promtool check rules monitoring/prometheus/*.rules.yml
+	promtool test rules monitoring/prometheus/*.rules.test.yml
 	scripts/lint-host-scripts
 
 test-agent: venv ## the agent's test suite

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from subprocess import CompletedProcess
@@ -690,6 +691,73 @@ def check_hunt(lab: Lab) -> None:
     )
 
 
+def prometheus_query(lab: Lab, query: str) -> list[dict[str, Any]]:
+    """The result of a PromQL query to the Prometheus on the server (its HTTP API)."""
+    url = f"{lab.params['prometheus']['url']}/api/v1/query?query={urllib.parse.quote(query)}"
+    out = lab.sh(lab.server, f"python3 -c {shlex.quote(FETCH)} {shlex.quote(url)}")
+    answer = json.loads(out)
+    if answer.get("status") != "success":
+        raise CheckFailedError(f"Prometheus: {query}: {answer}")
+    return list(answer["data"]["result"])
+
+
+FETCH = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())\n"
+    "except urllib.error.HTTPError as exc:\n"
+    "    print(f'HTTP {exc.code}')"
+)
+
+
+def check_metrics(lab: Lab) -> None:
+    """Prometheus on the server scrapes the agent and the collector; rules loaded; no names."""
+    prom = lab.params["prometheus"]
+
+    def both_up() -> bool:
+        up = {r["metric"]["job"]: r["value"][1] for r in prometheus_query(lab, "up")}
+        return up.get("pdnssoc-agent") == "1" and up.get("pdnssoc-collector") == "1"
+
+    lab.wait("Prometheus scrapes the agent and the collector", both_up, 120)
+    steps = prometheus_query(lab, "pdnssoc_step_last_success_timestamp_seconds")
+    if "correlate" not in {r["metric"].get("step") for r in steps}:
+        raise CheckFailedError(f"no last success of correlate among {steps}")
+    replies = prometheus_query(lab, 'count({job="pdnssoc-collector",__name__=~"dnscollector_.+"})')
+    if not replies:
+        raise CheckFailedError("no dnscollector_* series from the collector")
+    if prometheus_query(lab, '{__name__=~"dnscollector_top_.+"}'):
+        raise CheckFailedError("the collector's top-N tables (names, clients) were stored")
+    # The collector's endpoint refuses a scrape without the password.
+    refused = lab.sh(
+        lab.server, f"python3 -c {shlex.quote(FETCH)} {shlex.quote(prom['collector'])}"
+    )
+    if refused.strip() != "HTTP 401":
+        raise CheckFailedError(f"the collector's metrics without credentials: {refused[:200]!r}")
+    # The rules are loaded and evaluated.
+    url = f"{prom['url']}/api/v1/rules"
+    rules = json.loads(lab.sh(lab.server, f"python3 -c {shlex.quote(FETCH)} {shlex.quote(url)}"))
+    loaded = {r["name"]: r["health"] for g in rules["data"]["groups"] for r in g["rules"]}
+    expected = {
+        "PdnssocStepStale",
+        "PdnssocSourceFailing",
+        "PdnssocSensorSilent",
+        "PdnssocDeliveryBacklog",
+        "PdnssocAgentDown",
+        "PdnssocCollectorDown",
+    }
+    if not expected <= set(loaded) or any(loaded[n] == "err" for n in expected):
+        raise CheckFailedError(f"rules loaded: {loaded}")
+    # No pDNSSOC series names a query or a client.
+    series = json.dumps(prometheus_query(lab, '{__name__=~"pdnssoc_.+"}'))
+    for secret in (live_name(lab), lab.client_address()):
+        if secret in series:
+            raise CheckFailedError(f"a pdnssoc_* series carries {secret}")
+    print(
+        f"    up: agent and collector; {len(steps)} step series; rules {sorted(loaded)}; "
+        "top-N dropped; 401 without credentials"
+    )
+
+
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
     "match-kinds": check_match_kinds,
@@ -697,6 +765,7 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     "benign": check_benign_silent,
     "retro": check_retro,
     "hunt": check_hunt,
+    "metrics": check_metrics,
     "collector-outage": check_collector_outage,
     "misp-down": check_misp_down,
     "mail-down": check_mail_down,

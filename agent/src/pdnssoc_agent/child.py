@@ -7,7 +7,7 @@ take none of the daemon's interpreter (its lock, its CPU share) from live
 interpreter, never a fork of a threaded daemon); it gets the configuration
 the daemon runs with, logs to stderr like the daemon, ignores SIGTERM,
 SIGINT and SIGHUP (the daemon decides: a stop waits for the step to finish,
-a reload applies to the next run) and sends back ``(outcome, error)``.
+a reload applies to the next run) and sends back ``(outcome, error, counts)``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from .config import Config, Secret
 
 log = logging.getLogger(__name__)
 
-Outcome = tuple[str, str | None]
+Outcome = tuple[str, str | None, dict[str, Any]]
+"""(outcome, error, counts): see :func:`.scheduler.classify`."""
 Classify = Callable[[Callable[[Config], Any], Config], Outcome]
 
 
@@ -77,5 +78,5 @@ def run_in_child(name: str, target: str, config: Config, level: str) -> Outcome:
         receive.close()
         proc.join()
     if outcome is None:
-        return "failed", f"{name} process ended without an outcome (exit code {proc.exitcode})"
+        return "failed", f"{name} process ended without an outcome (exit code {proc.exitcode})", {}
     return outcome

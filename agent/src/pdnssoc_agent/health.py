@@ -41,6 +41,10 @@ class StepHealth:
     """Seconds since the last start."""
     success_age_s: float | None = None
     stale: bool = True
+    last_counts: dict[str, int] = field(default_factory=dict)
+    """The last run's lines read and alerts written (see :mod:`.stepcounts`)."""
+    totals: dict[str, Any] = field(default_factory=dict)
+    """Running totals recorded by the scheduler: lines, alerts, runs per outcome."""
 
 
 @dataclass
@@ -52,6 +56,21 @@ class ChannelHealth:
     retry_in_s: float | None
     last_error: str | None
     last_success: str | None
+    delivered_total: int = 0
+    failed_total: int = 0
+
+
+@dataclass
+class SourceHealth:
+    """One indicator source as fetch-iocs last saw it (recorded by the scheduler)."""
+
+    source: str
+    ok: bool | None
+    """Whether it answered at the last fetch; None: not asked yet."""
+    indicators: int | None
+    """Indicators the lists hold for it (its previous ones while it fails)."""
+    last_success: str | None
+    success_age_s: float | None
 
 
 @dataclass
@@ -72,6 +91,8 @@ class Status:
     """Every sensor correlate has seen: last reply, volume, threshold, silent."""
     spools: list[dict[str, Any]] = field(default_factory=list)
     """The spool reports of spooling sensors (``sensors/spool.py``)."""
+    sources: list[SourceHealth] = field(default_factory=list)
+    """Every configured indicator source: did it answer, how many indicators, since when."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -109,6 +130,10 @@ def _steps(config: Config, now: datetime, status: Status) -> None:
         health.outcome = rec.get("outcome")
         health.duration_s = rec.get("duration_s")
         health.error = rec.get("error")
+        health.last_counts = _counts(rec.get("counts"))
+        totals = rec.get("totals")
+        if isinstance(totals, dict):
+            health.totals = {**_counts(totals), "runs": _counts(totals.get("runs"))}
         start, success = _parse(health.last_start), _parse(health.last_success)
         if start:
             health.age_s = round((now - start).total_seconds(), 1)
@@ -116,6 +141,31 @@ def _steps(config: Config, now: datetime, status: Status) -> None:
             health.success_age_s = round((now - success).total_seconds(), 1)
             health.stale = now - success > 2 * interval
         status.steps.append(health)
+    _sources(config, now, records.get("fetch-iocs", {}).get("sources"), status)
+
+
+def _counts(data: Any) -> dict[str, int]:
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _sources(config: Config, now: datetime, recorded: Any, status: Status) -> None:
+    """Every configured source (one removed from the configuration is no longer shown)."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    for label in dict.fromkeys(s.label for s in config.misp_servers):
+        rec = recorded.get(label) if isinstance(recorded.get(label), dict) else {}
+        ok, indicators = rec.get("ok"), rec.get("indicators")
+        success = _parse(rec.get("last_success"))
+        status.sources.append(
+            SourceHealth(
+                source=label,
+                ok=ok if isinstance(ok, bool) else None,
+                indicators=indicators if isinstance(indicators, int) else None,
+                last_success=rec.get("last_success") if success else None,
+                success_age_s=round((now - success).total_seconds(), 1) if success else None,
+            )
+        )
 
 
 def _lines_after(path: Path, offset: int) -> int:
@@ -155,6 +205,8 @@ def _channels(config: Config, now: datetime, status: Status) -> None:
                         ),
                         last_error=state.last_error,
                         last_success=_iso(state.last_success, now),
+                        delivered_total=state.delivered_total,
+                        failed_total=state.failed_total,
                     )
                 )
             pos = ledger.position(src)
@@ -360,6 +412,14 @@ def render(status: Status) -> str:
             else ", no index"
         )
     )
+    for src in status.sources:
+        state = {True: "answered", False: "FAILED", None: "not fetched yet"}[src.ok]
+        count = "-" if src.indicators is None else f"{src.indicators:,}"
+        out.append(
+            f"  source {src.source:<24} {state:<16} indicators {count:>9}, last success "
+            f"{src.last_success or 'never'}"
+            + (f" ({_age(src.success_age_s)} ago)" if src.success_age_s is not None else "")
+        )
     last_action = status.retention.get("last_action")
     if last_action:
         out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]

@@ -17,8 +17,12 @@ One long-lived process, meant for supervisord:
   checkpoint, so every alert line is written once;
 * every step takes its lock under ``correlation.state_dir``, so two agents on
   one data root never run the same step at once (the second records "busy");
-* each step's last run, outcome and duration go to ``<state_dir>/steps.json``
-  (written atomically) for ``status``.
+* each step's last run, outcome, duration and counts (lines read, alerts
+  written, per indicator source its state; :mod:`.stepcounts`) go to
+  ``<state_dir>/steps.json`` (written atomically) with running totals, for
+  ``status`` and the metrics (:mod:`.metrics`);
+* with ``metrics.listen`` set, the metrics are served over HTTP from a thread
+  of their own (:mod:`.metrics_http`), which only reads.
 
 Steps are called as library functions, imported when first run.
 """
@@ -39,12 +43,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .child import run_in_child
+from .child import Outcome, run_in_child
 from .config import Config, ConfigError, Schedules, load_config
 from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, StateError, storage_failure
 from .fsutil import atomic_write_text, locked
 from .sanitize import printable, redact
 from .state import utcnow
+from .stepcounts import counts_of
 from .timefmt import format_rfc3339, parse_rfc3339
 
 log = logging.getLogger(__name__)
@@ -119,8 +124,51 @@ def record_step(path: Path, name: str, record: dict[str, Any]) -> None:
         merged = {**previous, **record}
         if record.get("outcome") != "ok" and "last_success" in previous:
             merged["last_success"] = previous["last_success"]
+        merged.pop("sources", None)
+        merged["totals"] = _totals(previous.get("totals"), record)
+        sources = _sources(previous.get("sources"), record)
+        if sources:
+            merged["sources"] = sources
         steps[name] = merged
         atomic_write_text(path, json.dumps({"version": 1, "steps": steps}, indent=2) + "\n")
+
+
+def _number(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _totals(previous: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Running totals (runs per outcome, lines, alerts): the previous ones plus this run's."""
+    old = _dict(previous)
+    counts = _dict(record.get("counts"))
+    totals: dict[str, Any] = {k: _number(old.get(k)) for k in ("lines", "alerts")}
+    for key in totals:
+        totals[key] += _number(counts.get(key))
+    runs = {str(k): _number(v) for k, v in _dict(old.get("runs")).items()}
+    outcome = record.get("outcome")
+    if isinstance(outcome, str):
+        runs[outcome] = runs.get(outcome, 0) + 1
+    totals["runs"] = runs
+    return totals
+
+
+def _sources(previous: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Per indicator source: this run's state over the previous one; its last success kept."""
+    merged: dict[str, Any] = {}
+    if isinstance(previous, dict):
+        merged = {str(k): v for k, v in previous.items() if isinstance(v, dict)}
+    new = record.get("sources")
+    if isinstance(new, dict):
+        for label, entry in new.items():
+            now = {**merged.get(label, {}), **entry}
+            if entry.get("ok"):
+                now["last_success"] = record.get("last_end")
+            merged[label] = now
+    return merged
 
 
 def _outcome_of(result: Any) -> tuple[str, str | None]:
@@ -137,20 +185,21 @@ def _outcome_of(result: Any) -> tuple[str, str | None]:
     return "failed", f"partial failure (exit {int(code)}){': ' + detail if detail else ''}"
 
 
-def classify(name: str, func: Callable[[Config], Any], config: Config) -> tuple[str, str | None]:
-    """Run a step function; ("ok", "failed" or "busy", error)."""
+def classify(name: str, func: Callable[[Config], Any], config: Config) -> Outcome:
+    """Run a step function; ("ok", "failed" or "busy", error, counts)."""
     try:
-        return _outcome_of(func(config))
+        result = func(config)
     except BusyError as exc:
-        return "busy", str(exc)
+        return "busy", str(exc), {}
     except AgentError as exc:
-        return "failed", str(exc)
+        return "failed", str(exc), {}
     except Exception as exc:  # a failing step must not stop the others
         problem = storage_failure(exc)
         if problem is not None:
-            return "failed", f"{problem}; {STORAGE_ADVICE}"
+            return "failed", f"{problem}; {STORAGE_ADVICE}", {}
         log.exception("step %s crashed", name)
-        return "failed", f"{type(exc).__name__}: {exc}"
+        return "failed", f"{type(exc).__name__}: {exc}", {}
+    return (*_outcome_of(result), counts_of(result))
 
 
 class Scheduler:
@@ -274,7 +323,7 @@ class Scheduler:
             records = {}
         return [s for s in self.steps if self._next(s, records, now) <= now]
 
-    def _run(self, step: Step) -> tuple[str, str | None]:
+    def _run(self, step: Step) -> Outcome:
         if self.lanes and step.lane != MAIN_LANE and isinstance(step.target, str):
             level = self.log_level or self.config.logging_level
             return run_in_child(step.name, step.target, self.config, level)
@@ -286,7 +335,7 @@ class Scheduler:
         t0 = time.monotonic()
         self.running.add(step.name)
         try:
-            outcome, error = self._run(step)
+            outcome, error, counts = self._run(step)
         finally:
             self.running.discard(step.name)
         duration = time.monotonic() - t0
@@ -303,7 +352,10 @@ class Scheduler:
             "error": error,
             "interval_min": int(step.interval(self.config.schedules).total_seconds() // 60),
             "pid": os.getpid(),
+            "counts": {k: v for k, v in counts.items() if k != "sources"},
         }
+        if "sources" in counts:
+            record["sources"] = counts["sources"]
         if outcome == "ok":
             record["last_success"] = record["last_end"]
         try:

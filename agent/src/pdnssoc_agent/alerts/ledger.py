@@ -14,7 +14,9 @@ holds four things, each changed in a transaction:
   version refuses is marked ``rejected``;
 * ``delivered``: per (channel, incident key) the last alert id, revision and
   time sent, which drives ``alerting.renotify_after``;
-* ``channels``: consecutive failures and back-off per channel.
+* ``channels``: consecutive failures and back-off per channel, and its running
+  totals of alerts delivered and of failed attempts (never pruned: the
+  metrics' counters).
 
 A delivery is recorded only after the channel accepted the message. A crash
 between the two re-sends that one message on the next run: duplicates are
@@ -64,9 +66,24 @@ CREATE TABLE IF NOT EXISTS delivered (
 CREATE TABLE IF NOT EXISTS channels (
     channel TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT, last_attempt REAL,
-    last_success REAL
+    last_success REAL, delivered_total INTEGER NOT NULL DEFAULT 0,
+    failed_total INTEGER NOT NULL DEFAULT 0
 );
 """
+_TOTALS = ("delivered_total", "failed_total")
+"""Columns of ``channels`` a ledger written before the metrics lacks (added when opened)."""
+_CHANNEL_STATES = (
+    "SELECT c.channel, COALESCE(p.n, 0), p.oldest, COALESCE(h.failures, 0), "
+    "COALESCE(h.next_attempt, 0), h.last_error, h.last_success, "
+    "COALESCE(h.delivered_total, 0), COALESCE(h.failed_total, 0) FROM "
+    "(SELECT channel FROM outbox UNION SELECT channel FROM channels) c "
+    "LEFT JOIN (SELECT channel, COUNT(*) n, MIN(queued_at) oldest FROM outbox "
+    "WHERE state = 'pending' GROUP BY channel) p ON p.channel = c.channel "
+    "LEFT JOIN channels h ON h.channel = c.channel ORDER BY c.channel"
+)
+_CHANNEL_STATES_OLD = _CHANNEL_STATES.replace(
+    "COALESCE(h.delivered_total, 0), COALESCE(h.failed_total, 0)", "0, 0"
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,10 @@ class ChannelState:
     next_attempt: float
     last_error: str | None
     last_success: float | None
+    delivered_total: int = 0
+    """Alerts the channel accepted, ever (rows pruned from ``outbox`` included)."""
+    failed_total: int = 0
+    """Failed delivery attempts, ever."""
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
@@ -131,7 +152,15 @@ class Ledger:
         if "key" not in columns:  # a ledger written before outbox carried the incident key
             self._db.execute("ALTER TABLE outbox ADD COLUMN key TEXT")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_key ON outbox (channel, key, state)")
+        for column in _TOTALS:
+            if column not in self._channel_columns():
+                self._db.execute(
+                    f"ALTER TABLE channels ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                )
         self._migrate()
+
+    def _channel_columns(self) -> set[str]:
+        return {r[1] for r in self._db.execute("PRAGMA table_info(channels)")}
 
     def _migrate(self) -> None:
         """Bring a ledger written by an older version to :data:`LEDGER_VERSION`, in place.
@@ -318,6 +347,7 @@ class Ledger:
     def record_sent(self, channel: str, alerts: Iterable[Alert], now: datetime) -> None:
         """The channel accepted a message carrying ``alerts``: mark them sent."""
         ts = now.timestamp()
+        alerts = list(alerts)
         with self.transaction() as db:
             db.executemany(
                 "UPDATE outbox SET state = 'sent', done_at = ?, revision = ? "
@@ -329,6 +359,12 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, key) DO UPDATE SET "
                 "id = excluded.id, revision = excluded.revision, sent_at = excluded.sent_at",
                 [(channel, alert.incident_key, alert.id, alert.revision, ts) for alert in alerts],
+            )
+            db.execute(
+                "INSERT INTO channels (channel, delivered_total) VALUES (?, ?) "
+                "ON CONFLICT (channel) DO UPDATE SET "
+                "delivered_total = delivered_total + excluded.delivered_total",
+                (channel, len(alerts)),
             )
 
     def was_sent(self, channel: str, alert_id: str) -> bool:
@@ -371,24 +407,20 @@ class Ledger:
             delay = min(first.total_seconds() * 2 ** min(failures - 1, 30), longest.total_seconds())
             next_attempt = ts + delay
             db.execute(
-                "INSERT INTO channels (channel, failures, next_attempt, last_error, last_attempt) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET "
+                "INSERT INTO channels (channel, failures, next_attempt, last_error, last_attempt, "
+                "failed_total) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (channel) DO UPDATE SET "
                 "failures = excluded.failures, next_attempt = excluded.next_attempt, "
-                "last_error = excluded.last_error, last_attempt = excluded.last_attempt",
+                "last_error = excluded.last_error, last_attempt = excluded.last_attempt, "
+                "failed_total = failed_total + 1",
                 (channel, failures, next_attempt, error[:500], ts),
             )
         return failures, next_attempt
 
     def channel_states(self) -> list[ChannelState]:
-        """Pending count, oldest pending and back-off of every channel known."""
-        rows = self._db.execute(
-            "SELECT c.channel, COALESCE(p.n, 0), p.oldest, COALESCE(h.failures, 0), "
-            "COALESCE(h.next_attempt, 0), h.last_error, h.last_success FROM "
-            "(SELECT channel FROM outbox UNION SELECT channel FROM channels) c "
-            "LEFT JOIN (SELECT channel, COUNT(*) n, MIN(queued_at) oldest FROM outbox "
-            "WHERE state = 'pending' GROUP BY channel) p ON p.channel = c.channel "
-            "LEFT JOIN channels h ON h.channel = c.channel ORDER BY c.channel"
-        ).fetchall()
+        """Pending count, oldest pending, back-off and totals of every channel known."""
+        # (a ledger of an older version opened read-only has no totals yet)
+        totals = set(_TOTALS) <= self._channel_columns()
+        rows = self._db.execute(_CHANNEL_STATES if totals else _CHANNEL_STATES_OLD).fetchall()
         return [ChannelState(*r) for r in rows]
 
     def prune(self, now: datetime, keep: timedelta) -> int:

@@ -7,6 +7,7 @@ import argparse
 
 from ..config import Config
 from ..errors import ExitCode
+from ..metrics_http import start_metrics
 from ..scheduler import STEP_NAMES, Scheduler, select_steps
 
 
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "SIGTERM: finish the step in progress, exit 0. SIGHUP: reload the configuration "
-        "(an invalid file is logged and the running configuration kept)."
+        "(an invalid file is logged and the running configuration kept; a new metrics.listen "
+        "takes effect at the next start). With metrics.listen set, the metrics are served "
+        "on GET /metrics (not with --once)."
     )
 
 
@@ -54,4 +57,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
         if any(o == "busy" for o in outcomes.values()):
             return int(ExitCode.BUSY)
         return int(ExitCode.OK)
-    return scheduler.run_forever()
+    server = start_metrics(config.metrics.listen, lambda: scheduler.config)
+    try:
+        return scheduler.run_forever()
+    finally:
+        if server is not None:
+            server.stop()

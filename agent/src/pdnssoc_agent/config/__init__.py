@@ -23,6 +23,7 @@ from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
 from .fetch import DEFAULT_TYPES, FetchIocs
 from .history import History
+from .metrics import Metrics
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .retention import Retention
 from .schedules import Interval, Schedules
@@ -42,6 +43,7 @@ __all__ = [
     "History",
     "Interval",
     "Mapping",
+    "Metrics",
     "MispServer",
     "Periods",
     "Problem",
@@ -82,6 +84,7 @@ class Config:
     retention: Retention = field(default_factory=Retention)
     history: History = field(default_factory=History)
     sensors: Sensors = field(default_factory=Sensors)
+    metrics: Metrics = field(default_factory=Metrics)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import yaml
-from support.exposition import Family, parse
 
 from pdnssoc_agent.config import Config, Periods, load_config
 from pdnssoc_agent.errors import ExitCode
@@ -35,6 +34,7 @@ from pdnssoc_agent.iocs.source import Attribute, EventRef, IndicatorSource, Quer
 from pdnssoc_agent.metrics import Exposition, escape_label_value, exposition
 from pdnssoc_agent.scheduler import Scheduler, Step
 from pdnssoc_agent.timefmt import format_rfc3339
+from tests.support.exposition import Family, parse
 
 # Values that must never reach a label or a sample: a query name, an indicator, a client.
 INDICATOR = "zq7-indicator-marker.example.com"

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.exposition import parse
 
 from pdnssoc_agent.alerts import alerts_file
 from pdnssoc_agent.config import Config, load_config
 from pdnssoc_agent.metrics import CONTENT_TYPE
 from pdnssoc_agent.metrics_http import MAX_REQUESTS, MetricsServer, start_metrics
 from pdnssoc_agent.scheduler import read_steps, state_path
+from tests.support.exposition import parse
 
 
 def free_port() -> int:

@@ -70,6 +70,8 @@ class Status:
     """The history store: how far behind correlate it is (see ``store_lag``)."""
     sensors: list[dict[str, Any]] = field(default_factory=list)
     """Every sensor correlate has seen: last reply, volume, threshold, silent."""
+    suppressions: list[dict[str, Any]] = field(default_factory=list)
+    """Every suppression rule with the alerts it silenced (see ``rule_stats``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -271,7 +273,16 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _store(config, status)
     status.problems += [str(p) for p in input_problems(config)]
     _sensors(config, now, status)
+    _suppressions(config, now, status)
     return status
+
+
+def _suppressions(config: Config, now: datetime, status: Status) -> None:
+    from .suppress.stats import rule_stats  # noqa: PLC0415 - status stays light
+
+    stats, problems = rule_stats(config, now)
+    status.suppressions = [asdict(s) for s in stats]
+    status.problems += problems
 
 
 def _sensors(config: Config, now: datetime, status: Status) -> None:
@@ -372,6 +383,15 @@ def render(status: Status) -> str:
             f"  {v['sensor']:<24} {v['last_seen']:<21} {_age(v['age_s']):>16} "
             f"{v['replies_last_hour']:>9} {v['replies_per_hour']:>9} "
             f"{_age(limit) if limit is not None else '-':>16} {state}"
+        )
+    out += ["", "Suppressions:"]
+    if not status.suppressions:
+        out.append("  no rules (pdnssoc-agent suppress add, or suppressions in the configuration)")
+    for r in status.suppressions:
+        state = "EXPIRED" if r["expired"] else f"until {r['expires']}" if r["expires"] else ""
+        out.append(
+            f"  {r['id']:<16} {r['origin']:<6} {r['hits']:>7} hit(s), last {r['last_hit'] or '-'}"
+            f"  {r['matches']}  {state}".rstrip()
         )
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")

@@ -39,6 +39,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("status", "status", "show each step's last run, delivery lag and indicator counts"),
     ("hunt", "hunt", "who resolved these domains or addresses, from the history store"),
     ("history", "history", "the passive-DNS history store: import query-log archives"),
+    ("suppress", "suppress", "suppression rules: known false positives, counted, never notified"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -93,6 +93,8 @@ class Status:
     """The spool reports of spooling sensors (``sensors/spool.py``)."""
     sources: list[SourceHealth] = field(default_factory=list)
     """Every configured indicator source: did it answer, how many indicators, since when."""
+    suppressions: list[dict[str, Any]] = field(default_factory=list)
+    """Every suppression rule with the alerts it silenced (see ``rule_stats``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -325,7 +327,16 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     _store(config, status)
     status.problems += [str(p) for p in input_problems(config)]
     _sensors(config, now, status)
+    _suppressions(config, now, status)
     return status
+
+
+def _suppressions(config: Config, now: datetime, status: Status) -> None:
+    from .suppress.stats import rule_stats  # noqa: PLC0415 - status stays light
+
+    stats, problems = rule_stats(config, now)
+    status.suppressions = [asdict(s) for s in stats]
+    status.problems += problems
 
 
 def _sensors(config: Config, now: datetime, status: Status) -> None:
@@ -400,6 +411,22 @@ def render(status: Status) -> str:
     out += ["", "Pointers:"]
     for name, p in status.pointers.items():
         out.append(f"  {name:<12} {p['at'] or 'never':<21} {_age(p['age_s']):>16} ago")
+    out += _render_indicators(status)
+    last_action = status.retention.get("last_action")
+    if last_action:
+        out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]
+    out += ["", "History store:", f"  {_history(status.history)}"]
+    out += _render_sensors(status)
+    out += _render_suppressions(status)
+    for problem in status.problems:
+        out.append(f"PROBLEM: {problem}")
+    if status.stale:
+        out += ["", f"STALE: {', '.join(status.stale)} (no success within twice the interval)"]
+    return "\n".join(out)
+
+
+def _render_indicators(status: Status) -> list[str]:
+    out: list[str] = []
     out += ["", "Indicators:"]
     idx = status.iocs.get("index")
     out.append(
@@ -420,10 +447,11 @@ def render(status: Status) -> str:
             f"{src.last_success or 'never'}"
             + (f" ({_age(src.success_age_s)} ago)" if src.success_age_s is not None else "")
         )
-    last_action = status.retention.get("last_action")
-    if last_action:
-        out += ["", "Retention:", f"  free-space guard last acted at {last_action}"]
-    out += ["", "History store:", f"  {_history(status.history)}"]
+    return out
+
+
+def _render_sensors(status: Status) -> list[str]:
+    out: list[str] = []
     out += ["", "Sensors:"]
     if not status.sensors:
         out.append("  none seen yet (correlate counts them in the query log)")
@@ -446,8 +474,18 @@ def render(status: Status) -> str:
         out += ["", "Sensor spools (as last shipped by each sensor):"]
         now = _parse(status.generated_at) or utcnow()
         out += [f"  {describe(SpoolReport(**s), now)}" for s in status.spools]
-    for problem in status.problems:
-        out.append(f"PROBLEM: {problem}")
-    if status.stale:
-        out += ["", f"STALE: {', '.join(status.stale)} (no success within twice the interval)"]
-    return "\n".join(out)
+    return out
+
+
+def _render_suppressions(status: Status) -> list[str]:
+    out: list[str] = []
+    out += ["", "Suppressions:"]
+    if not status.suppressions:
+        out.append("  no rules (pdnssoc-agent suppress add, or suppressions in the configuration)")
+    for r in status.suppressions:
+        state = "EXPIRED" if r["expired"] else f"until {r['expires']}" if r["expires"] else ""
+        out.append(
+            f"  {r['id']:<16} {r['origin']:<6} {r['hits']:>7} hit(s), last {r['last_hit'] or '-'}"
+            f"  {r['matches']}  {state}".rstrip()
+        )
+    return out

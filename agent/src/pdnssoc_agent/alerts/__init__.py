@@ -30,6 +30,8 @@ from ..alertfile import Alert, AlertFormatError, alerts_path, decode_alert
 from ..config import Config
 from ..errors import DeliveryError, ExitCode
 from ..state import step_lock, utcnow, write_pointer
+from ..suppress.rules import Matcher
+from ..suppress.store import matcher_for_run
 from .email import INSTITUTION_PREFIX, SUMMARY, EmailSink
 from .ledger import Ledger, SourcePosition
 from .render import Templates
@@ -75,6 +77,16 @@ class AlertReport:
     """Alerts left pending for the next run by the per-run message cap, per channel."""
     sensors: dict[str, str] = field(default_factory=dict)
     """Sensor -> "silent" or "sending again": the operators were told this run."""
+    muted: dict[str, int] = field(default_factory=dict)
+    """Suppression rule id -> alerts it silenced this run (new lines and pending ones)."""
+
+    _muted_ids: set[str] = field(default_factory=set, repr=False)
+
+    def count_muted(self, rule: str, alert_id: str) -> None:
+        """Count an alert once, however many channels it was pending on."""
+        if alert_id not in self._muted_ids:
+            self._muted_ids.add(alert_id)
+            self.muted[rule] = self.muted.get(rule, 0) + 1
 
     @property
     def ok(self) -> bool:
@@ -189,13 +201,22 @@ def _bad(report: AlertReport, path: Path, offset: int, reason: str) -> None:
         log.warning("%s:@%d: not an alert, skipped: %s", path, offset, reason)
 
 
-def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetime) -> AlertReport:
-    """Queue the new alert lines on their channels."""
+def take_in(
+    config: Config,
+    ledger: Ledger,
+    sinks: dict[str, Sink],
+    now: datetime,
+    matcher: Matcher | None = None,
+) -> AlertReport:
+    """Queue the new alert lines on their channels; those a suppression rule
+    silences are counted against the rule and queued on none."""
     report = AlertReport()
+    matcher = matcher or Matcher(())
     path = alerts_file(config)
     max_line = max(MAX_ALERT_LINE, config.correlation.max_line_bytes)
     for batch, position in _read_new(path, ledger, max_line, report):
         parsed: list[tuple[Alert, list[str]]] = []
+        muted: list[tuple[Alert, str]] = []
         for offset, line in batch:
             if not line.strip():
                 continue
@@ -205,11 +226,18 @@ def take_in(config: Config, ledger: Ledger, sinks: dict[str, Sink], now: datetim
             except AlertFormatError as exc:
                 _bad(report, path, offset, str(exc))
                 continue
+            rule = matcher.match_alert(alert, now)
+            if rule is not None:
+                muted.append((alert, rule.id))
+                report.count_muted(rule.id, alert.id)
+                continue
             channels = list(
                 dict.fromkeys(c for sink in sinks.values() for c in sink.channels(alert))
             )
             parsed.append((alert, channels))
-        report.queued += ledger.take_in(path, position, parsed, config.alerting.renotify_after, now)
+        report.queued += ledger.take_in(
+            path, position, parsed, config.alerting.renotify_after, now, muted=muted
+        )
     if report.bad > LOGGED_BAD_LINES:
         log.warning(
             "%s: %d more line(s) were not alerts and were skipped",
@@ -235,12 +263,19 @@ def deliver(config: Config, now: datetime | None = None) -> AlertReport:
     now = now or utcnow()
     alerting = config.alerting
     sinks = build_sinks(config, now)
+    matcher = matcher_for_run(config, now)
     with Ledger(ledger_dir(config)) as ledger:
         try:
-            report = take_in(config, ledger, sinks, now)
+            report = take_in(config, ledger, sinks, now, matcher)
             for channel in ledger.pending_channels():
                 _deliver_channel(
-                    config, ledger=ledger, sinks=sinks, channel=channel, now=now, report=report
+                    config,
+                    ledger=ledger,
+                    sinks=sinks,
+                    channel=channel,
+                    now=now,
+                    report=report,
+                    matcher=matcher,
                 )
         finally:
             for sink in sinks.values():
@@ -248,15 +283,41 @@ def deliver(config: Config, now: datetime | None = None) -> AlertReport:
         ledger.prune(now, max(alerting.ledger_retention, alerting.renotify_after))
     write_pointer(alerting.last_alerting_pointer_file, now)
     sent = ", ".join(f"{c} {n}" for c, n in sorted(report.sent.items())) or "nothing"
+    muted = ", ".join(f"rule {r} {n}" for r, n in sorted(report.muted.items())) or "none"
     log.info(
-        "alert: %d new line(s), %d not alerts, %d queued, sent: %s%s",
+        "alert: %d new line(s), %d not alerts, %d queued, suppressed: %s, sent: %s%s",
         report.read,
         report.bad,
         report.queued,
+        muted,
         sent,
         f"; failing: {', '.join(sorted(report.failed))}" if report.failed else "",
     )
     return report
+
+
+def _unless_muted(
+    ledger: Ledger,
+    channel: str,
+    *,
+    pending: list[Alert],
+    matcher: Matcher,
+    now: datetime,
+    report: AlertReport,
+) -> list[Alert]:
+    """``pending`` without the alerts a rule added since they were queued now silences."""
+    muted: list[tuple[Alert, str]] = []
+    keep: list[Alert] = []
+    for alert in pending:
+        rule = matcher.match_alert(alert, now)
+        if rule is None:
+            keep.append(alert)
+        else:
+            muted.append((alert, rule.id))
+            report.count_muted(rule.id, alert.id)
+    if muted:
+        ledger.mute(channel, muted, now)
+    return keep
 
 
 def _deliver_channel(
@@ -267,9 +328,19 @@ def _deliver_channel(
     channel: str,
     now: datetime,
     report: AlertReport,
+    matcher: Matcher,
 ) -> None:
     sink = _sink_for(sinks, channel)
-    pending = ledger.pending(channel, now)
+    pending = _unless_muted(
+        ledger,
+        channel,
+        pending=ledger.pending(channel, now),
+        matcher=matcher,
+        now=now,
+        report=report,
+    )
+    if not pending:
+        return
     if sink is None:
         log.warning(
             "%s: %d alert(s) pending but the channel is no longer configured", channel, len(pending)

@@ -11,12 +11,16 @@ holds four things, each changed in a transaction:
   accepted it, then ``sent`` (or ``suppressed`` by the re-notification
   window). Rows are marked, never deleted to mark them done; old rows are
   pruned after ``alerting.ledger_retention``; a row whose stored alert this
-  version refuses is marked ``rejected``;
+  version refuses is marked ``rejected``, one a suppression rule silenced
+  while it waited is marked ``muted``;
 * ``delivered``: per (channel, incident key) the last alert id, revision and
   time sent, which drives ``alerting.renotify_after``;
 * ``channels``: consecutive failures and back-off per channel, and its running
   totals of alerts delivered and of failed attempts (never pruned: the
   metrics' counters).
+* ``muted`` and ``rule_hits``: the alerts a suppression rule silenced (which
+  rule, when; pruned like ``outbox``) and, per rule, how many and the last
+  hit's DNS time (kept). An alert is counted once, whatever its revisions.
 
 A delivery is recorded only after the channel accepted the message. A crash
 between the two re-sends that one message on the next run: duplicates are
@@ -68,6 +72,12 @@ CREATE TABLE IF NOT EXISTS channels (
     next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT, last_attempt REAL,
     last_success REAL, delivered_total INTEGER NOT NULL DEFAULT 0,
     failed_total INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS muted (
+    id TEXT PRIMARY KEY, rule TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_hits (
+    rule TEXT PRIMARY KEY, hits INTEGER NOT NULL, last_hit TEXT
 );
 """
 _TOTALS = ("delivered_total", "failed_total")
@@ -214,10 +224,14 @@ class Ledger:
         alerts: Iterable[tuple[Alert, list[str]]],
         renotify_after: timedelta,
         now: datetime,
+        *,
+        muted: Iterable[tuple[Alert, str]] = (),
     ) -> int:
         """Queue ``alerts`` on their channels and move the read position, atomically.
 
-        Returns the number of (channel, alert) rows newly pending.
+        ``muted``: (alert, rule id) of the alerts a suppression rule silenced,
+        counted in the same transaction. Returns the number of (channel,
+        alert) rows newly pending.
         """
         ts = now.timestamp()
         window = renotify_after.total_seconds()
@@ -232,6 +246,7 @@ class Ledger:
                 )
                 for channel in channels:
                     queued += self._queue(db, channel, alert, ts, window)
+            self._count_muted(db, muted, ts)
             db.execute(
                 "INSERT INTO source (path, dev, ino, offset) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET dev = excluded.dev, ino = excluded.ino, "
@@ -288,6 +303,40 @@ class Ledger:
             ),
         )
         return 1 if state == "pending" else 0
+
+    @staticmethod
+    def _count_muted(db: sqlite3.Connection, muted: Iterable[tuple[Alert, str]], ts: float) -> None:
+        for alert, rule in muted:
+            new = db.execute(
+                "INSERT INTO muted (id, rule, at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (alert.id, rule, ts),
+            ).rowcount
+            db.execute(
+                "INSERT INTO rule_hits (rule, hits, last_hit) VALUES (?, ?, ?) "
+                "ON CONFLICT (rule) DO UPDATE SET hits = hits + excluded.hits, "
+                "last_hit = max(COALESCE(last_hit, ''), excluded.last_hit)",
+                (rule, new, alert.last_seen or alert.detected_at),
+            )
+
+    def mute(self, channel: str, muted: Iterable[tuple[Alert, str]], now: datetime) -> None:
+        """Pending alerts a suppression rule now silences: marked ``muted``, counted."""
+        ts = now.timestamp()
+        muted = list(muted)
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'muted', done_at = ? WHERE channel = ? AND id = ? "
+                "AND state = 'pending'",
+                [(ts, channel, alert.id) for alert, _rule in muted],
+            )
+            self._count_muted(db, muted, ts)
+
+    def rule_hits(self) -> dict[str, tuple[int, str | None]]:
+        """Rule id -> (alerts silenced, DNS time of the last one), for every rule that hit."""
+        try:
+            rows = self._db.execute("SELECT rule, hits, last_hit FROM rule_hits").fetchall()
+        except sqlite3.OperationalError:  # a ledger from before suppressions, opened read-only
+            return {}
+        return {rule: (int(hits), last or None) for rule, hits, last in rows}
 
     # -- what is owed -----------------------------------------------------
 
@@ -431,6 +480,7 @@ class Ledger:
                 "DELETE FROM outbox WHERE state != 'pending' AND done_at < ?", (cutoff,)
             ).rowcount
             db.execute("DELETE FROM delivered WHERE sent_at < ?", (cutoff,))
+            db.execute("DELETE FROM muted WHERE at < ?", (cutoff,))
             db.execute(
                 "DELETE FROM alerts WHERE queued_at < ? AND id NOT IN (SELECT id FROM outbox)",
                 (cutoff,),

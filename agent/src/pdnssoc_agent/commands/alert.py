@@ -24,6 +24,8 @@ def run(config: Config, _args: argparse.Namespace) -> int:
         print(f"{channel}: sent {count} alert(s)")
     for channel, left in sorted(report.capped.items()):
         print(f"{channel}: {left} alert(s) wait for the next run (per-run message cap)")
+    for rule, count in sorted(report.muted.items()):
+        print(f"suppression rule {rule}: {count} alert(s) recorded, not notified")
     for sensor, what in sorted(report.sensors.items()):
         print(f"sensor {sensor or '(no identity)'}: {what}; the operators were told")
     if report.bad:

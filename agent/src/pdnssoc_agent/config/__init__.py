@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,6 +30,7 @@ from .retention import Retention
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
 from .sensors import QuietHours, SensorRule, Sensors
+from .suppressions import Suppression, suppression_warnings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -54,6 +56,7 @@ __all__ = [
     "SensorRule",
     "Sensors",
     "Sightings",
+    "Suppression",
     "TagPeriod",
     "Webhook",
     "load_config",
@@ -83,6 +86,8 @@ class Config:
     schedules: Schedules = field(default_factory=Schedules)
     retention: Retention = field(default_factory=Retention)
     history: History = field(default_factory=History)
+    suppressions: list[Suppression] = field(default_factory=list)
+    """Known false positives: written and counted, never notified (docs/triage.md)."""
     sensors: Sensors = field(default_factory=Sensors)
     metrics: Metrics = field(default_factory=Metrics)
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
@@ -101,6 +106,13 @@ class Config:
                     )
                 )
             labels[server.label] = i
+        ids: dict[str, int] = {}
+        for i, rule in enumerate(self.suppressions):
+            if rule.id in ids:
+                problems.append(
+                    Problem(f"suppressions[{i}].id", f"same id as suppressions[{ids[rule.id]}]")
+                )
+            ids.setdefault(rule.id, i)
         if not self.data_dir.is_absolute():
             problems.append(Problem("data_dir", "must be an absolute path"))
 
@@ -143,6 +155,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
     warnings += cfg.retention.warnings(cfg.correlation.retro_lookback)
+    warnings += suppression_warnings(cfg.suppressions, datetime.now(UTC))
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))
     return _resolve_paths(cfg, cfg.data_dir)
 

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``suppressions`` in the configuration, as check-config reports it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pdnssoc_agent._cli import main
+from pdnssoc_agent.config import load_config
+from pdnssoc_agent.suppress.store import config_rules
+
+GOOD = {"id": "sinkhole", "reason": "own sinkhole", "author": "alice", "sensor": "inst-a"}
+
+
+@pytest.fixture(autouse=True)
+def _keep_root_logging() -> Iterator[None]:
+    """``main`` installs its own stderr handler; the test's handlers come back after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], rules: list[Any]) -> tuple[int, str]:
+    path = tmp_path / "agent.yml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "suppressions": rules}))
+    code = main(["-c", str(path), "check-config"])
+    return code, capsys.readouterr().out
+
+
+def test_every_bad_rule_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = check(
+        tmp_path,
+        capsys,
+        [
+            {**GOOD, "reason": ""},
+            {**GOOD, "id": "b", "colour": "red"},
+            {"id": "c", "reason": "r", "author": "a", "institution": "inst-a"},
+            {**GOOD, "id": "d", "sensor": None, "qname_suffix": "co.uk"},
+            {**GOOD, "id": "sinkhole"},
+            {**GOOD, "id": "7"},
+            {**GOOD, "id": "e", "expires": "next week"},
+        ],
+    )
+    assert code == 3
+    assert "suppressions[0].reason: must not be empty" in out
+    assert "suppressions[1].colour: unknown key" in out
+    assert "suppressions[2]: nothing to match" in out
+    assert "suppressions[3].qname_suffix: 'co.uk' is a public suffix" in out
+    assert "suppressions[5].id: expected 1-64 characters" in out
+    assert "suppressions[6].expires: expected an RFC 3339 time or a date" in out
+
+
+def test_duplicate_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = check(tmp_path, capsys, [GOOD, {**GOOD, "indicator": "x.example"}])
+    assert code == 3 and "suppressions[1].id: same id as suppressions[0]" in out
+
+
+def test_an_expired_rule_is_a_warning_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule expiring by itself must not stop the agent from starting."""
+    code, out = check(tmp_path, capsys, [{**GOOD, "expires": "2020-01-01"}])
+    assert code == 0
+    assert "warning: suppressions[0] (sinkhole): expired on 2020-01-01" in out
+
+
+def test_unquoted_yaml_dates_and_times_are_expiries(tmp_path: Path) -> None:
+    """YAML reads ``expires: 2027-06-30`` as a date (the role renders what it is given)."""
+    path = tmp_path / "agent.yml"
+    path.write_text(
+        f"data_dir: {tmp_path}\nsuppressions:\n"
+        "  - {id: a, reason: r, author: x, sensor: s, expires: 2027-06-30}\n"
+        "  - {id: b, reason: r, author: x, sensor: t, expires: 2027-06-30T12:00:00Z}\n"
+    )
+    rules = config_rules(load_config(path))
+    assert [r.expires.isoformat() if r.expires else None for r in rules] == [
+        "2027-06-30T00:00:00+00:00",
+        "2027-06-30T12:00:00+00:00",
+    ]

@@ -41,7 +41,7 @@ INDICATOR = "zq7-indicator-marker.example.com"
 QUERY = f"www.{INDICATOR}"
 CLIENT = "198.18.77.201"
 HOSTILE_SENSOR = 'inst-"a\\b} 1\npdnssoc_forged 1'
-LABELS = {"step", "outcome", "channel", "source", "kind", "sensor"}
+LABELS = {"step", "outcome", "channel", "source", "kind", "sensor", "rule"}
 
 
 class Source(IndicatorSource):
@@ -346,3 +346,60 @@ def test_a_sensor_identity_utf8_cannot_carry(tmp_path: Path) -> None:
     text = exposition(collect(cfg))
     families = parse(text.encode("utf-8").decode("utf-8"))
     assert families["pdnssoc_sensor_last_seen_timestamp_seconds"].value(sensor="inst-?") == last
+
+
+def test_spools_and_suppressions() -> None:
+    """Spooling sensors' reports and suppression rules' counts, labelled by sensor and rule id."""
+    from dataclasses import asdict
+
+    from pdnssoc_agent.health import Status
+    from pdnssoc_agent.sensors.spool import SpoolReport
+    from pdnssoc_agent.suppress.stats import RuleStats
+
+    report = SpoolReport(
+        sensor="univ-b",
+        updated=1_790_000_000,
+        spool_bytes=3_000_000,
+        spool_files=3,
+        oldest_waiting=1_789_990_000,
+        limit_bytes=2048 << 20,
+        limit_seconds=72 * 3600,
+        warn_percent=75,
+        warned=False,
+        dropped_files=2,
+        dropped_bytes=2_000_000,
+        dropped_replies=5_321,
+        first_drop=1_789_000_000,
+        last_drop=1_789_100_000,
+    )
+    rules = [
+        RuleStats(
+            id=rid,
+            origin="config",
+            matches=f"qname_suffix {INDICATOR}",
+            reason="the institution's sinkhole",
+            author="alice",
+            created="2026-11-01T00:00:00Z",
+            expires=None,
+            expired=expired,
+            hits=hits,
+            last_hit=None,
+        )
+        for rid, expired, hits in (("univ-a-sinkhole", False, 7), ("12", True, 0))
+    ]
+    status = Status(
+        generated_at="2026-11-30T12:00:00Z",
+        spools=[report.as_dict()],
+        suppressions=[asdict(r) for r in rules],
+    )
+    text = exposition(status)
+    families = parse(text)
+    conventions(families)
+    assert INDICATOR not in text
+    assert families["pdnssoc_sensor_spool_dropped_replies_total"].value(sensor="univ-b") == 5321
+    assert families["pdnssoc_sensor_spool_dropped_files_total"].value(sensor="univ-b") == 2
+    assert families["pdnssoc_sensor_spool_bytes"].value(sensor="univ-b") == 3_000_000
+    assert families["pdnssoc_sensor_spool_limit_bytes"].value(sensor="univ-b") == 2048 << 20
+    assert families["pdnssoc_suppression_hits_total"].value(rule="univ-a-sinkhole") == 7
+    assert families["pdnssoc_suppression_expired"].value(rule="12") == 1
+    assert families["pdnssoc_suppression_expired"].value(rule="univ-a-sinkhole") == 0

@@ -11,14 +11,13 @@ Naming follows Prometheus' conventions: a ``pdnssoc_`` prefix, base units
 ``..._timestamp_seconds`` (an age is computed by the query, ``time() - x``, so
 that a scraped or textfile value never goes stale). Labels name only things
 from the configuration or from the sensors' own identity: ``step``,
-``outcome``, ``channel``, ``source``, ``kind``, ``sensor``. No label ever holds
-a query name, a client address or an indicator value.
+``outcome``, ``channel``, ``source``, ``kind``, ``sensor`` and ``rule`` (a
+suppression rule's id: its configured name or the number ``suppress add`` gave
+it, never the value it matches). No label ever holds a query name, a client
+address or an indicator value.
 
 Adding a family: write a function ``(status, out)`` that calls
 ``out.family(...)`` and ``out.sample(...)``, and list it in :data:`FAMILIES`.
-Per-rule counters (suppressions, for example) belong in a function of their
-own that reads the rule's counts from ``status`` (label ``rule``: the rule's
-configured name, never the value it matches).
 """
 
 from __future__ import annotations
@@ -249,6 +248,49 @@ def _sensors(status: Status, out: Exposition) -> None:
         out.sample(_flag(bool(v["silent"])), sensor=v["sensor"])
 
 
+def _spools(status: Status, out: Exposition) -> None:
+    spools = status.spools
+    out.family(
+        "sensor_spool_report_timestamp_seconds",
+        "gauge",
+        "When the spooling sensor wrote the spool report the server last received.",
+    )
+    for r in spools:
+        out.sample(r["updated"], sensor=r["sensor"])
+    out.family("sensor_spool_bytes", "gauge", "Bytes waiting in the sensor's spool.")
+    for r in spools:
+        out.sample(r["spool_bytes"], sensor=r["sensor"])
+    out.family("sensor_spool_limit_bytes", "gauge", "The sensor's spool size bound.")
+    for r in spools:
+        out.sample(r["limit_bytes"], sensor=r["sensor"])
+    out.family(
+        "sensor_spool_dropped_files_total", "counter", "Spool files the sensor dropped unshipped."
+    )
+    for r in spools:
+        out.sample(r["dropped_files"], sensor=r["sensor"])
+    out.family(
+        "sensor_spool_dropped_replies_total",
+        "counter",
+        "Replies in the spool files the sensor dropped unshipped.",
+    )
+    for r in spools:
+        out.sample(r["dropped_replies"], sensor=r["sensor"])
+
+
+def _suppressions(status: Status, out: Exposition) -> None:
+    rules = status.suppressions
+    out.family(
+        "suppression_hits_total",
+        "counter",
+        "Alerts the suppression rule silenced (written and counted, never notified).",
+    )
+    for r in rules:
+        out.sample(r["hits"], rule=r["id"])
+    out.family("suppression_expired", "gauge", "1 when the suppression rule has expired.")
+    for r in rules:
+        out.sample(_flag(bool(r["expired"])), rule=r["id"])
+
+
 def _agent(status: Status, out: Exposition) -> None:
     out.family("problems", "gauge", "Problems status reports (details: pdnssoc-agent status).")
     out.sample(len(status.problems))
@@ -261,6 +303,8 @@ FAMILIES: tuple[Callable[[Status, Exposition], None], ...] = (
     _channels,
     _sources,
     _sensors,
+    _spools,
+    _suppressions,
     _agent,
 )
 

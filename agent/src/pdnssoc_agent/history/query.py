@@ -94,6 +94,29 @@ def _prefixes(matcher: Matcher) -> tuple[dict[int, set[int]], dict[int, set[byte
     return v4, v6
 
 
+COARSE_MIN = 16
+"""Networks of this prefix length and longer are looked for in one pass over the
+addresses, by their first bits (the candidates then go through ``Matcher.match_ip``);
+a shorter one makes each length a pass of its own (it would make most addresses
+candidates)."""
+
+
+def _coarse4(v4: dict[int, set[int]]) -> tuple[int, set[int]] | None:
+    """Every IPv4 prefix cut to the shortest length, when that is at least COARSE_MIN."""
+    if not v4 or min(v4) < COARSE_MIN:
+        return None
+    short = min(v4)
+    return short, {k >> (plen - short) for plen, keys in v4.items() for k in keys}
+
+
+def _coarse6(v6: dict[int, set[bytes]]) -> tuple[int, set[bytes]] | None:
+    """The same for IPv6 prefixes (whole bytes)."""
+    if not v6 or 8 * min(v6) < COARSE_MIN:
+        return None
+    short = min(v6)
+    return short, {k[:short] for keys in v6.values() for k in keys}
+
+
 DIRECT_MAX = 16
 """Up to this many domains, CNAME targets are compared with each directly."""
 
@@ -114,6 +137,8 @@ class _Plan:
         self.sub_lo = pa.array([r + "." for r in rev], pa.string())
         self.sub_hi = pa.array([r + "/" for r in rev], pa.string())
         self.v4, self.v6 = _prefixes(matcher)
+        self.v4_one = _coarse4(self.v4)
+        self.v6_one = _coarse6(self.v6)
 
     def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for the names of a sorted column that match."""
@@ -150,12 +175,12 @@ class _Plan:
         flat = pc.list_flatten(cnames)
         if len(flat) == 0:
             return out
-        distinct = pc.unique(flat)
+        enc = pc.dictionary_encode(flat)  # the distinct targets, and where each is
+        distinct, where = enc.dictionary, enc.indices
         canon = pc.utf8_rtrim(pc.utf8_lower(distinct), characters=".")
         found = self._canon_hits(canon)  # position in ``distinct`` -> (how, indicator)
         if not found:
             return out
-        where = pc.index_in(flat, distinct)
         pos = pc.indices_nonzero(pc.is_in(where, pa.array(list(found), pa.int32())))
         parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
         values = flat.take(pos).to_pylist()
@@ -192,7 +217,8 @@ class _Plan:
         if len(flat) == 0:
             return out
         mask = None
-        for plen, keys in self.v4.items():
+        v4 = self.v4 if self.v4_one is None else dict([self.v4_one])
+        for plen, keys in v4.items():
             if plen == 0:
                 m = pc.is_valid(flat)
             else:
@@ -219,7 +245,8 @@ class _Plan:
             return out
         as_bytes = flat.cast(pa.binary())
         mask = None
-        for whole, keys in self.v6.items():
+        v6 = self.v6 if self.v6_one is None else dict([self.v6_one])
+        for whole, keys in v6.items():
             head = pc.binary_slice(as_bytes, 0, whole) if whole < 16 else as_bytes
             m = pc.is_in(head, pa.array(sorted(keys), pa.binary()))
             mask = m if mask is None else pc.or_(mask, m)

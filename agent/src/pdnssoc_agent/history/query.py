@@ -457,5 +457,9 @@ def _read_rows(
     pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
     t = t.take(pa.array(pos, pa.int64()))
     t = t.set_column(t.schema.get_field_index("first"), "first", pc.cast(t["first"], pa.int64()))
+    for name in _FEW:  # plain strings again: cheaper to turn into Python objects
+        at = t.schema.get_field_index(name)
+        if at >= 0 and pa.types.is_dictionary(t.schema.field(at).type):
+            t = t.set_column(at, name, pc.cast(t[name], pa.string()))
     out: list[dict[str, Any]] = t.to_pylist()
     return out

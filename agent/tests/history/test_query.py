@@ -22,6 +22,7 @@ from pdnssoc_agent.history import (
     hunt,
     matcher_for,
     search,
+    segment,
 )
 from pdnssoc_agent.history.query import DIRECT_MAX
 from tests.support.correlate import dns_line
@@ -142,6 +143,68 @@ def test_search_finds_what_the_raw_scan_finds(tmp_path: Path, seed: int) -> None
             matcher = Matcher(domains, nets, subdomains=subdomains, cnames=cnames)
             expected = _scan(data, Matcher(domains, nets, subdomains=subdomains, cnames=cnames))
             assert _stored(store, matcher) == expected, (domains, nets, subdomains, cnames)
+
+
+LAYOUTS = {
+    # many row groups: a search reads some of them for names and the others' rows
+    "small row groups": {"ROW_GROUP": 7},
+    # segments written before names were stored plain
+    "prefix-coded names": {"ENCODING": {"rname": "DELTA_BYTE_ARRAY", "first": "BYTE_STREAM_SPLIT"}},
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("seed", range(10))
+def test_search_finds_what_the_raw_scan_finds_in_every_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, layout: str
+) -> None:
+    for name, value in LAYOUTS[layout].items():
+        monkeypatch.setattr(segment, name, value)
+    rng = random.Random(1000 + seed)
+    data = _lines(rng, 150)
+    store = store_at(tmp_path)
+    with store.writer() as w:
+        add_lines(w, data)
+        w.commit()
+    for seg in store.manifest().segments:
+        md = pq.ParquetFile(store.segment_path(seg)).metadata
+        if layout == "small row groups":
+            assert md.num_row_groups == -(-seg.rows // 7)
+        else:
+            assert "DELTA_BYTE_ARRAY" in md.row_group(0).column(0).encodings
+    monkeypatch.undo()  # searched as today's code searches any store
+    for subdomains in (True, False):
+        for cnames in (True, False):
+            domains, nets = _indicators(rng)
+            matcher = Matcher(domains, nets, subdomains=subdomains, cnames=cnames)
+            expected = _scan(data, Matcher(domains, nets, subdomains=subdomains, cnames=cnames))
+            assert _stored(store, matcher) == expected, (domains, nets, subdomains, cnames)
+
+
+def test_search_on_edges_of_names_and_networks(tmp_path: Path) -> None:
+    """Case and trailing dots on both sides, a CNAME into a subdomain, IPv6 and
+    IPv4-mapped addresses in CIDRs, a name that only shares characters with an
+    indicator (``notevil.example``)."""
+    lines = [
+        dns_line("WWW.Evil.Example.", [("WWW.Evil.Example.", "A", "10.0.0.1")], sensor="s1"),
+        dns_line("notevil.example", [("notevil.example", "A", "10.0.1.1")], sensor="s1"),
+        dns_line("a.cdn.org", [("a.cdn.org", "CNAME", "X.Sub.Evil.Example."),
+                               ("X.Sub.Evil.Example.", "AAAA", "2001:db8:1::5")], sensor="s2"),
+        dns_line("m.org", [("m.org", "AAAA", "::ffff:192.0.2.9")], sensor="s2"),
+        dns_line("evil.example.net", [("evil.example.net", "AAAA", "2001:db8:2::1")], sensor="s2"),
+    ]  # fmt: skip
+    data = b"".join(lines)
+    store = store_at(tmp_path)
+    with store.writer() as w:
+        add_lines(w, data)
+        w.commit()
+    many = [f"pad{i}.example" for i in range(DIRECT_MAX)] + ["evil.example"]
+    for domains in (["EVIL.example."], many):  # CNAME targets compared directly, or searched
+        matcher = Matcher(domains, ["2001:db8:1::/48", "::ffff:192.0.2.0/120"])
+        expected = _scan(data, Matcher(domains, ["2001:db8:1::/48", "::ffff:192.0.2.0/120"]))
+        found = _stored(store, matcher)
+        assert found == expected
+        assert {k[2] for k in found} == {"WWW.Evil.Example.", "a.cdn.org", "m.org"}
 
 
 def test_the_most_specific_indicator_is_reported(tmp_path: Path) -> None:

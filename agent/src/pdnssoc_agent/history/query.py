@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +94,29 @@ def _prefixes(matcher: Matcher) -> tuple[dict[int, set[int]], dict[int, set[byte
     return v4, v6
 
 
+COARSE_MIN = 16
+"""Networks of this prefix length and longer are looked for in one pass over the
+addresses, by their first bits (the candidates then go through ``Matcher.match_ip``);
+a shorter one makes each length a pass of its own (it would make most addresses
+candidates)."""
+
+
+def _coarse4(v4: dict[int, set[int]]) -> tuple[int, set[int]] | None:
+    """Every IPv4 prefix cut to the shortest length, when that is at least COARSE_MIN."""
+    if not v4 or min(v4) < COARSE_MIN:
+        return None
+    short = min(v4)
+    return short, {k >> (plen - short) for plen, keys in v4.items() for k in keys}
+
+
+def _coarse6(v6: dict[int, set[bytes]]) -> tuple[int, set[bytes]] | None:
+    """The same for IPv6 prefixes (whole bytes)."""
+    if not v6 or 8 * min(v6) < COARSE_MIN:
+        return None
+    short = min(v6)
+    return short, {k[:short] for keys in v6.values() for k in keys}
+
+
 DIRECT_MAX = 16
 """Up to this many domains, CNAME targets are compared with each directly."""
 
@@ -114,24 +137,33 @@ class _Plan:
         self.sub_lo = pa.array([r + "." for r in rev], pa.string())
         self.sub_hi = pa.array([r + "/" for r in rev], pa.string())
         self.v4, self.v6 = _prefixes(matcher)
+        self.v4_one = _coarse4(self.v4)
+        self.v6_one = _coarse6(self.v6)
 
     def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for the names of a sorted column that match."""
         out: dict[int, tuple[str, str]] = {}
         if not self.domains or len(rname) == 0:
             return out
-        lo = pc.search_sorted(rname, self.exact, side="left").to_pylist()
-        hi = pc.search_sorted(rname, self.exact, side="right").to_pylist()
+        lo = pc.search_sorted(rname, self.exact, side="left")
+        hi = pc.search_sorted(rname, self.exact, side="right")
+        some = pc.not_equal(lo, hi)
         if self.matcher.subdomains:
-            slo = pc.search_sorted(rname, self.sub_lo, side="left").to_pylist()
-            shi = pc.search_sorted(rname, self.sub_hi, side="left").to_pylist()
+            slo = pc.search_sorted(rname, self.sub_lo, side="left")
+            shi = pc.search_sorted(rname, self.sub_hi, side="left")
+            some = pc.or_(some, pc.not_equal(slo, shi))
         else:
-            slo = shi = [0] * len(lo)
+            slo = shi = lo
+        ks = pc.indices_nonzero(some)  # the indicators with rows, in order
+        if len(ks) == 0:
+            return out
+        lo_, hi_, slo_, shi_ = (a.take(ks).to_pylist() for a in (lo, hi, slo, shi))
         # shortest first: a longer (more specific) indicator overwrites
-        for k, d in enumerate(self.domains):
-            for i in range(slo[k], shi[k]):
+        for j, k in enumerate(ks.to_pylist()):
+            d = self.domains[k]
+            for i in range(slo_[j], shi_[j]):
                 out[i] = ("subdomain", d)
-            for i in range(lo[k], hi[k]):
+            for i in range(lo_[j], hi_[j]):
                 out[i] = ("exact", d)
         return out
 
@@ -143,12 +175,12 @@ class _Plan:
         flat = pc.list_flatten(cnames)
         if len(flat) == 0:
             return out
-        distinct = pc.unique(flat)
+        enc = pc.dictionary_encode(flat)  # the distinct targets, and where each is
+        distinct, where = enc.dictionary, enc.indices
         canon = pc.utf8_rtrim(pc.utf8_lower(distinct), characters=".")
         found = self._canon_hits(canon)  # position in ``distinct`` -> (how, indicator)
         if not found:
             return out
-        where = pc.index_in(flat, distinct)
         pos = pc.indices_nonzero(pc.is_in(where, pa.array(list(found), pa.int32())))
         parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
         values = flat.take(pos).to_pylist()
@@ -185,7 +217,8 @@ class _Plan:
         if len(flat) == 0:
             return out
         mask = None
-        for plen, keys in self.v4.items():
+        v4 = self.v4 if self.v4_one is None else dict([self.v4_one])
+        for plen, keys in v4.items():
             if plen == 0:
                 m = pc.is_valid(flat)
             else:
@@ -212,7 +245,8 @@ class _Plan:
             return out
         as_bytes = flat.cast(pa.binary())
         mask = None
-        for whole, keys in self.v6.items():
+        v6 = self.v6 if self.v6_one is None else dict([self.v6_one])
+        for whole, keys in v6.items():
             head = pc.binary_slice(as_bytes, 0, whole) if whole < 16 else as_bytes
             m = pc.is_in(head, pa.array(sorted(keys), pa.binary()))
             mask = m if mask is None else pc.or_(mask, m)
@@ -269,6 +303,10 @@ def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
     """Row groups whose range of reversed names can hold an indicator or its subdomains
     (from the min/max the file keeps per row group)."""
     md = pf.metadata
+    if len(plan.domains) >= md.num_row_groups:
+        # as many indicators as row groups or more: they would touch most of them,
+        # and telling which costs more than reading them all
+        return list(range(md.num_row_groups))
     col = md.schema.names.index("rname")
     bounds = []
     for g in range(md.num_row_groups):
@@ -280,8 +318,9 @@ def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
     wanted: set[int] = set()
     for r in plan.exact.to_pylist():
         hi = r + "/" if plan.matcher.subdomains else r
-        # groups from the last one starting at or before r up to the last starting before hi
-        g0 = max(0, bisect_right(lows, r) - 1)
+        # from the last group starting before r (its end may hold r: the rows of one
+        # name run across groups) up to the last one starting at or before hi
+        g0 = max(0, bisect_left(lows, r) - 1)
         g1 = bisect_right(lows, hi)
         wanted.update(g for g in range(g0, g1) if bounds[g][1] >= r)
     return sorted(wanted)
@@ -312,7 +351,8 @@ def _match_names(pf: pq.ParquetFile, plan: _Plan, starts: list[int], found: _Fou
     groups = _name_groups(pf, plan)
     if not groups:
         return
-    found.rname = rname = _arr(pf.read_row_groups(groups, columns=["rname"])["rname"])
+    t = pf.read_row_groups(groups, columns=["rname"], use_threads=False)
+    found.rname = rname = _arr(t["rname"])
     at, firsts = 0, []
     for g in groups:
         firsts.append(at)
@@ -332,14 +372,14 @@ def _match_others(pf: pq.ParquetFile, plan: _Plan, found: _Found) -> None:
     found.columns = [c for c, need in wanted.items() if need]
     if not found.columns:
         return
-    t = found.table = pf.read(columns=found.columns)
+    t = found.table = pf.read(columns=found.columns, use_threads=False)
     search = {"cnames": plan.cname_hits, "ip4": plan.ip4_hits, "ip6": plan.ip6_hits}
     found.others = [search[c](_arr(t[c])) for c in found.columns]
 
 
 def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> list[Row]:
     path = store.segment_path(seg)
-    pf = open_segment(path, seg.bytes)
+    pf = open_segment(path, seg.bytes, dictionary=_FEW)
     starts = _group_starts(pf)
     found = _Found()
     try:
@@ -393,6 +433,9 @@ def _group_starts(pf: pq.ParquetFile) -> list[int]:
     return starts
 
 
+_FEW = ["qtype", "rcode", "sensor", "client"]
+"""Columns of few distinct values, read as dictionaries (each distinct string made once)."""
+
 _ALL = ["rname", "qname", "qtype", "rcode", "sensor", "client", "cnames", "ip4", "ip6", "count",
         "first", "span_us"]  # fmt: skip
 
@@ -403,7 +446,7 @@ def _read_rows(
     """``columns`` of ``rows`` (sorted), reading only the row groups that hold them."""
     groups = sorted({bisect_right(starts, r) - 1 for r in rows})
     try:
-        t = pf.read_row_groups(groups, columns=columns)
+        t = pf.read_row_groups(groups, columns=columns, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise SegmentError(f"{path}: damaged ({exc})") from None
     # row of the file -> position in the groups read
@@ -414,5 +457,9 @@ def _read_rows(
     pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
     t = t.take(pa.array(pos, pa.int64()))
     t = t.set_column(t.schema.get_field_index("first"), "first", pc.cast(t["first"], pa.int64()))
+    for name in _FEW:  # plain strings again: cheaper to turn into Python objects
+        at = t.schema.get_field_index(name)
+        if at >= 0 and pa.types.is_dictionary(t.schema.field(at).type):
+            t = t.set_column(at, name, pc.cast(t[name], pa.string()))
     out: list[dict[str, Any]] = t.to_pylist()
     return out

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import ipaddress
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -28,13 +29,17 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from subprocess import CompletedProcess
 from typing import Any
 
 LIVE_DEADLINE = 120.0  # the issue's bound: an alert within 2 minutes
 OUTAGE = 120.0  # the server's collector stays down this long
+SILENT_MARGIN = 120.0  # the issue's bound: a silent-sensor notice within threshold + 2 minutes
+NOTICE = re.compile(r"\bsensor (?P<sensor>\S+) (?P<what>is silent|sends again)$")
 
 
 class CheckFailedError(Exception):
@@ -62,6 +67,10 @@ class Lab:
     figures: dict[str, str] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     resolved: dict[str, float] = field(default_factory=dict)
+    notice_mark: set[str] = field(default_factory=set)
+    """Silent-sensor notices in the operators' mailbox before the checks began."""
+    notices_expected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(sensor, "is silent" or "sends again") -> notices the checks caused and saw."""
 
     # -- hosts ---------------------------------------------------------------------------
     def sh(self, host: str, command: str, *, check: bool = True, timeout: float = 300) -> str:
@@ -190,6 +199,21 @@ class Lab:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(json.loads(line)["body"]))
         return out
+
+    def notices(self) -> list[tuple[str, str, str]]:
+        """(mail file, sensor, "is silent" or "sends again") of each silent-sensor
+        notice in the operators' mailbox (alerting.email.summary_to)."""
+        operators = str(self.params["server"]["operators_mail"])
+        out = []
+        for mail in self.mails():
+            found = NOTICE.search(mail["subject"])
+            if found and operators in mail["envelope_to"]:
+                out.append((mail["file"], found["sensor"], found["what"]))
+        return out
+
+    def new_notices(self, mark: set[str]) -> list[tuple[str, str]]:
+        """(sensor, what) of the notices not in ``mark`` (mail files seen before)."""
+        return [(sensor, what) for f, sensor, what in self.notices() if f not in mark]
 
     def wait(self, what: str, probe: Callable[[], Any], timeout: float, step: float = 3) -> Any:
         start = time.monotonic()
@@ -428,6 +452,7 @@ def check_collector_outage(lab: Lab) -> None:
     """Server collector down 2 min while sensors resolve: reconnect, count loss (spool: none)."""
     program = lab.params["server"]["collector_program"]
     sensors = lab.params["sensors"]
+    mark = {f for f, _, _ in lab.notices()}
     for sensor in sensors:
         names_before = {load_name(sensor, "pre", lab.token)}
         lab.resolve(names_before, sensor)
@@ -463,6 +488,45 @@ def check_collector_outage(lab: Lab) -> None:
             failures.append(f"{sensor['host']}: store-and-forward lost {lost} replies")
     if failures:
         raise CheckFailedError("; ".join(failures))
+    _outage_notices(lab, mark)
+
+
+def silent_after(lab: Lab, sensor: dict[str, Any]) -> float | None:
+    """The sensor's fixed silent-sensor threshold in seconds
+    (``sensors.overrides.<identity>.silent_after``); None when it is never
+    announced or its threshold is derived from its history."""
+    cfg = lab.params["server"].get("sensors") or {}
+    rule = (cfg.get("overrides") or {}).get(sensor["identity"]) or {}
+    if not cfg.get("watch", True) or not rule.get("watch", True):
+        return None
+    after = rule.get("silent_after")
+    return timedelta(**after).total_seconds() if after else None
+
+
+def _outage_notices(lab: Lab, mark: set[str]) -> None:
+    """The server's outage silenced every sensor: each watched sensor whose
+    threshold plus one alert interval fits in the outage is announced once, and
+    its recovery once; no other sensor is announced."""
+    interval = float(lab.params["server"]["alert_interval_s"])
+    expected: Counter[tuple[str, str]] = Counter()
+    for sensor in lab.params["sensors"]:
+        limit = silent_after(lab, sensor)
+        if limit is not None and limit + interval <= OUTAGE:
+            expected[(sensor["identity"], "is silent")] += 1
+            expected[(sensor["identity"], "sends again")] += 1
+    if expected:
+        lab.wait(
+            f"operators told: {', '.join(sorted({s for s, _ in expected}))} silent, then back",
+            lambda: Counter(lab.new_notices(mark)) >= expected,
+            180,
+        )
+    got = Counter(lab.new_notices(mark))
+    lab.notices_expected.update(got & expected)
+    if got != expected:
+        raise CheckFailedError(
+            f"silent-sensor notices during the outage: {dict(got)}, expected {dict(expected)}"
+        )
+    print(f"    operators' notices for the outage: {dict(got) or 'none'} (one per watched sensor)")
 
 
 def _outage_arrivals(lab: Lab, sensor: dict[str, Any], names: set[str], back: float) -> int:
@@ -505,6 +569,84 @@ def _outage_arrivals(lab: Lab, sensor: dict[str, Any], names: set[str], back: fl
         f"during the outage, {len(seen)} reached the server, {lost} lost"
     )
     return lost
+
+
+def _sensor_collector(lab: Lab, sensor: dict[str, Any], action: str) -> str:
+    """Stop or start the collector on a sensor host (supervisor program or systemd unit)."""
+    program = sensor["collector_program"]
+    if sensor["service_manager"] == "systemd":
+        return lab.sh(sensor["host"], f"systemctl {action} {shlex.quote(program)}")
+    out = lab.supervisorctl(sensor["host"], action, program)
+    if ("stopped" if action == "stop" else "started") not in out:
+        raise CheckFailedError(f"{sensor['host']}: supervisorctl {action} {program}: {out.strip()}")
+    return out
+
+
+def check_silent_sensor(lab: Lab) -> None:
+    """A sensor's collector stopped: operators told within threshold + 2 min, then recovery."""
+    chosen = [
+        (s, limit)
+        for s in lab.params["sensors"]
+        if s["transport"] == "stream" and (limit := silent_after(lab, s)) is not None
+    ]
+    if not chosen:
+        raise CheckFailedError(
+            "no streaming sensor has a fixed threshold (pdnssoc_agent_sensors.overrides."
+            "<identity>.silent_after): nothing to check"
+        )
+    sensor, limit = chosen[0]
+    name = sensor["identity"]
+
+    def announced() -> bool:
+        _rc, out = lab.agent("status", "--json", check=False)
+        views = json.loads(out[out.index("{") :]).get("sensors", [])
+        return any(v["sensor"] == name and v["announced"] for v in views)
+
+    # A notice of an earlier fault still on its way would be taken for this one's.
+    lab.wait(f"{name} not announced silent now", lambda: not announced(), 180)
+    mark = {f for f, _, _ in lab.notices()}
+    out = _sensor_collector(lab, sensor, "stop")
+    stopped = time.monotonic()
+    print(f"    {sensor['host']}: collector stopped: {out.strip()} (threshold {limit:.0f} s)")
+    try:
+        lab.wait(
+            f"operators told: sensor {name} is silent",
+            lambda: (name, "is silent") in lab.new_notices(mark),
+            limit + SILENT_MARGIN,
+        )
+        told = time.monotonic() - stopped
+        lab.figures[f"silent-sensor notice after {name}'s collector stopped"] = (
+            f"{told:.0f} s (threshold {limit:.0f} s, bound {limit + SILENT_MARGIN:.0f} s)"
+        )
+    finally:
+        out = _sensor_collector(lab, sensor, "start")
+    started = time.monotonic()
+    print(f"    {sensor['host']}: collector started again: {out.strip()}")
+    before_start = {f for f, _, _ in lab.notices()}
+    lab.wait(
+        f"operators told: sensor {name} sends again",
+        lambda: (name, "sends again") in lab.new_notices(before_start),
+        180,
+    )
+    lab.figures[f"recovery notice after {name}'s collector started"] = (
+        f"{time.monotonic() - started:.0f} s"
+    )
+    got = Counter(lab.new_notices(mark))
+    expected = Counter({(name, "is silent"): 1, (name, "sends again"): 1})
+    lab.notices_expected.update(got & expected)
+    if got != expected:
+        raise CheckFailedError(f"silent-sensor notices: {dict(got)}, expected {dict(expected)}")
+
+
+def check_operator_notices(lab: Lab) -> None:
+    """Silent-sensor notices in the whole run: only those the faults caused, none false."""
+    got = Counter(lab.new_notices(lab.notice_mark))
+    if got != lab.notices_expected:
+        raise CheckFailedError(
+            f"silent-sensor notices since the checks began: {dict(got)}, "
+            f"expected {dict(lab.notices_expected)}"
+        )
+    print(f"    {sum(got.values())} silent-sensor notice(s), each caused by a check's fault")
 
 
 def _list_digest(lab: Lab) -> str:
@@ -767,9 +909,11 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     "hunt": check_hunt,
     "metrics": check_metrics,
     "collector-outage": check_collector_outage,
+    "silent-sensor": check_silent_sensor,
     "misp-down": check_misp_down,
     "mail-down": check_mail_down,
     "agent-killed": check_agent_killed,
+    "operator-notices": check_operator_notices,
 }
 
 
@@ -784,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     known_gaps: dict[str, str] = lab.params.get("known_gaps", {})
     results: list[tuple[str, str, float]] = []
     t_all = time.monotonic()
+    lab.notice_mark = {f for f, _, _ in lab.notices()}
     for name, check in CHECKS.items():
         if args.only and name not in args.only:
             continue

@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Finding rows on the cluster: a coarse filter in ClickHouse, correlate's matcher in Python.
+
+ClickHouse selects, on every shard, the committed rows of the time span and
+sensors asked for whose query name is an indicator domain or under one (a
+range of the sorted reversed names, as the embedded store searches), whose
+CNAME targets end in one, or whose addresses fall in an indicator network.
+Each row it returns then goes through
+:class:`~pdnssoc_agent.correlate.indicators.Matcher`, the matcher the raw
+scan uses, which decides the hits and their order (query name, CNAME targets,
+IPv4 then IPv6 answers, as the embedded store lists them). The filter only
+has to let through every row that can match; what matches is decided by the
+same code as everywhere else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from ...correlate.indicators import Matcher
+from ...correlate.scan import Hit
+from ..aggregate import reverse_name
+from ..query import QueryResult, Row
+from .client import Client, quote
+from .schema import DAY_US, day_text
+
+SETTINGS = {
+    # a filter of thousands of indicators is a long statement
+    "max_query_size": str(1 << 26),
+    "max_ast_elements": "10000000",
+    "max_expanded_ast_elements": "10000000",
+}
+
+
+def _names(matcher: Matcher) -> list[str]:
+    out = []
+    for d in sorted(matcher.domains):
+        r = reverse_name(d)
+        if matcher.subdomains:
+            out.append(f"(rname = {quote(r)} OR (rname > {quote(r + '.')} "
+                       f"AND rname < {quote(r + '/')}))")  # fmt: skip
+        else:
+            out.append(f"rname = {quote(r)}")
+    return out
+
+
+def _cnames(matcher: Matcher) -> str | None:
+    if not matcher.cnames or not matcher.domains:
+        return None
+    domains = sorted(matcher.domains)
+    test = [f"has([{', '.join(quote(d) for d in domains)}], x)"]
+    if matcher.subdomains:
+        test += [f"endsWith(x, {quote('.' + d)})" for d in domains]
+    canon = r"arrayMap(c -> replaceRegexpOne(lowerUTF8(c), '\\.+$', ''), cnames)"
+    return f"arrayExists(x -> {' OR '.join(test)}, {canon})"
+
+
+def _addresses(matcher: Matcher) -> list[str]:
+    v4: list[str] = []
+    v6: list[str] = []
+    exact4: list[str] = []
+    for text in matcher.network_values():
+        net = ipaddress.ip_network(text, strict=False)
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        if net.version == 4:
+            if lo == hi:
+                exact4.append(str(lo))
+            else:
+                v4.append(f"(x >= {lo} AND x <= {hi})")
+        else:
+            a = f"toFixedString(unhex('{lo:032x}'), 16)"
+            b = f"toFixedString(unhex('{hi:032x}'), 16)"
+            v6.append(f"(x >= {a} AND x <= {b})")
+    if exact4:
+        v4.insert(0, f"has([{', '.join(exact4)}], x)")
+    out = []
+    if v4:
+        out.append(f"arrayExists(x -> {' OR '.join(v4)}, ip4)")
+    if v6:
+        out.append(f"arrayExists(x -> {' OR '.join(v6)}, ip6)")
+    return out
+
+
+def statement(
+    db: str,
+    matcher: Matcher,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> str:
+    """The SELECT of the rows that may match (None: nothing can)."""
+    match = _names(matcher)
+    cn = _cnames(matcher)
+    if cn is not None:
+        match.append(cn)
+    match += _addresses(matcher)
+    where = [
+        "(" + " OR ".join(match) + ")",
+        f"batch IN (SELECT batch FROM {db}.batches_local)",  # committed, on each shard
+    ]
+    if since_us is not None:
+        # a row's first and last seen lie in one bucket (a day at most)
+        where += [f"day >= {quote(day_text(since_us - DAY_US))}", f"last_us >= {since_us}"]
+    if until_us is not None:
+        where += [f"day <= {quote(day_text(until_us))}", f"first_us <= {until_us}"]
+    if sensors is not None:
+        where.append("sensor IN (" + ", ".join(quote(s) for s in sorted(set(sensors))) + ")")
+    return (
+        "SELECT sensor, client, qname, qtype, rcode, cnames, ip4, "
+        "arrayMap(x -> hex(x), ip6) AS ip6hex, count, first_us, last_us "
+        f"FROM {db}.history WHERE " + " AND ".join(where)
+    )
+
+
+def search(
+    client: Client,
+    matcher: Matcher,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> QueryResult:
+    """Every committed row on the cluster that ``matcher`` matches (raises ClusterError)."""
+    result = QueryResult()
+    if matcher.empty:
+        return result
+    sql = statement(client.database, matcher, since_us=since_us, until_us=until_us,
+                    sensors=sensors)  # fmt: skip
+    for r in client.rows(sql, settings=SETTINGS):
+        row = _row(r, matcher)
+        if row is not None:
+            result.rows.append(row)
+    return result
+
+
+def _row(r: dict[str, Any], matcher: Matcher) -> Row | None:
+    qname: str = r["qname"]
+    cnames: list[str] = list(r["cnames"])
+    ips = [socket.inet_ntop(socket.AF_INET, int(v).to_bytes(4)) for v in r["ip4"]]
+    ips += [socket.inet_ntop(socket.AF_INET6, bytes.fromhex(h)) for h in r["ip6hex"]]
+    hits: list[Hit] = []
+    h = matcher.match_name(qname)
+    if h is not None:
+        hits.append((h[0], h[1], qname))
+    if matcher.cnames:
+        for c in cnames:
+            h = matcher.match_name(c)
+            if h is not None:
+                hits.append(("cname", h[1], c))
+    for ip in ips:
+        h = matcher.match_ip(ip)
+        if h is not None:
+            hits.append((h[0], h[1], ip))
+    if not hits:
+        return None
+    return Row(
+        sensor=r["sensor"], client=r["client"], qname=qname, qtype=r["qtype"], rcode=r["rcode"],
+        cnames=cnames, ips=ips, count=int(r["count"]), first_us=int(r["first_us"]),
+        last_us=int(r["last_us"]), hits=hits,
+    )  # fmt: skip

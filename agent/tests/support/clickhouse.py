@@ -118,7 +118,7 @@ def start(node: Node, nodes: list[Node], binary: str) -> None:
     (node.root / "users.xml").write_text(_users())
     node.root.joinpath("users.xml").chmod(0o600)
     out = (node.root / "log" / "stdout.log").open("wb")
-    node.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+    node.proc = subprocess.Popen(
         [binary, f"--config-file={node.root / 'config.xml'}"],
         stdout=out, stderr=subprocess.STDOUT, cwd=node.root,
     )  # fmt: skip
@@ -129,7 +129,7 @@ def stop(node: Node) -> None:
     if node.proc is not None and node.proc.poll() is None:
         node.proc.terminate()
         try:
-            node.proc.wait(10)
+            node.proc.wait(3)
         except subprocess.TimeoutExpired:
             node.proc.kill()
             node.proc.wait()
@@ -151,7 +151,7 @@ def cluster(base: Path, shards: int = 2, binary: str | None = None) -> Iterator[
             while not _ready(n):
                 if n.proc is not None and n.proc.poll() is not None:
                     log = (n.root / "log" / "stdout.log").read_text(errors="replace")[-2000:]
-                    err = (n.root / "log" / "error.log")
+                    err = n.root / "log" / "error.log"
                     log += err.read_text(errors="replace")[-2000:] if err.exists() else ""
                     raise RuntimeError(f"clickhouse-server in {n.root} exited: {log}")
                 if time.monotonic() > deadline:

@@ -33,7 +33,7 @@ MAX_ERROR = 500
 class Client:
     """Statements over HTTP to one node (``url``)."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         url: str,
         user: str,

@@ -28,6 +28,7 @@ from pdnssoc_agent.history import Batch, decode_chunk, hunt
 from pdnssoc_agent.history.backend import open_store
 from pdnssoc_agent.history.clickhouse import Client, ClusterStore
 from pdnssoc_agent.history.clickhouse.schema import history_rows
+from pdnssoc_agent.history.clickhouse.search import DIRECT_MAX
 from pdnssoc_agent.history.importer import import_files
 from pdnssoc_agent.history.query import Row
 
@@ -143,8 +144,10 @@ def _servers(tmp_path: Path, nodes: list[ch.Node], db: str) -> tuple[Config, Con
     for cfg in (a, emb):
         with cfg.correlation.queries_file.open("ab") as fh:
             fh.write(tail)
+    # more domains than search.DIRECT_MAX: retro's filter takes the set, hunt's the ranges
+    more = [f"unrelated-{i}.example" for i in range(DIRECT_MAX)]
     for cfg in (a, b, emb):
-        _lists(cfg, [*DOMAINS, "unrelated.example"], NETS)
+        _lists(cfg, [*DOMAINS, *more], NETS)
     return a, b, emb
 
 

@@ -3,8 +3,10 @@
 
 ClickHouse selects, on every shard, the committed rows of the time span and
 sensors asked for whose query name is an indicator domain or under one (a
-range of the sorted reversed names, as the embedded store searches), whose
-CNAME targets end in one, or whose addresses fall in an indicator network.
+few domains: ranges of the sorted reversed names, as the embedded store
+searches; many: the name and every name it is under, looked up in a set),
+whose CNAME targets are or are under one (the same set), or whose addresses
+begin with an indicator network's prefix (a set per prefix length).
 Each row it returns then goes through
 :class:`~pdnssoc_agent.correlate.indicators.Matcher`, the matcher the raw
 scan uses, which decides the hits and their order (query name, CNAME targets,
@@ -35,9 +37,32 @@ SETTINGS = {
 }
 
 
+DIRECT_MAX = 16
+"""Up to this many domains, query names are selected by ranges of the sorted reversed
+names (the primary key: a hunt reads a few granules); more go through a set."""
+
+
+def _suffixes(name: str) -> str:
+    """The SQL array of ``name`` and every name it is under (``a.b.c``, ``b.c``, ``c``)."""
+    parts = f"splitByChar('.', {name})"
+    return f"arrayMap(i -> arrayStringConcat(arraySlice({parts}, i), '.'), arrayEnumerate({parts}))"
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(values) + ")"
+
+
 def _names(matcher: Matcher) -> list[str]:
+    domains = sorted(matcher.domains)
+    if not domains:
+        return []
+    if len(domains) > DIRECT_MAX:
+        names = _in(quote(d) for d in domains)
+        if not matcher.subdomains:
+            return [f"reverseUTF8(rname) IN {names}"]
+        return [f"arrayExists(s -> s IN {names}, {_suffixes('reverseUTF8(rname)')})"]
     out = []
-    for d in sorted(matcher.domains):
+    for d in domains:
         r = reverse_name(d)
         if matcher.subdomains:
             out.append(f"(rname = {quote(r)} OR (rname > {quote(r + '.')} "
@@ -50,37 +75,51 @@ def _names(matcher: Matcher) -> list[str]:
 def _cnames(matcher: Matcher) -> str | None:
     if not matcher.cnames or not matcher.domains:
         return None
-    domains = sorted(matcher.domains)
-    test = [f"has([{', '.join(quote(d) for d in domains)}], x)"]
+    names = _in(quote(d) for d in sorted(matcher.domains))
+    test = f"x IN {names}"
     if matcher.subdomains:
-        test += [f"endsWith(x, {quote('.' + d)})" for d in domains]
+        test = f"arrayExists(s -> s IN {names}, {_suffixes('x')})"
     canon = r"arrayMap(c -> replaceRegexpOne(lowerUTF8(c), '\\.+$', ''), cnames)"
-    return f"arrayExists(x -> {' OR '.join(test)}, {canon})"
+    return f"arrayExists(x -> {test}, {canon})"
+
+
+def _unhex(raw: bytes) -> str:
+    return f"unhex('{raw.hex()}')"
 
 
 def _addresses(matcher: Matcher) -> list[str]:
-    v4: list[str] = []
-    v6: list[str] = []
-    exact4: list[str] = []
+    """Stored addresses whose first bits are those of an indicator network: IPv4 shifted
+    right per prefix length, IPv6 cut to whole bytes (a length that is not widened to
+    every byte prefix inside it, at most 128 of them)."""
+    v4: dict[int, set[int]] = {}
+    v6: dict[int, set[bytes]] = {}
     for text in matcher.network_values():
         net = ipaddress.ip_network(text, strict=False)
-        lo, hi = int(net.network_address), int(net.broadcast_address)
         if net.version == 4:
-            if lo == hi:
-                exact4.append(str(lo))
-            else:
-                v4.append(f"(x >= {lo} AND x <= {hi})")
-        else:
-            a = f"toFixedString(unhex('{lo:032x}'), 16)"
-            b = f"toFixedString(unhex('{hi:032x}'), 16)"
-            v6.append(f"(x >= {a} AND x <= {b})")
-    if exact4:
-        v4.insert(0, f"has([{', '.join(exact4)}], x)")
+            v4.setdefault(net.prefixlen, set()).add(
+                int(net.network_address) >> (32 - net.prefixlen)
+            )
+            continue
+        whole = (net.prefixlen + 7) // 8
+        base = int(net.network_address) >> (128 - 8 * whole)
+        keys = v6.setdefault(whole, set())
+        for k in range(1 << (8 * whole - net.prefixlen)):
+            keys.add((base | k).to_bytes(whole) if whole else b"")
     out = []
     if v4:
-        out.append(f"arrayExists(x -> {' OR '.join(v4)}, ip4)")
+        tests = [
+            "1" if plen == 0 else
+            f"bitShiftRight(x, {32 - plen}) IN {_in(str(k) for k in sorted(keys))}"
+            for plen, keys in sorted(v4.items())
+        ]  # fmt: skip
+        out.append(f"arrayExists(x -> {' OR '.join(tests)}, ip4)")
     if v6:
-        out.append(f"arrayExists(x -> {' OR '.join(v6)}, ip6)")
+        tests = [
+            "1" if whole == 0 else
+            f"substring(x, 1, {whole}) IN {_in(_unhex(k) for k in sorted(keys))}"
+            for whole, keys in sorted(v6.items())
+        ]  # fmt: skip
+        out.append(f"arrayExists(x -> {' OR '.join(tests)}, ip6)")
     return out
 
 

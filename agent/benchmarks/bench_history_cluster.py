@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pdnssoc_agent.correlate.indicators import Matcher
 from pdnssoc_agent.dnslog import ReadStats
-from pdnssoc_agent.history import Source, decode_chunk
+from pdnssoc_agent.history import HistoryStore, QueryResult, Source, decode_chunk, search
 from pdnssoc_agent.history.clickhouse import Client, ClusterStore
 from pdnssoc_agent.history.hunt import matcher_for
 
@@ -124,9 +124,28 @@ def main() -> None:
             print(f"retro 1,000 indicators, {days} day(s): {took:.3f} s, "
                   f"{len(res.rows):,} rows, {found:,} replies")  # fmt: skip
         t = time.perf_counter()
-        res = stores[1].search(matcher_for([hunt["popular"]]))
+        found = stores[1].search(matcher_for([hunt["popular"]]))
         print(f"hunt {hunt['popular']}, {shape.days} days: {time.perf_counter() - t:.3f} s, "
-              f"{len(res.rows):,} rows")  # fmt: skip
+              f"{len(found.rows):,} rows")  # fmt: skip
+        _cross_check(plain, base / "embedded", [(res, m), (found, matcher_for([hunt["popular"]]))])
+
+
+def _cross_check(
+    files: list[Path], root: Path, searches: list[tuple[QueryResult, Matcher]]
+) -> None:
+    """The embedded store, filled with the same files, must find the same rows."""
+    store = HistoryStore(root)
+    with store.writer() as w:
+        for path in files:
+            data = path.read_bytes()
+            w.add(decode_chunk(data, ReadStats(), path.name), Source(path.name, 0, len(data)))
+            w.commit()
+    for got, matcher in searches:
+        want = search(store, matcher)
+        key = lambda r: (r.sensor, r.client, r.qname, r.first_us, r.count, tuple(r.ips))  # noqa: E731
+        if sorted(map(key, got.rows)) != sorted(map(key, want.rows)):
+            raise SystemExit("the cluster and the embedded store found different rows")
+    print("cross-check: the embedded store found the same rows for retro (all days) and hunt")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def _config(node: Node, nodes: list[Node]) -> str:
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mlock_executable>false</mlock_executable>
+  <compression><case><min_part_size>0</min_part_size><min_part_size_ratio>0</min_part_size_ratio>
+    <method>zstd</method></case></compression>
   <remote_servers><pdnssoc>{shards}</pdnssoc></remote_servers>
 </yandex>
 """

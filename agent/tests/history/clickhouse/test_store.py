@@ -31,6 +31,7 @@ from pdnssoc_agent.history.clickhouse.schema import history_rows
 from pdnssoc_agent.history.clickhouse.search import DIRECT_MAX
 from pdnssoc_agent.history.importer import import_files
 from pdnssoc_agent.history.query import Row
+from pdnssoc_agent.retention.store_hold import NOT_HELD, UNREADABLE, store_hold
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
 DOMAINS = ["evil.example.com", "bad-cdn.net", "Mixed.Example.ORG"]
@@ -273,3 +274,27 @@ def test_history_import_loads_an_archive_into_the_cluster_once(
     again = import_files(open_store(cfg), [archive])
     assert (first.replies, again.replies, again.held) == (3 * 9, 0, 1)
     assert sum(r.count for r in hunt(open_store(cfg), ["evil.example.com"]).rows) == 3 * 2
+
+
+def test_retention_lets_an_archive_file_go_once_the_shard_holds_it(
+    nodes: list[ch.Node], db: str, tmp_path: Path
+) -> None:
+    """Before: with the cluster, the store's hold read the (absent) manifest and kept
+    every file correlate had read for ever."""
+    (port,) = ch._free_ports(1)
+    down = _config(tmp_path / "server", ch.Node(tmp_path / "down", port, port, port), db)
+    up = _config(tmp_path / "server", nodes[0], db)
+    log = up.correlation.queries_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(_log(*A, 9))
+    _lists(up, ["unrelated.example"], [])
+    run_correlate(down, now=NOW)  # read by correlate, not in the store
+    st = log.stat()
+    for cfg, why in ((down, UNREADABLE), (up, NOT_HELD)):
+        hold = store_hold(cfg, NOW)
+        assert hold is not None
+        assert hold.reason(log, st.st_mtime, st.st_size) == why
+    run_correlate(up, now=NOW)  # the shard catches up
+    hold = store_hold(up, NOW)
+    assert hold is not None
+    assert hold.reason(log, st.st_mtime, st.st_size) is None

@@ -91,11 +91,10 @@ def store_hold(config: Config, now: datetime) -> StoreHold | None:
         return None
     older_than = (now - config.retention.history).timestamp()
     root = config.history.dir
+    sources: dict[str, SourceInfo] | None = {}
     if config.history.engine == "clickhouse":
         sources = _cluster_sources(config)
-    elif not (root / "MANIFEST.json").exists():
-        sources: dict[str, SourceInfo] | None = {}
-    else:
+    elif (root / "MANIFEST.json").exists():
         from ..history import HistoryStore  # noqa: PLC0415 - pyarrow only when used
 
         try:

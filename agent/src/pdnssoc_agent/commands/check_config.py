@@ -22,6 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _history(config: Config) -> str:
+    h = config.history
+    if not h.enabled:
+        return "off"
+    if h.engine == "clickhouse":
+        return f"ClickHouse cluster through {h.clickhouse.url} (database {h.clickhouse.database})"
+    return str(h.dir)
+
+
 def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | None]]:
     """(what, inline, file, variable) of every configured secret (files are absolute)."""
     out: list[tuple[str, str | None, Path | None, str | None]] = []
@@ -50,6 +59,9 @@ def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | N
                     hook.webhook_url_env,
                 )
             )
+    ch = config.history.clickhouse
+    if config.history.engine == "clickhouse" and ch.password_file is not None:
+        out.append(("history.clickhouse password", None, ch.password_file, None))
     return out
 
 
@@ -109,7 +121,7 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
         f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
         f"(live_input: {corr.live_input}); MISP servers: {servers}; "
         f"alert channels: {', '.join(channels) or 'none'}; history store: "
-        f"{config.history.dir if config.history.enabled else 'off'}; retention: "
+        f"{_history(config)}; retention: "
         f"{_retention(config)})"
     )
     return int(ExitCode.OK)

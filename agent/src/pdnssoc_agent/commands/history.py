@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..correlate.inputs import check_paths, discover
-from ..errors import ExitCode
+from ..errors import AgentError, ExitCode
 from .retro import Progress
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    from ..history import HistoryStore  # noqa: PLC0415 - pyarrow only here
+    from ..history.backend import open_store  # noqa: PLC0415 - pyarrow only here
     from ..history.importer import import_files  # noqa: PLC0415
 
     files = discover(check_paths(args.paths))
+    try:
+        store = open_store(config)
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
     result = import_files(
-        HistoryStore(config.history.dir),
+        store,
         files,
         progress=partial(Progress, stream=sys.stderr, label="history import"),
         max_line_bytes=config.correlation.max_line_bytes,
@@ -51,7 +55,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         result.held,
         s.summary(),
         result.replies,
-        config.history.dir,
+        store.name,
     )
     for example in s.examples:
         log.warning("history import: skipped %s", example)

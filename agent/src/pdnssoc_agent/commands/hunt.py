@@ -60,20 +60,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text: a header and tab-separated columns; json: one object a "
                         "line")  # fmt: skip
     parser.epilog = (
-        "Searches the history store (history.dir) that correlate fills and `history import` "
-        "loads. One line per distinct reply of a client: sensor, client, first and last seen, "
-        "count, query name and answer, and what matched. Exit 0 with or without matches."
+        "Searches the history store (history.dir, or the ClickHouse cluster of "
+        "history.clickhouse) that correlate fills and `history import` loads. One line per "
+        "distinct reply of a client: sensor, client, first and last seen, count, query name "
+        "and answer, and what matched. Exit 0 with or without matches."
     )
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    from ..history import HistoryStore, HuntValueError, hunt  # noqa: PLC0415 - pyarrow
+    from ..history import HuntValueError, hunt  # noqa: PLC0415 - pyarrow
+    from ..history.backend import open_store  # noqa: PLC0415
     from ..history.report import lines  # noqa: PLC0415
 
-    store = HistoryStore(config.history.dir)
-    if not store.manifest_path.is_file():
+    try:
+        store = open_store(config)
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
+    if not store.exists():
         raise AgentError(
-            f"no history store at {store.root}: correlate fills it (history.enabled) and "
+            f"no history store at {store.name}: correlate fills it (history.enabled) and "
             "`pdnssoc-agent history import PATH...` loads existing archives"
         )
     until = args.until or utcnow()

@@ -31,7 +31,7 @@ from .scan import Decoders, decoders_for
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from ..history import Writer
+    from ..history.backend import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class StoreFeed:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.writer: Writer | None = None
-        self._cm: AbstractContextManager[Writer] | None = None
+        self.writer: StoreWriter | None = None
+        self._cm: AbstractContextManager[StoreWriter] | None = None
         self._ranges: dict[str, list[list[int]]] = {}
         self.added = 0
         """Replies handed to the store in this run."""
@@ -64,11 +64,11 @@ class StoreFeed:
             return None
         feed = cls(config.history.dir)
         try:
-            from ..history import HistoryStore  # noqa: PLC0415
+            from ..history.backend import open_store  # noqa: PLC0415
 
-            feed._cm = HistoryStore(feed.root).writer()
+            feed._cm = open_store(config).writer()
             feed.writer = feed._cm.__enter__()
-        except (AgentError, OSError) as exc:
+        except (AgentError, OSError, ValueError) as exc:
             log.warning("history store not filled in this run (it catches up later): %s", exc)
             return None
         return feed
@@ -216,6 +216,8 @@ def store_lag(config: Config) -> dict[str, Any]:
     if not config.history.enabled or config.correlation.live_input != "query_log":
         out["enabled"] = False  # correlate fills it from the query log only
         return out
+    if config.history.engine == "clickhouse":
+        return _cluster_lag(config, out)
     try:
         m = HistoryStore(config.history.dir).manifest()
         state = load_state(config.correlation.state_dir / "correlate.state.json")
@@ -241,4 +243,30 @@ def store_lag(config: Config) -> dict[str, Any]:
             else None
         ),
     )
+    return out
+
+
+def _cluster_lag(config: Config, out: dict[str, Any]) -> dict[str, Any]:
+    """:func:`store_lag` for a ClickHouse cluster: what this server's shard holds of the
+    files correlate read; ``problem`` when the cluster cannot be asked."""
+    from ..history.clickhouse import ClusterStore  # noqa: PLC0415
+    from ..history.clickhouse.writer import held_ranges  # noqa: PLC0415
+    from ..history.manifest import covered_end  # noqa: PLC0415
+    from .output import load_state  # noqa: PLC0415
+
+    out["engine"] = "clickhouse"
+    try:
+        state = load_state(config.correlation.state_dir / "correlate.state.json")
+        store = ClusterStore.from_config(config)
+        out["dir"] = store.name
+        held = held_ranges(store.client, local=True, fps=[m.fp for m in state.files])
+    except (AgentError, OSError, ValueError) as exc:
+        out["problem"] = str(exc)
+        return out
+    behind = files = 0
+    for mark in state.files:
+        gap = mark.offset - (covered_end(held.get(mark.fp, []), 0) or 0)
+        if gap > 0:
+            behind, files = behind + gap, files + 1
+    out.update(bytes_behind=behind, files_behind=files)
     return out

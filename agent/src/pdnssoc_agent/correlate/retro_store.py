@@ -49,7 +49,8 @@ Gaps = list[tuple[int, int | None]]
 class StorePart:
     """What the store answered for a retro run."""
 
-    root: Path
+    root: Path | str
+    """The store's directory, or the cluster's name (what alert lines name as their source)."""
     gaps: dict[Path, Gaps] = field(default_factory=dict)
     """Per raw file: the ranges the store does not hold (absent: all of it)."""
     rows: int = 0
@@ -64,23 +65,28 @@ def usable(config: Config) -> str | None:
     window = int(config.correlation.dedup_window.total_seconds())
     if window % HOUR:
         return "correlation.dedup_window is not a whole number of hours (the store's buckets)"
-    if not (config.history.dir / "MANIFEST.json").is_file():
+    if config.history.engine == "embedded" and not (config.history.dir / "MANIFEST.json").is_file():
         return "the store holds nothing yet"
     return None
 
 
 def plan(config: Config, files: list[Path], fp_len: int, fp: Callable[[bytes], str]) -> StorePart:
-    """The part of ``files`` the store holds, file by file (raises StoreError)."""
-    from ..history import HistoryStore  # noqa: PLC0415 - pyarrow only when used
+    """The part of ``files`` the store holds, file by file (raises StoreError,
+    ClusterError)."""
+    from ..history.backend import open_store  # noqa: PLC0415 - pyarrow only when used
 
-    store = HistoryStore(config.history.dir)
-    m = store.manifest()
-    part = StorePart(store.root)
+    store = open_store(config)
+    prints = {}
     for path in files:
         head = head_bytes(path, fp_len)
-        info = m.sources.get(fp(head)) if head else None
-        if info is not None:
-            part.gaps[path] = _gaps(info.ranges)
+        if head:
+            prints[path] = fp(head)
+    held = store.held(prints.values())
+    part = StorePart(config.history.dir if config.history.engine == "embedded" else store.name)
+    for path, key in prints.items():
+        ranges = held.get(key)
+        if ranges is not None:
+            part.gaps[path] = _gaps(ranges)
     return part
 
 
@@ -105,11 +111,11 @@ def search(  # noqa: PLR0917
 ) -> None:
     """Rows of the look-back that match ``matcher`` into ``agg``, as the raw scan's lines
     would go (``keep`` filters a row's hits as retro filters a line's)."""
-    from ..history import HistoryStore, search  # noqa: PLC0415
+    from ..history.backend import open_store  # noqa: PLC0415
 
     # whole hours: a row that begins before the look-back starts counts whole
     since_us = int(since.timestamp()) // HOUR * HOUR * 1_000_000
-    result = search(HistoryStore(config.history.dir), matcher, since_us=since_us)
+    result = open_store(config).search(matcher, since_us=since_us)
     if result.problems:
         raise AgentError("; ".join(result.problems))
     part.segments = result.segments

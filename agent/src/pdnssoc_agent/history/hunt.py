@@ -10,10 +10,14 @@ earliest first seen, latest last seen.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..correlate.indicators import Matcher
 from .query import QueryResult, Row, search
 from .store import HistoryStore
+
+if TYPE_CHECKING:
+    from .backend import Store
 
 
 class HuntValueError(ValueError):
@@ -42,7 +46,7 @@ def _address_like(value: str) -> bool:
 
 
 def hunt(
-    store: HistoryStore,
+    store: HistoryStore | Store,
     values: Iterable[str],
     *,
     since_us: int | None = None,
@@ -50,9 +54,11 @@ def hunt(
     sensors: Iterable[str] | None = None,
 ) -> QueryResult:
     """Matching rows, one per distinct reply, oldest first seen first."""
-    result = search(
-        store, matcher_for(values), since_us=since_us, until_us=until_us, sensors=sensors
-    )
+    matcher = matcher_for(values)
+    if isinstance(store, HistoryStore):
+        result = search(store, matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+    else:
+        result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
     result.rows = merge(result.rows)
     return result
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from ..correlate.inputs import FP_LEN, content_ends_at, fingerprint
 from ..correlate.retro import ProgressFactory, ProgressReport
 from ..dnslog import LineReader, ReadStats, head_bytes
+from .backend import Store, StoreWriter
 from .manifest import covered_end
 from .records import decode_chunk
 from .store import HistoryStore
-from .writer import Source, Writer
+from .writer import Source
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class _Silent:
 
 
 def import_files(
-    store: HistoryStore,
+    store: HistoryStore | Store,
     paths: list[Path],
     *,
     progress: ProgressFactory | None = None,
@@ -79,7 +80,11 @@ def import_files(
 
 
 def _one(
-    w: Writer, path: Path, result: ImportResult, max_line_bytes: int, tick: Callable[[int], None]
+    w: StoreWriter,
+    path: Path,
+    result: ImportResult,
+    max_line_bytes: int,
+    tick: Callable[[int], None],
 ) -> None:
     head = head_bytes(path, FP_LEN)
     result.files += 1

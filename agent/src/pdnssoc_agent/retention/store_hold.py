@@ -91,9 +91,10 @@ def store_hold(config: Config, now: datetime) -> StoreHold | None:
         return None
     older_than = (now - config.retention.history).timestamp()
     root = config.history.dir
-    if not (root / "MANIFEST.json").exists():
-        sources: dict[str, SourceInfo] | None = {}
-    else:
+    sources: dict[str, SourceInfo] | None = {}
+    if config.history.engine == "clickhouse":
+        sources = _cluster_sources(config)
+    elif (root / "MANIFEST.json").exists():
         from ..history import HistoryStore  # noqa: PLC0415 - pyarrow only when used
 
         try:
@@ -109,3 +110,18 @@ def store_hold(config: Config, now: datetime) -> StoreHold | None:
     else:
         out.read = {m.fp: m.offset for m in state.files}
     return out
+
+
+def _cluster_sources(config: Config) -> dict[str, SourceInfo] | None:
+    """What this server's shard of the ClickHouse cluster holds, as the manifest's
+    sources; None (the archive is kept) when the cluster cannot be asked."""
+    from ..history.clickhouse import ClusterStore  # noqa: PLC0415
+    from ..history.clickhouse.writer import held_ranges  # noqa: PLC0415
+    from ..history.manifest import SourceInfo  # noqa: PLC0415
+
+    try:
+        held = held_ranges(ClusterStore.from_config(config).client, local=True)
+    except (AgentError, OSError, ValueError) as exc:
+        log.warning("retention: %s; the archive is kept", exc)
+        return None
+    return {fp: SourceInfo(ranges, "") for fp, ranges in held.items()}

@@ -384,7 +384,8 @@ def _history(h: dict[str, Any]) -> str:
 
 
 def render(status: Status) -> str:
-    """The human-readable view."""
+    """The human-readable view (printable: what UTF-8 cannot carry, such as a lone surrogate
+    in a sensor name from a JSON escape in the query log, is shown as a backslash escape)."""
     out = [f"pDNSSOC agent status at {status.generated_at}", "", "Steps:"]
     out.append(f"  {'step':<11} {'every':>6} {'last run':<21} {'ago':>16} {'outcome':<8} stale")
     for s in status.steps:
@@ -422,7 +423,7 @@ def render(status: Status) -> str:
         out.append(f"PROBLEM: {problem}")
     if status.stale:
         out += ["", f"STALE: {', '.join(status.stale)} (no success within twice the interval)"]
-    return "\n".join(out)
+    return "\n".join(out).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _render_indicators(status: Status) -> list[str]:

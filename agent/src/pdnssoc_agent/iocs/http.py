@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What every indicator source read over HTTP shares (feeds, lists, ThreatFox).
+
+:class:`HttpSource` is an :class:`~pdnssoc_agent.iocs.source.IndicatorSource`
+that reads all its records once per run (:meth:`HttpSource.records`) and then
+answers each :class:`~pdnssoc_agent.iocs.source.Query` from them, filtered as
+MISP's restSearch would filter: by type, by time and, for a tag period, by
+tag. Requests go through a session with a total deadline
+(:mod:`pdnssoc_agent.httpclient`), answers larger than ``max_bytes`` and
+fetches with more than ``max_indicators`` records fail the source, and every
+failure is a :class:`~pdnssoc_agent.iocs.source.SourceError` whose message is
+one line that names the source and never holds its key.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+import urllib3
+
+from ..config import Secret, SourceConfig
+from ..httpclient import DeadlineExceeded, session
+from ..sanitize import printable, redact
+from .source import Attribute, IndicatorSource, Query, SourceError, Tag
+
+PAGE = 5000
+"""Records handed to the fetch path at a time."""
+
+
+class HttpSource(IndicatorSource):
+    """One configured source read over HTTP(S); subclasses parse its format."""
+
+    def __init__(self, config: SourceConfig, key: Secret | None = None) -> None:
+        self.config = config
+        self.label = config.label
+        self.url = config.base_url
+        self.periods = config.periods
+        self._key = key
+        self._session: requests.Session | None = None
+        self._records: list[Attribute] | None = None
+        longest = max([config.periods.generic.delta, *(t.delta for t in config.periods.tags)])
+        self._look_back = longest - config.periods.generic.delta
+
+    # -- errors ---------------------------------------------------------------
+
+    def clean(self, text: str) -> str:
+        return printable(redact(text, *([self._key] if self._key else [])), 300)
+
+    def error(self, what: str) -> SourceError:
+        """A failure of this source, ``what`` made one safe line."""
+        return SourceError(self.label, self.url, self.clean(" ".join(what.split())))
+
+    def _describe(self, exc: requests.RequestException) -> str:
+        if isinstance(exc, requests.exceptions.SSLError):
+            m = re.search(r"certificate verify failed[^')\"]*", str(exc))
+            return f"TLS error: {m.group(0) if m else exc}"
+        if isinstance(exc, DeadlineExceeded):
+            return f"timed out after {self.config.timeout:g} s (no complete answer)"
+        if isinstance(exc, requests.exceptions.Timeout):
+            return f"timed out after {self.config.timeout:g} s"
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            m = re.search(r"\[Errno -?\d+\] ([^'\")]*)", str(exc))
+            return f"cannot connect: {m.group(1) if m else exc}"
+        return f"{type(exc).__name__}: {exc}"
+
+    # -- HTTP -----------------------------------------------------------------
+
+    @property
+    def http(self) -> requests.Session:
+        if self._session is None:
+            self._session = session(self.config.timeout)
+            if self._key is not None:
+                self._session.headers[self.config.header] = self._key
+        return self._session
+
+    def request(self, url: str, *, json: Any = None) -> requests.Response:
+        """GET ``url`` (POST when ``json`` is given); only a complete 200 answer returns."""
+        verify: bool | str = self.config.verify_ssl
+        if self.config.ca_file is not None:
+            verify = str(self.config.ca_file)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                if json is None:
+                    response = self.http.get(url, timeout=self.config.timeout, verify=verify)
+                else:
+                    response = self.http.post(
+                        url, json=json, timeout=self.config.timeout, verify=verify
+                    )
+        except requests.RequestException as exc:
+            raise self.error(f"{url}: {self._describe(exc)}") from None
+        if response.status_code != 200:
+            raise self.error(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
+        if len(response.content) > self.config.max_bytes:
+            raise self.error(
+                f"{url}: answer of {len(response.content)} bytes, more than max_bytes "
+                f"({self.config.max_bytes})"
+            )
+        return response
+
+    # -- records --------------------------------------------------------------
+
+    @abstractmethod
+    def records(self, since: int) -> list[Attribute]:
+        """Every record of the source changed at or after ``since`` (it may give more).
+
+        Called once per fetch-iocs run; raises :class:`SourceError` when the
+        source fails.
+        """
+
+    def marked(self, attr: Attribute) -> Attribute:
+        """``attr`` with the source's default TLP when neither it nor its event has one."""
+        tlp = self.config.tlp
+        if tlp is None:
+            return attr
+        tags = [t.name for t in attr.Tag]
+        if attr.Event is not None:
+            tags += [t.name for t in attr.Event.Tag]
+        if any(t.lower().startswith("tlp:") for t in tags):
+            return attr
+        attr.Tag = [*attr.Tag, Tag(name=f"tlp:{tlp}")]
+        return attr
+
+    def _all(self, query: Query) -> list[Attribute]:
+        if query.tags is None:
+            self._records = None  # the generic query starts a run: read afresh
+        if self._records is None:
+            # The generic query comes first; tag periods may look further back.
+            since = query.since
+            if query.tags is None:
+                since -= int(self._look_back.total_seconds())
+            records = self.records(since)
+            if len(records) > self.config.max_indicators:
+                raise self.error(
+                    f"{len(records)} records, more than max_indicators "
+                    f"({self.config.max_indicators})"
+                )
+            self._records = [self.marked(r) for r in records]
+        return self._records
+
+    def pages(self, query: Query) -> Iterator[list[Attribute]]:
+        """The records of the wanted types, changed since ``query.since``, with its tags."""
+        types = set(query.types)
+        wanted = {t.lower() for t in query.tags} if query.tags else None
+        page: list[Attribute] = []
+        for attr in self._all(query):
+            if attr.type not in types or attr.timestamp < query.since:
+                continue
+            if wanted is not None:
+                names = {t.name.lower() for t in attr.Tag}
+                if attr.Event is not None:
+                    names |= {t.name.lower() for t in attr.Event.Tag}
+                if not names & wanted:
+                    continue
+            page.append(attr)
+            if len(page) >= PAGE:
+                yield page
+                page = []
+        if page:
+            yield page

@@ -10,19 +10,31 @@ adds its class there and its ``type`` to
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import Config, Secret, SourceConfig, read_secret
 from ..errors import FetchConfigError
 from .misp import MispSource
+from .mispfeed import MispFeedSource
 from .plainlist import ListSource
 from .source import IndicatorSource
 
 log = logging.getLogger(__name__)
 
+
+def cache_dir(config: Config, source: SourceConfig) -> Path:
+    """Where a source keeps what it fetched between runs (a feed's event files)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", source.label)
+    return config.correlation.state_dir / "sources" / re.sub(r"^\.", "_", name)
+
+
 KINDS: dict[str, Callable[[Config, SourceConfig, Secret | None], IndicatorSource]] = {
     "list": lambda config, src, key: ListSource(src, key),
+    "misp_feed": lambda config, src, key: MispFeedSource(
+        src, key, cache_dir=cache_dir(config, src)
+    ),
 }
 """``sources[].type`` -> how a source of that type is built."""
 

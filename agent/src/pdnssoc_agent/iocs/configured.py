@@ -20,6 +20,7 @@ from .misp import MispSource
 from .mispfeed import MispFeedSource
 from .plainlist import ListSource
 from .source import IndicatorSource
+from .threatfox import ThreatFoxSource
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ KINDS: dict[str, Callable[[Config, SourceConfig, Secret | None], IndicatorSource
     "misp_feed": lambda config, src, key: MispFeedSource(
         src, key, cache_dir=cache_dir(config, src)
     ),
+    "threatfox": lambda config, src, key: ThreatFoxSource(src, key),
 }
 """``sources[].type`` -> how a source of that type is built."""
 

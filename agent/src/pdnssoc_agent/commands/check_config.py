@@ -43,6 +43,16 @@ def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | N
                 server.api_key_env,
             )
         )
+    for i, src in enumerate(config.sources):
+        if src.has_key:
+            out.append(
+                (
+                    f"sources[{i}] ({src.label}) api key",
+                    src.api_key,
+                    src.api_key_file,
+                    src.api_key_env,
+                )
+            )
     email = config.alerting.email
     if email is not None and (email.password or email.password_file or email.password_env):
         out.append(

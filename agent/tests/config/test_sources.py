@@ -72,7 +72,9 @@ def test_url_must_be_http_and_carry_no_password() -> None:
 
 def test_unknown_type_and_unknown_key_are_named() -> None:
     got = problems({"type": "stix", "url": "https://x.example.org/"}, {"type": "list", "urll": 1})
-    assert got[0] == "sources[0].type: expected one of 'misp_feed', 'list', 'threatfox', got 'stix'"
+    assert got[0] == (
+        "sources[0].type: expected one of 'misp_feed', 'list', 'threatfox', 'taxii', got 'stix'"
+    )
     assert got[1].startswith("sources[1].urll: unknown key; did you mean 'url'?")
 
 
@@ -125,4 +127,31 @@ def test_a_key_over_plain_http_is_a_warning() -> None:
     assert [str(w) for w in cfg.warnings] == [
         "sources[0].url: plain http: the key and the indicators cross the network "
         "unencrypted; use https"
+    ]
+
+
+def test_taxii_needs_its_collection_and_basic_auth_needs_a_password() -> None:
+    got = problems(
+        {"type": "taxii", "url": "https://taxii.example.org/api1/"},
+        {
+            "type": "taxii",
+            "url": "https://taxii.example.org/api1/",
+            "collection": "c1",
+            "username": "me",
+        },
+        {
+            "type": "taxii",
+            "url": "https://taxii.example.org/api1/",
+            "collection": "c1",
+            "username": "me",
+            "api_key_env": "PW",
+            "auth_header": "X-Key",
+        },
+        {"type": "list", "url": "https://l.example/x", "indicator_type": "domain", "page_size": 5},
+    )
+    assert got == [
+        "sources[0].collection: required for type taxii: the collection's id",
+        "sources[1].username: needs a password: api_key_file, api_key_env or api_key",
+        "sources[2].auth_header: not with username (HTTP Basic uses Authorization)",
+        "sources[3].page_size: only for type taxii, not for type list",
     ]

@@ -27,6 +27,8 @@ class Seen:
 class FileServer:
     files: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     post: Callable[[Seen], tuple[int, bytes]] | None = None
+    get: Callable[[Seen], tuple[int, bytes, dict[str, str]]] | None = None
+    """Answers every GET when set (``files`` then serve nothing)."""
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
 
@@ -42,14 +44,20 @@ class FileServer:
 
 def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: bytes) -> None:
+        def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            state.seen.append(Seen("GET", self.path, dict(self.headers), b""))
+            seen = Seen("GET", self.path, dict(self.headers), b"")
+            state.seen.append(seen)
+            if state.get is not None:
+                self._answer(*state.get(seen))
+                return
             status, body = state.files.get(self.path, (404, b"not found"))
             self._answer(status, body)
 

@@ -9,6 +9,8 @@ Every entry has a ``type``:
                (``format: csv``) or a hosts file (``format: hosts``), all of
                one declared ``indicator_type``
 ``threatfox``  abuse.ch ThreatFox's JSON API (an Auth-Key is required)
+``taxii``      a TAXII 2.1 collection (``url`` is the API root, ``collection``
+               the collection's id), read incrementally with ``added_after``
 
 Keys that belong to another type are refused with a message naming the key
 and the types it belongs to, so a misplaced key is never silently ignored.
@@ -25,7 +27,7 @@ from ._schema import Problem, Secret
 from .alerting import TlpLevel
 from .misp import Periods
 
-SourceType = Literal["misp_feed", "list", "threatfox"]
+SourceType = Literal["misp_feed", "list", "threatfox", "taxii"]
 ListFormat = Literal["lines", "csv", "hosts"]
 ListIndicatorType = Literal["domain", "hostname", "ip-dst", "ip-src"]
 
@@ -40,6 +42,8 @@ _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "delimiter": ("list",),
     "skip_lines": ("list",),
     "days": ("threatfox",),
+    "collection": ("taxii",),
+    "page_size": ("taxii",),
 }
 
 
@@ -47,7 +51,7 @@ _ONLY_FOR: dict[str, tuple[str, ...]] = {
 class SourceConfig:
     """One indicator source that is not a MISP server."""
 
-    type: SourceType = field(metadata={"doc": "misp_feed, list or threatfox"})
+    type: SourceType = field(metadata={"doc": "misp_feed, list, threatfox or taxii"})
     url: str | None = None
     """Where the source is: the feed directory, the list file, the API endpoint
     (for ``threatfox``, default :data:`THREATFOX_URL`)."""
@@ -59,6 +63,8 @@ class SourceConfig:
     auth_header: str | None = None
     """HTTP header the key travels in (default ``Auth-Key`` for ThreatFox,
     ``Authorization`` otherwise)."""
+    username: str | None = None
+    """With a user name, the key is the password of HTTP Basic authentication."""
     tlp: TlpLevel | None = None
     """TLP of indicators the source does not mark itself (a ``tlp:`` tag is added)."""
     verify_ssl: bool = True
@@ -80,6 +86,10 @@ class SourceConfig:
     """Lines to skip at the top of a list (a CSV header); ``#`` lines are always skipped."""
     days: int = field(default=1, metadata={"min": 1, "max": 7})
     """ThreatFox: IOCs added in the last ``days`` days (the API allows 1 to 7)."""
+    collection: str | None = None
+    """TAXII: the id of the collection under the API root ``url``."""
+    page_size: int = field(default=1000, metadata={"min": 1, "max": 100_000})
+    """TAXII: objects asked for per request (``limit``)."""
 
     @property
     def label(self) -> str:
@@ -89,7 +99,7 @@ class SourceConfig:
     @property
     def base_url(self) -> str:
         if self.url:
-            return self.url.rstrip("/") if self.type == "misp_feed" else self.url
+            return self.url.rstrip("/") if self.type in ("misp_feed", "taxii") else self.url
         return THREATFOX_URL if self.type == "threatfox" else ""
 
     @property
@@ -103,7 +113,7 @@ class SourceConfig:
 
     def _check(self, path: str, problems: list[Problem]) -> None:
         prefix = f"{path}." if path else ""
-        if self.type not in ("misp_feed", "list", "threatfox"):
+        if self.type not in ("misp_feed", "list", "threatfox", "taxii"):
             return  # reported already
         for key, types in _ONLY_FOR.items():
             default = SourceConfig.__dataclass_fields__[key].default
@@ -141,6 +151,20 @@ class SourceConfig:
             )
         if self.auth_header is not None and not given:
             problems.append(Problem(prefix + "auth_header", "has no effect without a key"))
+        if self.username is not None and not given:
+            problems.append(
+                Problem(
+                    prefix + "username", "needs a password: api_key_file, api_key_env or api_key"
+                )
+            )
+        if self.username is not None and self.auth_header is not None:
+            problems.append(
+                Problem(prefix + "auth_header", "not with username (HTTP Basic uses Authorization)")
+            )
+        if self.type == "taxii" and not self.collection:
+            problems.append(
+                Problem(prefix + "collection", "required for type taxii: the collection's id")
+            )
         if self.type == "list" and self.indicator_type is None:
             problems.append(
                 Problem(

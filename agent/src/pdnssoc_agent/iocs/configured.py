@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The indicator sources the configuration names, built for one fetch-iocs run.
 
-MISP servers come from ``misp_servers``; feeds, lists and ThreatFox from
+MISP servers come from ``misp_servers``; feeds, lists, ThreatFox and TAXII from
 ``sources`` (one class per ``type``, in :data:`KINDS`). A new kind of source
 adds its class there and its ``type`` to
 :class:`~pdnssoc_agent.config.SourceConfig`.
@@ -20,6 +20,7 @@ from .misp import MispSource
 from .mispfeed import MispFeedSource
 from .plainlist import ListSource
 from .source import IndicatorSource
+from .taxii import TaxiiSource
 from .threatfox import ThreatFoxSource
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ KINDS: dict[str, Callable[[Config, SourceConfig, Secret | None], IndicatorSource
         src, key, cache_dir=cache_dir(config, src)
     ),
     "threatfox": lambda config, src, key: ThreatFoxSource(src, key),
+    "taxii": lambda config, src, key: TaxiiSource(src, key, cache_dir=cache_dir(config, src)),
 }
 """``sources[].type`` -> how a source of that type is built."""
 

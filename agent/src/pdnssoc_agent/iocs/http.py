@@ -74,11 +74,15 @@ class HttpSource(IndicatorSource):
     def http(self) -> requests.Session:
         if self._session is None:
             self._session = session(self.config.timeout)
-            if self._key is not None:
+            if self._key is not None and self.config.username is not None:
+                self._session.auth = (self.config.username, self._key)
+            elif self._key is not None:
                 self._session.headers[self.config.header] = self._key
         return self._session
 
-    def request(self, url: str, *, json: Any = None) -> requests.Response:
+    def request(
+        self, url: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
         """GET ``url`` (POST when ``json`` is given); only a complete 200 answer returns."""
         verify: bool | str = self.config.verify_ssl
         if self.config.ca_file is not None:
@@ -87,10 +91,12 @@ class HttpSource(IndicatorSource):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
                 if json is None:
-                    response = self.http.get(url, timeout=self.config.timeout, verify=verify)
+                    response = self.http.get(
+                        url, timeout=self.config.timeout, verify=verify, headers=headers
+                    )
                 else:
                     response = self.http.post(
-                        url, json=json, timeout=self.config.timeout, verify=verify
+                        url, json=json, timeout=self.config.timeout, verify=verify, headers=headers
                     )
         except requests.RequestException as exc:
             raise self.error(f"{url}: {self._describe(exc)}") from None

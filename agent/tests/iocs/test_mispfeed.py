@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ def test_feed_attributes_and_object_attributes_with_their_event(
     ev = misp_event("Phishing wave", tags=("tlp:amber",))
     a = ev.add_attribute("domain", "Evil.Example.COM", to_ids=True, comment="C2 panel")
     a.add_tag("apt")
+    a.first_seen = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     ev.add_attribute("ip-dst", "192.0.2.10", to_ids=True)
     ev.add_attribute("domain", "not-ids.example.org", to_ids=False)
     obj = ev.add_object(name="domain-ip")
@@ -108,6 +110,9 @@ def test_feed_attributes_and_object_attributes_with_their_event(
     assert ctx.event_url == web.url(f"/feed/{ev.uuid}.json")
     assert ctx.tlp == "tlp:amber"  # the event's own TLP wins over the source's default
     assert set(ctx.tags) == {"apt", "tlp:amber"}
+    feed_attr = json.loads(web.files[f"/feed/{ev.uuid}.json"][1])["Event"]["Attribute"][0]
+    assert ctx.first_seen == feed_attr["first_seen"]
+    assert datetime.fromisoformat(ctx.first_seen) == datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
 def test_fetched_incrementally_by_manifest(web: FileServer, folder: Path, tmp_path: Path) -> None:

@@ -134,6 +134,7 @@ def test_simple_patterns_become_indicators_with_their_tlp_and_link(
         "tlp:amber",
     )
     assert set(ctx.tags) == {"phishing", "tlp:amber"}
+    assert ctx.first_seen == "2026-11-28T10:00:00Z"  # valid_from
     assert ctx.event_url == web.url(
         f"/taxii2/api1/collections/{COLLECTION}/objects/"
         "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f/"

@@ -81,6 +81,7 @@ def test_recent_iocs_become_indicators_linked_to_threatfox(api: FileServer, tmp_
     )
     assert ctx.event_info.startswith("Cobalt Strike - Indicator that identifies a botnet")
     assert ctx.comment == "first seen 2026-11-28 22:01:44 UTC, confidence 75%"
+    assert ctx.first_seen == "2026-11-28T22:01:44+00:00"
     assert ctx.timestamp == int(datetime(2026, 11, 29, 23, 10, tzinfo=UTC).timestamp())
     dom = index(cfg)["c2-panel.example.com"].contexts[0]
     assert dom.tags == ("ExampleRAT", "c2", "tlp:clear")

@@ -307,6 +307,7 @@ class _SourceFetch:
             category=sys.intern(attr.category),
             comment=comment,
             timestamp=attr.timestamp,
+            first_seen=attr.first_seen or "",
         )
 
 

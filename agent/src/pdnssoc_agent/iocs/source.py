@@ -65,6 +65,8 @@ class Attribute(msgspec.Struct):
     to_ids: bool = True
     timestamp: int = 0
     comment: str = ""
+    first_seen: str | None = None
+    """When the source first saw it, ISO 8601 text as MISP writes it (None: not said)."""
     event_id: int | str = ""
     Event: EventRef | None = None
     Tag: list[Tag] = []

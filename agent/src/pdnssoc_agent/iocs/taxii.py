@@ -87,6 +87,7 @@ class Indicator(msgspec.Struct, omit_defaults=True):
     id: str
     modified: str = ""
     created: str = ""
+    valid_from: str = ""
     type: str = "indicator"
     name: str = ""
     pattern: str = ""
@@ -230,6 +231,7 @@ class TaxiiSource(HttpSource):
                 category="Network activity",
                 timestamp=stamp,
                 comment=ind.pattern[:200],
+                first_seen=ind.valid_from or ind.created or None,
                 event_id=ind.id,
                 Event=event,
                 Tag=tags,

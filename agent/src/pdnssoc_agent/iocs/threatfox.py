@@ -105,6 +105,7 @@ class ThreatFoxSource(HttpSource):
             category="Network activity",
             timestamp=max(first, last),
             comment=comment,
+            first_seen=datetime.fromtimestamp(first, UTC).isoformat(),
             event_id=str(ioc.id),
             Event=EventRef(
                 id=str(ioc.id),

@@ -31,3 +31,6 @@ def test_a_missing_source_key_file_is_a_problem_and_a_loose_one_a_warning(
     (tmp_path / "secrets" / "threatfox.key").write_text("t" * 32 + "\n")
     (tmp_path / "secrets" / "threatfox.key").chmod(0o600)
     assert main(["-c", str(cfg), "check-config", "--secrets"]) == 0
+    assert (
+        "MISP servers: none; other sources: tf (threatfox), l (list); " in capsys.readouterr().out
+    )

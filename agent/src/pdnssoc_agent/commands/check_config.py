@@ -120,6 +120,7 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
                 print(f"  - {p}")
             return int(ExitCode.CONFIG)
     servers = ", ".join(s.label for s in config.misp_servers) or "none"
+    others = ", ".join(f"{s.label} ({s.type})" for s in config.sources)
     channels = [
         n
         for n in ("email", "slack", "mattermost", "teams", "webhook")
@@ -130,7 +131,8 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     print(
         f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
         f"(live_input: {corr.live_input}); MISP servers: {servers}; "
-        f"alert channels: {', '.join(channels) or 'none'}; history store: "
+        + (f"other sources: {others}; " if others else "")
+        + f"alert channels: {', '.join(channels) or 'none'}; history store: "
         f"{_history(config)}; retention: "
         f"{_retention(config)})"
     )

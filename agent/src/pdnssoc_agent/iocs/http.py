@@ -19,6 +19,7 @@ import warnings
 from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -30,6 +31,7 @@ from .source import Attribute, IndicatorSource, Query, SourceError, Tag
 
 PAGE = 5000
 """Records handed to the fetch path at a time."""
+_MAX_REDIRECTS = 5
 
 
 class HttpSource(IndicatorSource):
@@ -87,19 +89,7 @@ class HttpSource(IndicatorSource):
         verify: bool | str = self.config.verify_ssl
         if self.config.ca_file is not None:
             verify = str(self.config.ca_file)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                if json is None:
-                    response = self.http.get(
-                        url, timeout=self.config.timeout, verify=verify, headers=headers
-                    )
-                else:
-                    response = self.http.post(
-                        url, json=json, timeout=self.config.timeout, verify=verify, headers=headers
-                    )
-        except requests.RequestException as exc:
-            raise self.error(f"{url}: {self._describe(exc)}") from None
+        response = self._follow(url, json=json, headers=headers, verify=verify)
         if response.status_code != 200:
             raise self.error(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
         if len(response.content) > self.config.max_bytes:
@@ -108,6 +98,53 @@ class HttpSource(IndicatorSource):
                 f"({self.config.max_bytes})"
             )
         return response
+
+    def _follow(
+        self, url: str, *, json: Any, headers: dict[str, str] | None, verify: bool | str
+    ) -> requests.Response:
+        """Send, following redirects; with a key, only those that stay on the same host.
+
+        requests drops ``Authorization`` on a redirect to another host but not
+        other headers (``Auth-Key``, ``X-Api-Key``): a key is never sent along
+        to a host it was not configured for.
+        """
+        method = "GET" if json is None else "POST"
+        origin = urlsplit(url)
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                    response = self.http.request(
+                        method,
+                        url,
+                        json=json,
+                        headers=headers,
+                        timeout=self.config.timeout,
+                        verify=verify,
+                        allow_redirects=self._key is None,
+                    )
+            except requests.RequestException as exc:
+                raise self.error(f"{url}: {self._describe(exc)}") from None
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return response
+            target = urljoin(url, location)
+            there = urlsplit(target)
+            if there.scheme == "http" and origin.scheme == "https":
+                raise self.error(f"{url}: redirected from https to http; not followed")
+            upgrade = (
+                origin.scheme == "http" and there.scheme == "https" and there.port in (None, 443)
+            )
+            same = there.scheme == origin.scheme and there.port == origin.port
+            if there.hostname != origin.hostname or not (same or upgrade):
+                raise self.error(
+                    f"{url}: redirected to another host ({there.netloc}); not followed, "
+                    "the key would go with it"
+                )
+            if response.status_code in (301, 302, 303) and method == "POST":
+                method, json = "GET", None
+            url = target
+        raise self.error(f"{url}: more than {_MAX_REDIRECTS} redirects")
 
     # -- records --------------------------------------------------------------
 

@@ -215,5 +215,10 @@ def test_types_not_wanted_are_left_out_and_answers_are_bounded(
     result = fetch(cfg)
     assert (result.servers[0].seen, result.servers[0].error) == (0, None)
     assert result.servers[1].error == (
-        f"{web.url('/big.txt')}: answer of 2800 bytes, more than max_bytes (1000)"
+        f"{web.url('/big.txt')}: answer larger than max_bytes (1000): 2800 bytes announced"
+    )
+    web.get = lambda seen: (200, b"x.example.org\n" * 200, {"X-Test-No-Length": "1"})
+    result = fetch(cfg)
+    assert result.servers[1].error == (
+        f"{web.url('/big.txt')}: answer larger than max_bytes (1000): more than 1000 bytes read"
     )

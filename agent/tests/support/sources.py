@@ -46,9 +46,13 @@ def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
-            for name, value in (headers or {}).items():
+            headers = dict(headers or {})
+            # A body without Content-Length ends when the connection closes (HTTP/1.0).
+            unbounded = headers.pop("X-Test-No-Length", None) is not None
+            for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            if not unbounded:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 

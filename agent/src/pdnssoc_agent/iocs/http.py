@@ -25,13 +25,54 @@ import requests
 import urllib3
 
 from ..config import Secret, SourceConfig
-from ..httpclient import DeadlineExceeded, session
+from ..httpclient import DeadlineAdapter, DeadlineExceeded
 from ..sanitize import printable, redact
 from .source import Attribute, IndicatorSource, Query, SourceError, Tag
 
 PAGE = 5000
 """Records handed to the fetch path at a time."""
 _MAX_REDIRECTS = 5
+
+
+class TooLarge(requests.RequestException):
+    """An answer grew past ``max_bytes`` while it was read."""
+
+
+class _Bounded:
+    """A urllib3 response whose decoded body stops at ``limit`` bytes."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Iterator[bytes]:
+        total = 0
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            total += len(chunk)
+            if total > self._limit:
+                self._raw.close()
+                raise TooLarge(f"more than {self._limit} bytes read")
+            yield chunk
+
+
+class _BoundedAdapter(DeadlineAdapter):
+    """The deadline adapter, refusing an answer longer than ``limit`` as it is read."""
+
+    def __init__(self, seconds: float, limit: int) -> None:
+        self.limit = limit
+        super().__init__(seconds)
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.limit:
+            resp.close()
+            raise TooLarge(f"{length} bytes announced")
+        response.raw = _Bounded(response.raw, self.limit)
+        return response
 
 
 class HttpSource(IndicatorSource):
@@ -58,6 +99,8 @@ class HttpSource(IndicatorSource):
         return SourceError(self.label, self.url, self.clean(" ".join(what.split())))
 
     def _describe(self, exc: requests.RequestException) -> str:
+        if isinstance(exc, TooLarge):
+            return f"answer larger than max_bytes ({self.config.max_bytes}): {exc}"
         if isinstance(exc, requests.exceptions.SSLError):
             m = re.search(r"certificate verify failed[^')\"]*", str(exc))
             return f"TLS error: {m.group(0) if m else exc}"
@@ -75,7 +118,10 @@ class HttpSource(IndicatorSource):
     @property
     def http(self) -> requests.Session:
         if self._session is None:
-            self._session = session(self.config.timeout)
+            self._session = requests.Session()
+            adapter = _BoundedAdapter(self.config.timeout, self.config.max_bytes)
+            self._session.mount("http://", adapter)
+            self._session.mount("https://", adapter)
             if self._key is not None and self.config.username is not None:
                 self._session.auth = (self.config.username, self._key)
             elif self._key is not None:
@@ -92,11 +138,6 @@ class HttpSource(IndicatorSource):
         response = self._follow(url, json=json, headers=headers, verify=verify)
         if response.status_code != 200:
             raise self.error(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
-        if len(response.content) > self.config.max_bytes:
-            raise self.error(
-                f"{url}: answer of {len(response.content)} bytes, more than max_bytes "
-                f"({self.config.max_bytes})"
-            )
         return response
 
     def _follow(

@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What every indicator source read over HTTP shares (feeds, lists, ThreatFox).
+"""What every indicator source read over HTTP shares (feeds, lists, ThreatFox, TAXII).
 
 :class:`HttpSource` is an :class:`~pdnssoc_agent.iocs.source.IndicatorSource`
 that reads all its records once per run (:meth:`HttpSource.records`) and then
 answers each :class:`~pdnssoc_agent.iocs.source.Query` from them, filtered as
 MISP's restSearch would filter: by type, by time and, for a tag period, by
 tag. Requests go through a session with a total deadline
-(:mod:`pdnssoc_agent.httpclient`), answers larger than ``max_bytes`` and
-fetches with more than ``max_indicators`` records fail the source, and every
+(:mod:`pdnssoc_agent.httpclient`), answers larger than ``max_bytes`` (cut
+off while they are read) and fetches with more than ``max_indicators``
+records fail the source, a key follows redirects only on its own host, and every
 failure is a :class:`~pdnssoc_agent.iocs.source.SourceError` whose message is
 one line that names the source and never holds its key.
 """

@@ -126,8 +126,18 @@ def test_a_key_over_plain_http_is_a_warning() -> None:
     )
     assert [str(w) for w in cfg.warnings] == [
         "sources[0].url: plain http: the key and the indicators cross the network "
-        "unencrypted; use https"
+        "unencrypted; use https",
+        "fetch_iocs.warninglists_dir: not set: the values of 'sources' are not checked "
+        "against MISP's warninglists (public resolvers, big providers), which only a MISP "
+        "server applies itself",
     ]
+    lists = parse_config(
+        {
+            "sources": [{"type": "misp_feed", "url": "https://f.example.org/"}],
+            "fetch_iocs": {"warninglists_dir": "/var/lib/misp-warninglists/lists"},
+        }
+    )
+    assert lists.warnings == ()
 
 
 def test_taxii_needs_its_collection_and_basic_auth_needs_a_password() -> None:

@@ -172,6 +172,14 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         warnings += server.warnings(f"misp_servers[{i}]")
     for i, src in enumerate(cfg.sources):
         warnings += src.warnings(f"sources[{i}]")
+    if cfg.sources and cfg.fetch_iocs.warninglists_dir is None:
+        warnings.append(
+            Problem(
+                "fetch_iocs.warninglists_dir",
+                "not set: the values of 'sources' are not checked against MISP's warninglists "
+                "(public resolvers, big providers), which only a MISP server applies itself",
+            )
+        )
     warnings += cfg.retention.warnings(cfg.correlation.retro_lookback)
     warnings += suppression_warnings(cfg.suppressions, datetime.now(UTC))
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))

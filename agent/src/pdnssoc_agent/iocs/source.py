@@ -116,6 +116,15 @@ class IndicatorSource(ABC):
         fails; the fetch path then keeps this source's previous indicators.
         """
 
+    @property
+    def applies_warninglists(self) -> bool:
+        """Whether the source applies MISP's warninglists itself (a MISP server does).
+
+        When it does not, fetch-iocs checks its values against
+        ``fetch_iocs.warninglists_dir`` (:mod:`pdnssoc_agent.iocs.warninglists`).
+        """
+        return False
+
     def org_name(self, event: EventRef) -> str:
         """The name of the organisation that created ``event``; empty when unknown."""
         return event.Orgc.name if event.Orgc is not None else ""

@@ -85,7 +85,7 @@ def web(collection: Collection) -> Iterator[FileServer]:
         yield server
 
 
-def config(tmp: Path, web: FileServer) -> Config:
+def config(tmp: Path, web: FileServer, **entry: Any) -> Config:
     (tmp / "taxii.pw").write_text(PASSWORD + "\n")
     (tmp / "taxii.pw").chmod(0o600)
     source = {
@@ -96,7 +96,7 @@ def config(tmp: Path, web: FileServer) -> Config:
         "username": "institution",
         "api_key_file": str(tmp / "taxii.pw"),
         "page_size": 2,
-    }
+    } | entry
     return parse_config(
         {"data_dir": str(tmp), "sources": [source], "fetch_iocs": {"reload_collector": False}}
     )
@@ -126,7 +126,11 @@ def test_simple_patterns_become_indicators_with_their_tlp_and_link(
     assert first.headers["Accept"] == MEDIA_TYPE
     expected = base64.b64encode(f"institution:{PASSWORD}".encode()).decode()
     assert first.headers["Authorization"] == f"Basic {expected}"
-    assert queries(web)[0] == {"match[type]": "indicator", "limit": "2"}
+    assert queries(web)[0] == {
+        "match[type]": "indicator",
+        "limit": "2",
+        "added_after": "2026-10-31T00:00:00.000Z",  # the 30-day age limit
+    }
     ctx = index(cfg)["login-portal.example.com"].contexts[0]
     assert (ctx.server, ctx.event_info, ctx.tlp) == (
         "national-cert",
@@ -247,3 +251,15 @@ def test_garbled_envelope_and_endless_paging_fail_the_source(
 )
 def test_which_stix_patterns_are_used(pattern: str, values: list[tuple[str, str]] | None) -> None:
     assert pattern_values(pattern) == values
+
+
+def test_a_longer_age_limit_reads_again_from_the_new_limit(
+    web: FileServer, collection: Collection, tmp_path: Path
+) -> None:
+    fetch(config(tmp_path, web))
+    web.seen.clear()
+    fetch(config(tmp_path, web, periods={"generic": {"delta": {"days": 60}}}))
+    assert queries(web)[0]["added_after"] == "2026-10-01T00:00:00.000Z"
+    web.seen.clear()
+    fetch(config(tmp_path, web))  # shorter again: what is kept covers it
+    assert queries(web)[0]["added_after"] == collection.added[-1][0]

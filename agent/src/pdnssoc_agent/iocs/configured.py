@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def cache_dir(config: Config, source: SourceConfig) -> Path:
-    """Where a source keeps what it fetched between runs (a feed's event files)."""
+    """Where a source keeps what it fetched between runs (feed events, TAXII state)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", source.label)
     return config.correlation.state_dir / "sources" / re.sub(r"^\.", "_", name)
 

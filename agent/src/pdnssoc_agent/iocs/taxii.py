@@ -5,9 +5,12 @@ The TAXII 2.1 "Get Objects" endpoint, ``GET <api root>/collections/<id>/objects/
 with ``Accept: application/taxii+json;version=2.1``, answers an envelope
 ``{"more": bool, "next": str, "objects": [...]}``; ``next`` asks for the
 following page, and the ``X-TAXII-Date-Added-Last`` header says when the
-newest object of the answer was added. The first run asks for every
-indicator (``match[type]=indicator``); later runs only for those added after
-the last run's ``X-TAXII-Date-Added-Last`` (``added_after``). The indicators
+newest object of the answer was added. The first run asks for the
+indicators (``match[type]=indicator``) added since the longest age limit
+(a new version of an indicator is added anew, so nothing recent is missed);
+later runs only for those added after the last run's
+``X-TAXII-Date-Added-Last`` (``added_after``); an age limit made longer reads
+from the new limit again. The indicators
 already known are kept under ``<state_dir>/sources/<name>/taxii.json``, a
 newer version of an indicator (``modified``) replaces the older, and an
 indicator is dropped once it is revoked, past its ``valid_until`` or older than
@@ -34,7 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -112,6 +115,8 @@ class _Envelope(msgspec.Struct):
 
 class _State(msgspec.Struct):
     added_after: str | None = None
+    floor: int = 0
+    """The oldest time the kept indicators cover (epoch seconds)."""
     indicators: dict[str, Indicator] = {}
 
 
@@ -130,6 +135,11 @@ def _epoch(text: str | None) -> int | None:
         return None
 
 
+def _iso(epoch: int) -> str:
+    """A TAXII timestamp (RFC 3339, UTC, milliseconds)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 class TaxiiSource(HttpSource):
     """One TAXII 2.1 collection (``sources[].type: taxii``)."""
 
@@ -146,6 +156,9 @@ class TaxiiSource(HttpSource):
 
     def records(self, since: int) -> list[Attribute]:
         state = self._load()
+        if not state.added_after or since < state.floor:
+            # First read, or an age limit made longer: read from the oldest time wanted.
+            state = _State(added_after=_iso(since), floor=since)
         known = state.indicators
         added_after = self._pages(state.added_after, known)
         now = time.time()
@@ -154,7 +167,7 @@ class TaxiiSource(HttpSource):
             changed = _epoch(ind.modified) or _epoch(ind.created) or 0
             if ind.revoked or (until is not None and until <= now) or changed < since:
                 del known[ind_id]
-        self._save(_State(added_after=added_after, indicators=known))
+        self._save(_State(added_after=added_after, floor=state.floor, indicators=known))
         records: list[Attribute] = []
         self.unused_patterns = 0
         for ind in known.values():

@@ -165,3 +165,16 @@ def test_taxii_needs_its_collection_and_basic_auth_needs_a_password() -> None:
         "sources[2].auth_header: not with username (HTTP Basic uses Authorization)",
         "sources[3].page_size: only for type taxii, not for type list",
     ]
+
+
+def test_a_list_of_a_type_not_fetched_is_a_warning() -> None:
+    cfg = parse_config(
+        {
+            "sources": [{"type": "list", "url": "https://l.example/x", "indicator_type": "ip-src"}],
+            "fetch_iocs": {"types": ["domain", "ip-dst"], "warninglists_dir": "/w"},
+        }
+    )
+    assert [str(w) for w in cfg.warnings] == [
+        "sources[0].indicator_type: 'ip-src' is not in fetch_iocs.types: "
+        "nothing of this list is fetched"
+    ]

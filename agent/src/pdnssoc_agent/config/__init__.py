@@ -172,6 +172,14 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         warnings += server.warnings(f"misp_servers[{i}]")
     for i, src in enumerate(cfg.sources):
         warnings += src.warnings(f"sources[{i}]")
+        if src.indicator_type is not None and src.indicator_type not in cfg.fetch_iocs.types:
+            warnings.append(
+                Problem(
+                    f"sources[{i}].indicator_type",
+                    f"{src.indicator_type!r} is not in fetch_iocs.types: nothing of this list "
+                    "is fetched",
+                )
+            )
     if cfg.sources and cfg.fetch_iocs.warninglists_dir is None:
         warnings.append(
             Problem(

@@ -87,7 +87,8 @@ def test_hosts_file_sample_gives_every_name_and_no_address(web: FileServer, tmp_
             "indicator_type": "domain",
         },
     )
-    fetch(cfg)
+    result = fetch(cfg)
+    assert result.servers[0].rejected == {}  # localhost & co. are skipped, not rejected
     assert domains(cfg) == [
         "c2.example.com",
         "malware-drop.example.net",

@@ -6,7 +6,8 @@ Every value of a list has the one type the configuration declares
 is the rest of a line after `` #`` or `` ;`` (Spamhaus DROP writes
 ``1.10.16.0/20 ; SBL256894``). In a hosts file (URLhaus's hostfile, or any
 ``/etc/hosts``-style list) the first field is the address the name is pointed
-at, and every further field is a name.
+at, and every further field is a name; the names every hosts file starts
+with (``localhost``, ``broadcasthost``, ``ip6-allnodes``...) are skipped.
 
 A list says what is bad now: each record is stamped with the time of the
 fetch, so age limits never drop a listed value; a value leaves the index when
@@ -28,6 +29,24 @@ from .http import HttpSource
 from .source import Attribute
 
 _INLINE_COMMENT = re.compile(r"\s[#;].*$")
+# The names every hosts file starts with (/etc/hosts of Linux, BSD and macOS):
+# not indicators, and not worth a rejection warning on every run.
+_HOSTS_BOILERPLATE = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "local",
+        "broadcasthost",
+        "ip6-localhost",
+        "ip6-loopback",
+        "ip6-localnet",
+        "ip6-mcastprefix",
+        "ip6-allnodes",
+        "ip6-allrouters",
+        "ip6-allhosts",
+        "0.0.0.0",  # noqa: S104 (a name some hosts files list, not an address bound)
+    }
+)
 _HTML = re.compile(rb"\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
 
 
@@ -81,6 +100,8 @@ class ListSource(HttpSource):
                 fields = line.split()
                 if len(fields) < 2:
                     raise self.error(f"line {lineno}: expected an address and a name")
-                yield lineno, fields[1:]
+                names = [f for f in fields[1:] if f.lower() not in _HOSTS_BOILERPLATE]
+                if names:
+                    yield lineno, names
             else:
                 yield lineno, [line]

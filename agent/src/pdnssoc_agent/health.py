@@ -155,7 +155,8 @@ def _counts(data: Any) -> dict[str, int]:
 def _sources(config: Config, now: datetime, recorded: Any, status: Status) -> None:
     """Every configured source (one removed from the configuration is no longer shown)."""
     recorded = recorded if isinstance(recorded, dict) else {}
-    for label in dict.fromkeys(s.label for s in config.misp_servers):
+    labels = [s.label for s in config.misp_servers] + [s.label for s in config.sources]
+    for label in dict.fromkeys(labels):
         rec = recorded.get(label) if isinstance(recorded.get(label), dict) else {}
         ok, indicators = rec.get("ok"), rec.get("indicators")
         success = _parse(rec.get("last_success"))

@@ -14,6 +14,7 @@ from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.errors import FetchConfigError
 from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, fetch_iocs
+from pdnssoc_agent.iocs.warninglists import bundled_directory
 from tests.support.iocs import KEY, attr, domains, event, ips, snapshot
 from tests.support.sources import FileServer, serving
 
@@ -75,3 +76,30 @@ def test_an_unusable_warninglists_dir_stops_before_anything_is_written(
         with pytest.raises(FetchConfigError, match=r"fetch_iocs\.warninglists_dir: .*missing"):
             fetch_iocs(broken, sources_from_config(broken), FetchOptions(reload=False))
     assert snapshot(cfg) == before
+
+
+def test_without_a_directory_the_chosen_lists_of_pymispwarninglists_apply(
+    web: FileServer, tmp_path: Path
+) -> None:
+    if bundled_directory() is None:
+        pytest.skip("the pymispwarninglists package is not installed")
+    # 45.83.64.1 is on a scanners' list and evil.duckdns.org under a dynamic DNS
+    # domain: lists a MISP can enable, not among the default ones, because they
+    # would hide real threats.
+    web.put("/ips", "8.8.8.8\n10.1.0.0/16\n45.83.64.1\n")
+    web.put("/names", "dns.google\noutlook.com\nevil.duckdns.org\n")
+    with MispStandin(api_keys={KEY: "CERT-X"}) as misp:
+        cfg = config(tmp_path, web, misp)
+        result = fetch_iocs(cfg, sources_from_config(cfg), FetchOptions(reload=False))
+        assert ips(cfg) == ["45.83.64.1"]
+        assert domains(cfg) == ["evil.duckdns.org"]
+        by_label = {r.label: r for r in result.servers}
+        assert by_label["ips"].rejected == {"warninglist": 2}
+        assert by_label["names"].rejected == {"warninglist": 2}
+        # An operator who wants the scanners' list names it; [] turns them off.
+        more = config(tmp_path, web, misp, warninglists=["public-dns-v4", "alphastrike-scanning"])
+        fetch_iocs(more, sources_from_config(more), FetchOptions(reload=False))
+        assert "45.83.64.1" not in ips(more)
+        none = config(tmp_path, web, misp, warninglists=[])
+        fetch_iocs(none, sources_from_config(none), FetchOptions(reload=False))
+        assert ips(none) == ["10.1.0.0/16", "45.83.64.1", "8.8.8.8"]

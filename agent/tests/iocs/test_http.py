@@ -11,16 +11,14 @@ from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, FetchResult, fetch_iocs
 from tests.support.iocs import domains
-from tests.support.sources import FileServer, Seen, serving
+from tests.support.sources import FETCH_OPTIONS, FileServer, Seen, serving
 
 KEY = "redirect-key-0123456789abcdefgh"
 
 
 def config(tmp: Path, url: str, **entry: Any) -> Config:
     source = {"type": "list", "name": "l", "url": url, "indicator_type": "domain"} | entry
-    return parse_config(
-        {"data_dir": str(tmp), "sources": [source], "fetch_iocs": {"reload_collector": False}}
-    )
+    return parse_config({"data_dir": str(tmp), "sources": [source], "fetch_iocs": FETCH_OPTIONS})
 
 
 def fetch(cfg: Config) -> FetchResult:

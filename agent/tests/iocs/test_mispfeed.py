@@ -24,7 +24,7 @@ from pdnssoc_agent.iocs.configured import cache_dir, sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, FetchResult, fetch_iocs
 from pdnssoc_agent.iocs.mispfeed import MispFeedSource
 from tests.support.iocs import DAY, domains, index, ips
-from tests.support.sources import FileServer, serving
+from tests.support.sources import FETCH_OPTIONS, FileServer, serving
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def config(tmp: Path, web: FileServer, **entry: Any) -> Config:
         {
             "data_dir": str(tmp),
             "sources": [{"type": "misp_feed", "name": "feed", "url": web.url("/feed/")} | entry],
-            "fetch_iocs": {"reload_collector": False},
+            "fetch_iocs": FETCH_OPTIONS,
         }
     )
 

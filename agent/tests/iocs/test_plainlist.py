@@ -19,7 +19,7 @@ from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, fetch_iocs
 from tests.support.iocs import domains, index, ips
-from tests.support.sources import FileServer, serving
+from tests.support.sources import FETCH_OPTIONS, FileServer, serving
 
 ASSETS = Path(__file__).parent.parent / "assets" / "sources"
 KEY = "list-key-0123456789abcdefghij"
@@ -36,7 +36,7 @@ def config(tmp: Path, *sources: dict[str, Any], **fetch: Any) -> Config:
         {
             "data_dir": str(tmp),
             "sources": list(sources),
-            "fetch_iocs": {"reload_collector": False} | fetch,
+            "fetch_iocs": FETCH_OPTIONS | fetch,
         }
     )
 

@@ -27,7 +27,7 @@ from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, FetchResult, fetch_iocs
 from pdnssoc_agent.iocs.taxii import MEDIA_TYPE, TaxiiSource, pattern_values
 from tests.support.iocs import domains, index, ips
-from tests.support.sources import FileServer, Seen, serving
+from tests.support.sources import FETCH_OPTIONS, FileServer, Seen, serving
 
 SAMPLE = Path(__file__).parent.parent / "assets" / "sources" / "taxii-objects.json"
 NOW = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
@@ -97,9 +97,7 @@ def config(tmp: Path, web: FileServer, **entry: Any) -> Config:
         "api_key_file": str(tmp / "taxii.pw"),
         "page_size": 2,
     } | entry
-    return parse_config(
-        {"data_dir": str(tmp), "sources": [source], "fetch_iocs": {"reload_collector": False}}
-    )
+    return parse_config({"data_dir": str(tmp), "sources": [source], "fetch_iocs": FETCH_OPTIONS})
 
 
 def fetch(cfg: Config) -> tuple[FetchResult, TaxiiSource]:

@@ -19,7 +19,7 @@ from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.iocs.configured import sources_from_config
 from pdnssoc_agent.iocs.fetch import FetchOptions, FetchResult, fetch_iocs
 from tests.support.iocs import domains, index, ips
-from tests.support.sources import FileServer, Seen, serving
+from tests.support.sources import FETCH_OPTIONS, FileServer, Seen, serving
 
 SAMPLE = Path(__file__).parent.parent / "assets" / "sources" / "threatfox-get_iocs.json"
 KEY = "threatfox-auth-key-0123456789abcdef"
@@ -48,7 +48,7 @@ def config(tmp: Path, api: FileServer, **entry: object) -> Config:
         {
             "data_dir": str(tmp),
             "sources": [source | entry],
-            "fetch_iocs": {"reload_collector": False},
+            "fetch_iocs": FETCH_OPTIONS,
         }
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pdnssoc_agent.iocs.warninglists import Hit, WarninglistError, Warninglists
+from pdnssoc_agent.iocs.warninglists import Hit, WarninglistError, Warninglists, bundled_directory
 
 
 def write(folder: Path, name: str, kind: str, entries: list[str], types: list[str]) -> None:
@@ -69,12 +69,52 @@ def test_each_list_type(tmp_path: Path) -> None:
         ('["a", "b"]', "not a warninglist"),
     ],
 )
-def test_an_unusable_list_is_named_with_what_is_wrong(
+def test_an_unusable_list_is_left_out_and_named_with_what_is_wrong(
     tmp_path: Path, content: str, problem: str
 ) -> None:
     (tmp_path / "bad.json").write_text(content)
-    with pytest.raises(WarninglistError, match=rf"{tmp_path}/bad.json: {problem}"):
+    with pytest.raises(
+        WarninglistError, match=rf"no usable warninglist: {tmp_path}/bad.json: {problem}"
+    ):
         Warninglists.load(tmp_path)
+    # Beside a usable list, the bad one is left out (named) and the good one applies.
+    write(tmp_path, "names", "hostname", ["example.org"], [])
+    lists = Warninglists.load(tmp_path)
+    assert len(lists) == 1
+    assert lists.check("domain", "www.example.org") == Hit("names", "example.org")
+    assert len(lists.skipped) == 1
+    assert lists.skipped[0].startswith(f"{tmp_path}/bad.json: {problem}")
+
+
+def test_a_global_modifier_as_published_lists_carry_it_is_ignored(tmp_path: Path) -> None:
+    # MISP's phone_numbers list has entries such as /^\+?[0-9 ]+$/g: 'g' means
+    # nothing to a match test; refusing the list would refuse the whole directory.
+    write(tmp_path, "rx", "regex", ["/^c2-[0-9]+\\.example\\.info$/gi"], [])
+    lists = Warninglists.load(tmp_path)
+    assert lists.skipped == []
+    assert lists.check("domain", "C2-7.example.info") == Hit("rx", "^c2-[0-9]+\\.example\\.info$")
+
+
+def test_lists_for_other_attribute_types_are_not_loaded(tmp_path: Path) -> None:
+    write(tmp_path, "mail", "string", ["abuse@example.org"], ["email-src"])
+    write(tmp_path, "any", "hostname", ["example.org"], [])
+    write(tmp_path, "ips", "cidr", ["10.0.0.0/8"], ["ip-dst", "domain|ip"])
+    lists = Warninglists.load(tmp_path, ["domain", "ip-dst"])
+    assert sorted(wl.name for wl in lists.lists) == ["any", "ips"]
+
+
+def test_the_lists_pymispwarninglists_ships() -> None:
+    directory = bundled_directory()
+    if directory is None:
+        pytest.skip("the pymispwarninglists package is not installed")
+    lists = Warninglists.load(directory, ["domain", "hostname", "ip-dst", "ip-src"])
+    assert lists.skipped == []
+    assert len(lists) > 50
+    google = lists.check("ip-dst", "8.8.8.8")
+    assert google is not None and google.entry.startswith("8.8.8.8")
+    assert lists.check("ip-src", "10.1.2.3") is not None  # RFC 1918
+    assert lists.check("domain", "sub.aadrm.com") is not None  # Microsoft's Office 365 names
+    assert lists.check("domain", "pdnssoc-test-evil.example") is None
 
 
 def test_an_empty_or_missing_directory_is_refused(tmp_path: Path) -> None:

@@ -91,3 +91,10 @@ def serving() -> Iterator[FileServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+FETCH_OPTIONS: dict[str, Any] = {"reload_collector": False, "warninglists": []}
+"""The ``fetch_iocs`` section of the source tests: no collector to signal, and
+none of the default warninglists, which reject the documentation addresses
+(RFC 5737) and names (RFC 6761) these tests hand over; the lists are tested in
+tests/iocs/test_*warninglists.py."""

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from ..errors import ConfigError
+from ..iocs.warninglists import bundled_directory
 from ._schema import Problem, Secret, build, deprecated_keys
 from .alerting import Alerting, Email, Mapping, Webhook
 from .correlation import Correlation
@@ -180,12 +181,18 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
                     "is fetched",
                 )
             )
-    if cfg.sources and cfg.fetch_iocs.warninglists_dir is None:
+    if (
+        cfg.sources
+        and cfg.fetch_iocs.warninglists_dir is None
+        and cfg.fetch_iocs.warninglists
+        and bundled_directory() is None
+    ):
         warnings.append(
             Problem(
                 "fetch_iocs.warninglists_dir",
-                "not set: the values of 'sources' are not checked against MISP's warninglists "
-                "(public resolvers, big providers), which only a MISP server applies itself",
+                "not set and the pymispwarninglists package is not installed: the values of "
+                "'sources' are not checked against MISP's warninglists (public resolvers, big "
+                "providers), which only a MISP server applies itself",
             )
         )
     warnings += cfg.retention.warnings(cfg.correlation.retro_lookback)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..iocs.warninglists import bundled_directory
 from ._schema import Problem
 
 DEFAULT_TYPES = (
@@ -19,6 +20,27 @@ DEFAULT_TYPES = (
     "ip-dst|port",
 )
 """Every MISP attribute type whose value DNS traffic can reveal."""
+
+DEFAULT_WARNINGLISTS = (
+    "rfc1918",
+    "rfc3849",
+    "rfc5735",
+    "rfc6598",
+    "ipv6-linklocal",
+    "multicast",
+    "rfc6761",
+    "tlds",
+    "second-level-tlds",
+    "public-dns-v4",
+    "public-dns-v6",
+    "cisco_top1000",
+)
+"""The lists of the pymispwarninglists package applied by default: values that
+name no one host (special-use and private ranges and names, top-level and
+public second-level domains), the public resolvers' addresses, and the most
+popular names matched exactly. Lists that would hide real threats (dynamic
+DNS, VPN and cloud ranges, scanners, sinkholes, a million popular domains with
+their subdomains, university domains) are left for the operator to choose."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +57,11 @@ class FetchIocs:
     warninglists_dir: Path | None = None
     """misp-warninglists lists (``lists/<name>/list.json``) checked against the
     values of sources that do not apply warninglists themselves (every source
-    but a MISP server); relative paths: under data_dir."""
+    but a MISP server); relative paths: under data_dir. Unset: the lists the
+    pymispwarninglists package ships, those named in ``warninglists``."""
+    warninglists: list[str] = field(default_factory=lambda: list(DEFAULT_WARNINGLISTS))
+    """Names (directory names, e.g. ``public-dns-v4``) of the pymispwarninglists
+    package's lists to apply when ``warninglists_dir`` is not set; [] for none."""
     reload_collector: bool = True
     """Send the collector SIGHUP after a list file changed."""
     collector_pid_file: Path = Path("/run/dnscollector/dnscollector.pid")
@@ -57,3 +83,23 @@ class FetchIocs:
                 )
         if not self.types:
             problems.append(Problem(f"{prefix}types", "must list at least one type"))
+        for i, name in enumerate(self.warninglists):
+            if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+                problems.append(
+                    Problem(
+                        f"{prefix}warninglists[{i}]",
+                        "a list's directory name, such as public-dns-v4",
+                    )
+                )
+        bundled = bundled_directory() if self.warninglists_dir is None else None
+        if bundled is not None:
+            known = {p.parent.name for p in bundled.glob("*/list.json")}
+            for i, name in enumerate(self.warninglists):
+                if isinstance(name, str) and name not in known:
+                    problems.append(
+                        Problem(
+                            f"{prefix}warninglists[{i}]",
+                            f"{name!r} is not a list of the pymispwarninglists package "
+                            f"(it has {len(known)}: {', '.join(sorted(known)[:8])}, ...)",
+                        )
+                    )

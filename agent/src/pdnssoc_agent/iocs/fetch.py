@@ -34,6 +34,7 @@ from pathlib import Path
 import msgspec
 
 from ..config import Config
+from ..config.fetch import FetchIocs
 from ..errors import ExitCode, FetchConfigError, IndexFormatError
 from ..reload import ReloadResult, reload_collector
 from ..state import step_lock
@@ -51,7 +52,7 @@ from .index import (
 )
 from .normalize import Normalizer, Rejection
 from .source import Attribute, IndicatorSource, Query, SourceError
-from .warninglists import WarninglistError, Warninglists
+from .warninglists import WarninglistError, Warninglists, bundled_directory
 
 __all__ = ["FetchConfigError", "FetchOptions", "FetchResult", "ServerReport", "fetch_iocs"]
 
@@ -476,7 +477,7 @@ def _fetch_all(
     normalizer = Normalizer(
         max_prefix_v4=fetch_cfg.max_prefix_v4, max_prefix_v6=fetch_cfg.max_prefix_v6
     )
-    warninglists = _warninglists(fetch_cfg.warninglists_dir, sources)
+    warninglists = _warninglists(fetch_cfg, sources)
     entries: dict[str, IndicatorEntry] = {}
     any_ok = False
     for source in sources:
@@ -511,16 +512,36 @@ def _fetch_all(
     return entries if any_ok else None
 
 
-def _warninglists(
-    directory: Path | None, sources: Sequence[IndicatorSource]
-) -> Warninglists | None:
-    """The lists for the sources that do not apply them; refuses to go on without them."""
-    if directory is None or all(s.applies_warninglists for s in sources):
+def _warninglists(fetch_cfg: FetchIocs, sources: Sequence[IndicatorSource]) -> Warninglists | None:
+    """The lists for the sources that do not apply them; refuses to go on without them.
+
+    Every list of ``warninglists_dir``; without it, those named in
+    ``warninglists`` from the ``pymispwarninglists`` package; without that
+    package either, none (check-config says so).
+    """
+    if all(s.applies_warninglists for s in sources):
         return None
+    directory = fetch_cfg.warninglists_dir
+    names: list[str] | None = None
+    where = "fetch_iocs.warninglists_dir"
+    if directory is None:
+        if not fetch_cfg.warninglists:
+            return None
+        directory = bundled_directory()
+        names = fetch_cfg.warninglists
+        where = "fetch_iocs.warninglists (the pymispwarninglists package's lists)"
+        if directory is None:
+            log.warning(
+                "no warninglists: fetch_iocs.warninglists_dir is not set and the "
+                "pymispwarninglists package is not installed"
+            )
+            return None
     try:
-        lists = Warninglists.load(directory)
+        lists = Warninglists.load(directory, fetch_cfg.types, names)
     except WarninglistError as exc:
-        raise FetchConfigError(f"fetch_iocs.warninglists_dir: {exc}") from None
+        raise FetchConfigError(f"{where}: {exc}") from None
+    for problem in lists.skipped:
+        log.warning("warninglist left out: %s", problem)
     log.info("%d warninglists from %s for sources that do not apply them", len(lists), directory)
     return lists
 

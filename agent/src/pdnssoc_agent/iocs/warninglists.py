@@ -16,7 +16,18 @@ fetch-iocs checks each indicator against the lists of
 * ``substring``: an entry occurs in the value;
 * ``cidr``: the value (an address or a network no broader than the entry)
   lies inside an entry;
-* ``regex``: a PCRE pattern with delimiters (``/.../i``) matches.
+* ``regex``: a PCRE pattern with delimiters (``/.../i``) matches (a ``g``
+  modifier, which some published lists carry, means nothing for a match
+  test and is ignored).
+
+A list that cannot be used (unreadable, an unknown type, a bad entry) is
+left out with its reason in :attr:`Warninglists.skipped`, and the others
+apply: leaving a list out only lets more indicators through. A directory
+with no usable list is refused.
+
+Without ``fetch_iocs.warninglists_dir`` the lists come from the
+``pymispwarninglists`` package (MISP's own, a dependency of the agent):
+:func:`bundled_directory`, only those named in ``fetch_iocs.warninglists``.
 
 Values are checked after normalisation (lower case, punycode, canonical
 addresses), so ``Google.COM.`` and ``google.com`` hit the same entry.
@@ -24,10 +35,12 @@ addresses), so ``Google.COM.`` and ``google.com`` hit the same entry.
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+import socket
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +61,39 @@ class Hit:
     entry: str
 
 
+def _parse_network(text: str) -> tuple[int, int, int]:
+    """``(version, network as an int, prefix length)`` of an address or a
+    network (host bits cleared, as ``ip_network(strict=False)``); the public
+    resolvers' list alone has 60,000 entries, which ``ipaddress`` parses five
+    times slower. Raises ValueError for anything else."""
+    address, _, length_text = text.partition("/")
+    family, width, version = (
+        (socket.AF_INET6, 128, 6) if ":" in address else (socket.AF_INET, 32, 4)
+    )
+    try:
+        packed = socket.inet_pton(family, address)
+    except OSError:
+        raise ValueError(f"not an IP address or network: {text[:80]!r}") from None
+    if version == 4 and address.count(".") != 3:
+        raise ValueError(f"not an IP address or network: {text[:80]!r}")
+    if length_text:
+        if not length_text.isdigit() or int(length_text) > width:
+            raise ValueError(f"bad prefix length in {text[:80]!r}")
+        length = int(length_text)
+    else:
+        length = width
+    mask = ((1 << length) - 1) << (width - length)
+    return version, int.from_bytes(packed, "big") & mask, length
+
+
 class _Networks:
     """IP networks by prefix length: a containment test is one set lookup per length."""
 
     def __init__(self, entries: Iterable[str]) -> None:
         self._by_len: dict[tuple[int, int], set[int]] = {}
         for entry in entries:
-            net = ipaddress.ip_network(entry.strip(), strict=False)
-            key = (net.version, net.prefixlen)
-            self._by_len.setdefault(key, set()).add(int(net.network_address))
+            version, base, length = _parse_network(entry.strip())
+            self._by_len.setdefault((version, length), set()).add(base)
         self._lengths = sorted(self._by_len)
 
     def match(self, value: str) -> str | None:
@@ -90,7 +127,7 @@ def _pcre(pattern: str) -> re.Pattern[str]:
     for letter in pattern[end + 1 :]:
         if letter in _PCRE_FLAGS:
             flags |= _PCRE_FLAGS[letter]
-        elif letter not in "uUD":
+        elif letter not in "uUDg":
             raise ValueError(f"unsupported PCRE modifier {letter!r}")
     return re.compile(pattern[1:end], flags)
 
@@ -152,28 +189,80 @@ class Warninglist:
         return cls(name, kind, types, entries)
 
 
+def _applies_to_any(data: Any, attribute_types: Collection[str] | None) -> bool:
+    """Whether a list's ``matching_attributes`` reach any of ``attribute_types``."""
+    if attribute_types is None or not isinstance(data, dict):
+        return True
+    types = data.get("matching_attributes") or []
+    if not isinstance(types, list) or not types or "ALL" in types:
+        return True
+    return any(t in types for t in attribute_types)
+
+
+def bundled_directory() -> Path | None:
+    """The lists the ``pymispwarninglists`` package ships, or None without it."""
+    try:
+        package = importlib.resources.files("pymispwarninglists")
+    except ModuleNotFoundError:
+        return None
+    lists = Path(str(package)) / "data" / "misp-warninglists" / "lists"
+    return lists if lists.is_dir() else None
+
+
 class Warninglists:
     """Every list of a directory; :meth:`check` says whether a value is on one."""
 
-    def __init__(self, lists: Iterable[Warninglist]) -> None:
+    def __init__(self, lists: Iterable[Warninglist], skipped: Iterable[str] = ()) -> None:
         self.lists = list(lists)
+        self.skipped = list(skipped)
+        """One line per list left out: the file and what is wrong with it."""
         self._for_type: dict[str, list[Warninglist]] = {}
 
     @classmethod
-    def load(cls, directory: Path) -> Warninglists:
-        """Every ``*.json`` below ``directory``; raises :class:`WarninglistError`."""
+    def load(
+        cls,
+        directory: Path,
+        attribute_types: Collection[str] | None = None,
+        names: Collection[str] | None = None,
+    ) -> Warninglists:
+        """Every ``*.json`` below ``directory`` (only ``<name>/list.json`` for
+        each of ``names`` when given) that applies to ``attribute_types`` (all
+        lists when None); raises :class:`WarninglistError` when none is usable
+        or a named list is not there."""
         if not directory.is_dir():
             raise WarninglistError(f"{directory}: not a directory of warninglists")
+        if names is None:
+            paths = sorted(directory.rglob("*.json"))
+        else:
+            paths = [directory / name / "list.json" for name in names]
+            missing = [n for n, p in zip(names, paths, strict=True) if not p.is_file()]
+            if missing:
+                known = sorted(p.parent.name for p in directory.glob("*/list.json"))
+                raise WarninglistError(
+                    f"{directory}: no list named {', '.join(missing)} "
+                    f"(there are: {', '.join(known)})"
+                )
         lists = []
-        for path in sorted(directory.rglob("*.json")):
+        skipped = []
+        found = 0
+        for path in paths:
+            found += 1
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError) as exc:
-                raise WarninglistError(f"{path}: unreadable: {exc}") from None
-            lists.append(Warninglist.from_dict(data, str(path)))
-        if not lists:
+                skipped.append(f"{path}: unreadable: {exc}")
+                continue
+            if not _applies_to_any(data, attribute_types):
+                continue
+            try:
+                lists.append(Warninglist.from_dict(data, str(path)))
+            except WarninglistError as exc:
+                skipped.append(str(exc))
+        if not found:
             raise WarninglistError(f"{directory}: no warninglist (*.json) in it")
-        return cls(lists)
+        if not lists and skipped:
+            raise WarninglistError(f"{directory}: no usable warninglist: {skipped[0]}")
+        return cls(lists, skipped)
 
     def check(self, attribute_type: str, value: str) -> Hit | None:
         """The first list ``value`` (of an attribute of that type) is on, or None."""

@@ -107,7 +107,7 @@ def run_retention(
         tgts = targets(config)
         prot = protection(config, now)
         if r.enabled:
-            _expire(tgts, prot, now, report)
+            _expire([*tgts, *_cluster(config)], prot, now, report)
         state = _guard(config, tgts, prot, now, state, report, disk)
         state.save(path)
         try:
@@ -115,6 +115,15 @@ def run_retention(
         except OSError as exc:
             log.warning("retention: history store not checked: %s", exc)
     return report
+
+
+def _cluster(config: Config) -> list[Target]:
+    """This node's shard of the history on a cluster (age only: not the guard's)."""
+    if not config.history.enabled or config.history.engine != "clickhouse":
+        return []
+    from .cluster_target import cluster_targets  # noqa: PLC0415 - pyarrow only when used
+
+    return list(cluster_targets(config))
 
 
 def _rotate(config: Config, now: datetime, state: GuardState, report: RetentionReport) -> None:

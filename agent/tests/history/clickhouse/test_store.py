@@ -29,6 +29,8 @@ from pdnssoc_agent.history.clickhouse.schema import history_rows
 from pdnssoc_agent.history.clickhouse.search import DIRECT_MAX
 from pdnssoc_agent.history.importer import import_files
 from pdnssoc_agent.history.query import Row
+from pdnssoc_agent.retention import run_retention
+from pdnssoc_agent.retention.guard import Disk
 from pdnssoc_agent.retention.store_hold import NOT_HELD, UNREADABLE, store_hold
 from tests.support import clickhouse as ch
 from tests.support.correlate import dns_line
@@ -298,3 +300,69 @@ def test_retention_lets_an_archive_file_go_once_the_shard_holds_it(
     hold = store_hold(up, NOW)
     assert hold is not None
     assert hold.reason(log, st.st_mtime, st.st_size) is None
+
+
+def test_retention_drops_each_shards_days_older_than_its_age(
+    nodes: list[ch.Node], db: str, tmp_path: Path
+) -> None:
+    """Before: retention left the cluster's days alone, whatever retention.history said."""
+
+    def server(name: str, node: ch.Node) -> Config:
+        base = _config(tmp_path / name, node, db)
+        return parse_config(
+            {
+                "data_dir": str(base.data_dir),
+                "history": {
+                    "engine": "clickhouse",
+                    "clickhouse": {
+                        "url": node.url,
+                        "password_file": str(base.data_dir / "clickhouse.key"),
+                        "database": db,
+                    },
+                },
+                "retention": {"history": {"days": 30}, "archive": {"days": 30}},
+            }
+        )
+
+    servers = [server("server-a", nodes[0]), server("server-b", nodes[1])]
+    for cfg, who in zip(servers, (A, B), strict=True):
+        old = tmp_path / f"{who[0]}-old.json"
+        # Another client: a file is known by its first kilobyte.
+        old_log = _log(who[0], who[1].replace(".0", ".9", 1), 7)
+        old.write_bytes(old_log.replace(b"2025-11-27T", b"2025-10-01T"))
+        new = tmp_path / f"{who[0]}-new.json"
+        new.write_bytes(_log(*who, 8))
+        import_files(open_store(cfg), [old, new])
+
+    def days() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for row in hunt(open_store(servers[0]), ["evil.example.com"]).rows:
+            day = datetime.fromtimestamp(row.first_us / 1e6, UTC).strftime("%Y-%m-%d")
+            out.setdefault(row.sensor, set()).add(day)
+        return out
+
+    assert days() == {
+        "inst-a": {"2025-10-01", "2025-11-27"},
+        "inst-b": {"2025-10-01", "2025-11-27"},
+    }
+    report = run_retention(servers[0], NOW, disk=_plenty)
+    assert [p.name for p in report.expired] == ["day=2025-10-01"]
+    # Each server drops its own shard's days: server-b's old day waits for its retention.
+    assert days() == {"inst-a": {"2025-11-27"}, "inst-b": {"2025-10-01", "2025-11-27"}}
+    run_retention(servers[1], NOW, disk=_plenty)
+    assert days() == {"inst-a": {"2025-11-27"}, "inst-b": {"2025-11-27"}}
+    assert run_retention(servers[0], NOW, disk=_plenty).expired == []
+
+
+def test_retention_with_the_cluster_unreachable_removes_nothing_and_goes_on(
+    db: str, tmp_path: Path
+) -> None:
+    (port,) = ch._free_ports(1)
+    cfg = _config(tmp_path / "server", ch.Node(tmp_path / "down", port, port, port), db)
+    report = run_retention(cfg, NOW, disk=_plenty)
+    assert report.expired == []
+    assert report.failed == {}
+
+
+def _plenty(path: Path) -> Disk:
+    return Disk(total=100 * 2**30, free=90 * 2**30)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
 from pdnssoc_agent.dnslog import ReadStats
@@ -25,9 +26,11 @@ from pdnssoc_agent.health import collect
 from pdnssoc_agent.history import Batch, decode_chunk, hunt
 from pdnssoc_agent.history.backend import open_store
 from pdnssoc_agent.history.clickhouse import Client, ClusterStore
+from pdnssoc_agent.history.clickhouse.from_store import import_store, is_store
 from pdnssoc_agent.history.clickhouse.schema import history_rows
 from pdnssoc_agent.history.clickhouse.search import DIRECT_MAX
 from pdnssoc_agent.history.importer import import_files
+from pdnssoc_agent.history.manifest import StoreError
 from pdnssoc_agent.history.query import Row
 from pdnssoc_agent.retention import run_retention
 from pdnssoc_agent.retention.guard import Disk
@@ -366,3 +369,63 @@ def test_retention_with_the_cluster_unreachable_removes_nothing_and_goes_on(
 
 def _plenty(path: Path) -> Disk:
     return Disk(total=100 * 2**30, free=90 * 2**30)
+
+
+def test_an_embedded_store_moves_into_the_cluster_once_with_its_files(
+    nodes: list[ch.Node], db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: only raw archives could be imported, and the store outlives them."""
+    emb = _config(tmp_path / "single", None)
+    files = []
+    for i, who in enumerate((A, B)):
+        f = tmp_path / f"{who[0]}.json.gz"
+        f.write_bytes(gzip.compress(_log(*who, 7 + i)))
+        files.append(f)
+    import_files(open_store(emb), files)
+    store_dir = emb.history.dir
+    assert is_store(store_dir)
+
+    cluster = _config(tmp_path / "server", nodes[0], db)
+    cfg_file = tmp_path / "server.yml"
+    cfg_file.write_text(
+        json.dumps(
+            {
+                "data_dir": str(cluster.data_dir),
+                "history": {
+                    "engine": "clickhouse",
+                    "clickhouse": {
+                        "url": nodes[0].url,
+                        "password_file": str(cluster.data_dir / "clickhouse.key"),
+                        "database": db,
+                    },
+                },
+            }
+        )
+    )
+    assert main(["-c", str(cfg_file), "history", "import", str(store_dir)]) == 0
+    for values in (["evil.example.com"], ["bad-cdn.net"], ["198.51.100.0/24"]):
+        want = _rows(hunt(open_store(emb), values).rows)
+        assert want
+        assert _rows(hunt(open_store(cluster), values).rows) == want, values
+    total = sum(r.count for r in hunt(open_store(cluster), ["evil.example.com"]).rows)
+    # Again, and the raw files it came from: nothing is counted twice.
+    assert main(["-c", str(cfg_file), "history", "import", str(store_dir)]) == 0
+    again = import_files(open_store(cluster), files)
+    assert (again.replies, again.held) == (0, 2)
+    assert sum(r.count for r in hunt(open_store(cluster), ["evil.example.com"]).rows) == total
+
+    # A store whose files the cluster holds in part already is refused, naming one.
+    other = _config(tmp_path / "other", None)
+    late = tmp_path / "late.json"
+    late.write_bytes(_log("inst-c", "10.3.0.0", 11))
+    import_files(open_store(other), [files[0], late])
+    with pytest.raises(StoreError, match=rf"holds bytes 0-\d+ of {files[0]}.*nothing imported"):
+        import_store(other.history.dir, Client(nodes[0].url, "pdnssoc", ch.PASSWORD, database=db))
+    assert not hunt(open_store(cluster), ["evil.example.com"], sensors=["inst-c"]).rows
+    # Into the embedded store, a store is refused with what to do instead.
+    emb_file = tmp_path / "single.yml"
+    emb_file.write_text(json.dumps({"data_dir": str(emb.data_dir)}))
+    with pytest.raises(SystemExit) as exc:
+        main(["-c", str(emb_file), "history", "import", str(other.history.dir)])
+    assert exc.value.code != 0
+    assert "a store is imported into a ClickHouse cluster" in capsys.readouterr().err

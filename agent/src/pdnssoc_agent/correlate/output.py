@@ -301,6 +301,7 @@ def _misp_one(c: IocContext, text: int = MAX_TEXT) -> MispAttribute:
         comment=_cut(c.comment, text),
         timestamp=c.timestamp,
         tlp=c.tlp,
+        source_type=c.source_type,
     )
 
 

@@ -5,7 +5,8 @@ The stop is asked for part-way through the third of six archive files (from
 the progress report, the way the daemon's SIGTERM handler asks it): the run
 commits the alerts of the two files it read to the end, and the next run
 reads the other four, the interrupted one whole. Every alert is written
-once, with the count of every DNS message behind it.
+once, with the count of every DNS message behind it, also when files were
+renamed between the stop and the resume.
 """
 
 from __future__ import annotations
@@ -88,6 +89,26 @@ def test_a_stopped_retro_resumes_where_it_stopped(config: Config) -> None:
     assert read_pointer(corr.last_retro_pointer_file) == NOW
     assert not (corr.state_dir / RESUME_FILE).exists()
     assert run_retro(config, now=NOW + timedelta(hours=2)).alerts == 0
+
+
+def test_files_rotated_between_stop_and_resume_are_known_by_their_content(
+    config: Config,
+) -> None:
+    """A file read before the stop and renamed is not read again; a file left and
+    renamed is read; a file the stopped run never saw is read whole."""
+    archive = config.correlation.archive_dir
+    assert run_retro(config, now=NOW, progress=StopInThirdFile).stopped
+    (archive / "queries-0.json.gz").rename(archive / "queries-0-rotated.json.gz")  # read
+    (archive / "queries-4.json.gz").rename(archive / "queries-4-rotated.json.gz")  # left
+    late = dns_line("h9.evil.example.com", ts="2025-11-27T09:30:00Z")
+    (archive / "queries-9.json.gz").write_bytes(gzip.compress(late))  # never seen
+
+    stopping.clear()
+    run_retro(config, now=NOW + timedelta(hours=1))
+    names = Counter(a["query"]["name"] for a in read_alerts(config))
+    expected = Counter(f"h{k}.evil.example.com" for k in (*range(FILES), 9))
+    assert names == expected  # each once: h0 not again, h4 under its new name, h9 too
+    assert all(a["revision"] == 1 for a in read_alerts(config))
 
 
 def test_a_search_of_given_paths_stopped_writes_nothing(config: Config) -> None:

@@ -109,7 +109,7 @@ def run_retro(
         if given:
             files = discover(given)
         elif job.resume is not None:
-            files = job.resume_files()
+            files = job.resume_files(retro_files(config, job.since))
         else:
             warn(retro_problems(config))
             files = retro_files(config, job.since)
@@ -279,15 +279,14 @@ class Retro:
         """The checkpoint of a stopped run this one resumes (None: a run of its own)."""
         self.remaining: list[Path] = []
         """Files not completely read yet (the checkpoint's list when stopped)."""
+        self.done: list[retro_resume.Ident] = list(resume.done) if resume is not None else []
+        """Files read to the end, by their content (for a checkpoint)."""
 
-    def resume_files(self) -> list[Path]:
-        """The files the stopped run left, with the ranges the history store left."""
+    def resume_files(self, candidates: list[Path]) -> list[Path]:
+        """Of ``candidates``, what the stopped run left (with the store's gaps) or never saw."""
         assert self.resume is not None  # noqa: S101
         files = []
-        for path, gaps in self.resume.files:
-            if not path.exists():
-                log.warning("retro: %s, left by the stopped run, is gone: not searched", path)
-                continue
+        for path, gaps in retro_resume.plan(self.resume, candidates):
             files.append(path)
             if gaps is not None:
                 self.gaps[path] = gaps
@@ -350,6 +349,7 @@ class Retro:
                 )
             self.agg.merge(found)
             self.remaining.pop(0)
+            self.done.append(retro_resume.ident(path))
             done_bytes += sizes[i]
             self.result.stats.merge(stats)
         if progress is not None:
@@ -443,7 +443,10 @@ class Retro:
             snapshot = self.resume.snapshot
         else:
             snapshot = _write_snapshot(corr.state_dir, self.everything, self.now).name
-        left = [(p, self.gaps.get(p)) for p in self.remaining]
+        left = [
+            retro_resume.FileLeft(p, retro_resume.ident(p), self.gaps.get(p))
+            for p in self.remaining
+        ]
         state.extra[retro_resume.STATE_KEY] = retro_resume.save(
             corr.state_dir,
             retro_resume.Checkpoint(
@@ -452,6 +455,7 @@ class Retro:
                 networks=self.matcher.network_values(),
                 snapshot=snapshot,
                 files=left,
+                done=self.done,
             ),
         )
         commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)

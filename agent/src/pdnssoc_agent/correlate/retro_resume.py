@@ -11,7 +11,11 @@ to read, the interrupted one first and whole. ``retro.last`` does not move.
 
 The next run reads the rest of the files for the same indicators and then
 finishes as the stopped run would have: nothing is read twice, nothing is
-skipped. The checkpoint is ``<state_dir>/retro.resume.json``, written
+skipped. Files are known by their content, as correlate knows them (the
+fingerprint of their first bytes, decompressed): a file rotated, renamed or
+compressed in between is still the same file, one read to the end is not
+read again, and one not seen by the stopped run (the new live query log) is
+read whole. The checkpoint is ``<state_dir>/retro.resume.json``, written
 atomically before the state that names it.
 """
 
@@ -24,8 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..dnslog import head_bytes
 from ..fsutil import atomic_write_text
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
+from .inputs import FP_LEN, fingerprint
 from .retro_store import Gaps
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,26 @@ log = logging.getLogger(__name__)
 RESUME_FILE = "retro.resume.json"
 STATE_KEY = "retro_resume"
 """Key of the retro state naming the checkpoint (absent: none)."""
+
+
+Ident = tuple[str, int]
+"""A file's content: the fingerprint of its first bytes, and how many there were."""
+
+
+def ident(path: Path) -> Ident:
+    """What identifies ``path``'s content (its first :data:`FP_LEN` bytes, decompressed)."""
+    head = head_bytes(path, FP_LEN)
+    return fingerprint(head), len(head)
+
+
+@dataclass(frozen=True)
+class FileLeft:
+    """A file the stopped run had not read to the end."""
+
+    path: Path
+    ident: Ident
+    gaps: Gaps | None
+    """The ranges the history store left (None: all of it)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +70,10 @@ class Checkpoint:
     """The indicators it searched for."""
     snapshot: str
     """File name (in the state directory) of every indicator of the run."""
-    files: list[tuple[Path, Gaps | None]]
-    """Files still to read; the ranges the history store left (None: all of it)."""
+    files: list[FileLeft]
+    """Files still to read."""
+    done: list[Ident]
+    """Files read to the end (by this run or the runs it resumes)."""
 
 
 def save(state_dir: Path, cp: Checkpoint) -> str:
@@ -57,9 +85,14 @@ def save(state_dir: Path, cp: Checkpoint) -> str:
         "networks": cp.networks,
         "snapshot": cp.snapshot,
         "files": [
-            {"path": str(p), "gaps": None if g is None else [list(r) for r in g]}
-            for p, g in cp.files
+            {
+                "path": str(f.path),
+                "ident": list(f.ident),
+                "gaps": None if f.gaps is None else [list(r) for r in f.gaps],
+            }
+            for f in cp.files
         ],
+        "done": [list(d) for d in cp.done],
     }
     atomic_write_text(state_dir / RESUME_FILE, json.dumps(body) + "\n")
     return RESUME_FILE
@@ -74,13 +107,16 @@ def read(state_dir: Path, extra: dict[str, Any]) -> Checkpoint | None:
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         now = parse_rfc3339_or_none(body["now"])
-        files = [(Path(f["path"]), _gaps(f["gaps"])) for f in body["files"]]
+        files = [
+            FileLeft(Path(f["path"]), _ident(f["ident"]), _gaps(f["gaps"])) for f in body["files"]
+        ]
         cp = Checkpoint(
             now=now,  # type: ignore[arg-type]  # checked below
             domains=[str(d) for d in body["domains"]],
             networks=[str(n) for n in body["networks"]],
             snapshot=str(body["snapshot"]),
             files=files,
+            done=[_ident(d) for d in body["done"]],
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("retro: checkpoint %s unusable (%s); searching from the start", path, exc)
@@ -89,6 +125,11 @@ def read(state_dir: Path, extra: dict[str, Any]) -> Checkpoint | None:
         log.warning("retro: checkpoint %s incomplete; searching from the start", path)
         return None
     return cp
+
+
+def _ident(value: Any) -> Ident:
+    fp, length = value
+    return str(fp), int(length)
 
 
 def _gaps(value: Any) -> Gaps | None:
@@ -100,3 +141,36 @@ def _gaps(value: Any) -> Gaps | None:
 def discard(state_dir: Path) -> None:
     """Remove the checkpoint file (once the state no longer names it)."""
     (state_dir / RESUME_FILE).unlink(missing_ok=True)
+
+
+def _matches(head: bytes, known: Ident) -> bool:
+    fp, length = known
+    if length == 0:
+        return not head
+    return len(head) >= length and fingerprint(head[:length]) == fp
+
+
+def plan(cp: Checkpoint, candidates: list[Path]) -> list[tuple[Path, Gaps | None]]:
+    """What the resumed run reads of ``candidates`` (the files in the look-back now).
+
+    A file the stopped run left is read (with the store's gaps), one it read
+    to the end is not, and one it never saw is read whole.
+    """
+    left = list(cp.files)
+    done = list(cp.done)
+    out: list[tuple[Path, Gaps | None]] = []
+    for path in candidates:
+        head = head_bytes(path, FP_LEN)
+        was = next((f for f in left if _matches(head, f.ident)), None)
+        if was is not None:
+            left.remove(was)
+            out.append((path, was.gaps))
+            continue
+        read = next((d for d in done if _matches(head, d)), None)
+        if read is not None:
+            done.remove(read)
+            continue
+        out.append((path, None))
+    for f in left:
+        log.warning("retro: %s, left by the stopped run, is gone: not searched", f.path)
+    return out

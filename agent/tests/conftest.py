@@ -17,8 +17,9 @@ import pytest
 
 from tests.support.paths import REPO_ROOT
 
-# The loopback receivers' fixtures (tls, smtp_plain, receiver), for every test.
-pytest_plugins = ["tests.support.alerts"]
+# The loopback receivers' fixtures (tls, smtp_plain, receiver) and keep_root_logging,
+# for every test.
+pytest_plugins = ["tests.support.alerts", "tests.support.logs"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,7 +3,8 @@
 
 The measurement is the benchmark's (``benchmarks/bench_live_latency.py``), run
 here smaller as a pass/fail; the daemon is the real process, stopped with a
-SIGTERM to its whole process group (as supervisord's ``stopasgroup`` does).
+SIGTERM to its whole process group (as supervisord's ``stopasgroup`` does) or
+to the daemon alone (supervisord's default), which passes it on to retro.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import pytest
 import yaml
 
 from pdnssoc_agent.config import load_config
+from pdnssoc_agent.correlate import run_retro
 from pdnssoc_agent.scheduler import read_steps, state_path
 from pdnssoc_agent.state import utcnow
 from tests.support.correlate import read_alerts
@@ -53,9 +56,27 @@ def test_live_alert_arrives_while_a_long_retro_runs() -> None:
     assert float(r["latency_s"]) < 2.0, r  # type: ignore[arg-type]
 
 
-@pytest.mark.slow
-def test_sigterm_to_the_group_lets_retro_finish_then_exits_0(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def long_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An archive retro takes far longer than a few seconds to read."""
     from benchmarks.bench_live_latency import EVIL, LINE, _archive, _ts
+
+    archive = tmp_path_factory.mktemp("archive") / "queries-1.json.gz"
+    _archive(archive, 1_500_000, utcnow().replace(microsecond=0))
+    # one matching line at the end of the archive: retro's alert
+    with gzip.open(archive, "at", encoding="ascii") as fh:
+        fh.write(LINE.format(c=9, q=EVIL, ts=_ts(utcnow())))
+    return archive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [True, False], ids=["to-the-group", "to-the-daemon"])
+def test_sigterm_stops_retro_at_a_boundary_and_the_next_run_resumes(
+    tmp_path: Path, long_archive: Path, group: bool
+) -> None:
+    """supervisord signals the group (``stopasgroup``) or the daemon alone: either way
+    retro stops within seconds, and the next run finds its alert, once."""
+    from benchmarks.bench_live_latency import EVIL, LINE, _ts
 
     cfg_path = tmp_path / "agent.yml"
     cfg_path.write_text(yaml.safe_dump({"data_dir": str(tmp_path)}))
@@ -64,11 +85,8 @@ def test_sigterm_to_the_group_lets_retro_finish_then_exits_0(tmp_path: Path) -> 
     corr.malicious_domains_file.parent.mkdir(parents=True)
     corr.malicious_domains_file.write_text(EVIL + "\n")
     corr.malicious_ips_file.write_text("")
-    archive = corr.archive_dir / "queries-1.json.gz"
-    _archive(archive, 400_000, utcnow().replace(microsecond=0))
-    # one matching line at the end of the archive: retro's alert
-    with gzip.open(archive, "at", encoding="ascii") as fh:
-        fh.write(LINE.format(c=9, q=EVIL, ts=_ts(utcnow())))
+    corr.archive_dir.mkdir(parents=True)
+    shutil.copy2(long_archive, corr.archive_dir / long_archive.name)
     corr.queries_file.write_text(LINE.format(c=1, q="first.benign.example", ts=_ts(utcnow())))
     proc = subprocess.Popen(
         [*AGENT_CMD, "-c", str(cfg_path), "daemonize", "--steps", "correlate,retro"],
@@ -84,17 +102,30 @@ def test_sigterm_to_the_group_lets_retro_finish_then_exits_0(tmp_path: Path) -> 
             assert time.monotonic() < deadline, "retro never started"
             time.sleep(0.02)
         assert int(lock.read_text()) != proc.pid  # retro runs in a process of its own
-        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(1.0)  # into the archive
+        asked = time.monotonic()
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - asked
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
+    assert took < 10, (took, err)  # a whole scan of the archive takes far longer
     assert "SIGTERM: finishing step retro, then exiting" in err
+    assert "retro: stopped;" in err and "file(s) left for the next run" in err
     assert "daemonize: stopped" in err
     records = read_steps(state_path(cfg))
-    assert records["retro"]["outcome"] == "ok", err
+    assert records["retro"]["outcome"] == "stopped", err
     assert records["correlate"]["outcome"] == "ok", err
+    assert [a for a in read_alerts(cfg) if a["kind"] == "retro"] == []
+    assert not corr.last_retro_pointer_file.exists()  # nothing marked as searched
+
+    resumed = run_retro(cfg)
+    assert not resumed.stopped
     retro = [a for a in read_alerts(cfg) if a["kind"] == "retro"]
     assert [a["query"]["name"] for a in retro] == [EVIL]
     assert corr.last_retro_pointer_file.exists()

@@ -68,7 +68,12 @@ class AlertMatch(msgspec.Struct, frozen=True):
 
 
 class MispAttribute(msgspec.Struct, frozen=True):
-    """One MISP attribute behind the indicator."""
+    """One MISP attribute behind the indicator, or one record of another source.
+
+    ``server`` is the source's configured name and ``source_type`` its kind:
+    ``misp`` (a MISP server, and lines written before other sources existed)
+    or a ``sources[].type`` (``misp_feed``, ``list``, ``threatfox``, ``taxii``).
+    """
 
     server: str
     event_id: str
@@ -83,6 +88,7 @@ class MispAttribute(msgspec.Struct, frozen=True):
     comment: str = ""
     timestamp: int = 0
     tlp: str | None = None
+    source_type: str = "misp"
 
 
 class AlertSource(msgspec.Struct, frozen=True):
@@ -226,6 +232,7 @@ def _misp(obj: Any) -> MispAttribute:
         comment=_str(obj, "comment", "misp[]."),
         timestamp=_loose_int(obj, "timestamp"),
         tlp=tlp,
+        source_type=_str(obj, "source_type", "misp[].") or "misp",
     )
 
 

@@ -16,13 +16,18 @@ import dataclasses
 import logging
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from . import stopping
 from .config import Config, Secret
 
 log = logging.getLogger(__name__)
+
+_children: set[multiprocessing.process.BaseProcess] = set()
+_children_lock = threading.Lock()
 
 Outcome = tuple[str, str | None, dict[str, Any]]
 """(outcome, error, counts): see :func:`.scheduler.classify`."""
@@ -48,8 +53,9 @@ def _register_secrets(value: object) -> None:
 
 def _main(name: str, target: str, config: Config, level: str, conn: Connection) -> None:
     """The child: run ``target`` (``module:function``) on ``config``; send its outcome."""
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stopping.request())
     from ._cli import configure_logging  # noqa: PLC0415 - the daemon's log format
     from .scheduler import Step, classify  # noqa: PLC0415
 
@@ -67,7 +73,9 @@ def run_in_child(name: str, target: str, config: Config, level: str) -> Outcome:
     proc = ctx.Process(
         target=_main, args=(name, target, config, level, send), name=f"pdnssoc-agent {name}"
     )
-    proc.start()
+    with _children_lock:
+        proc.start()
+        _children.add(proc)
     send.close()
     outcome: Outcome | None = None
     try:
@@ -77,6 +85,16 @@ def run_in_child(name: str, target: str, config: Config, level: str) -> Outcome:
     finally:
         receive.close()
         proc.join()
+        with _children_lock:
+            _children.discard(proc)
     if outcome is None:
         return "failed", f"{name} process ended without an outcome (exit code {proc.exitcode})", {}
     return outcome
+
+
+def stop_children() -> None:
+    """Ask every running step child to stop at its next boundary (SIGTERM)."""
+    with _children_lock:
+        running = [p for p in _children if p.is_alive()]
+    for proc in running:
+        proc.terminate()

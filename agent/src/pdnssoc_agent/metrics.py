@@ -134,7 +134,9 @@ def _steps(status: Status, out: Exposition) -> None:
     )
     for s in steps:
         out.sample(_flag(s.stale), step=s.name)
-    out.family("step_runs_total", "counter", "Runs of the step, by outcome (ok, failed, busy).")
+    out.family(
+        "step_runs_total", "counter", "Runs of the step, by outcome (ok, failed, busy, stopped)."
+    )
     for s in steps:
         for outcome, n in sorted(s.totals.get("runs", {}).items()):
             out.sample(n, step=s.name, outcome=outcome)

@@ -5,7 +5,9 @@ One long-lived process, meant for supervisord:
 
 * logs go to stderr;
 * SIGTERM (or SIGINT) lets the step in progress finish, then the process
-  exits 0 (give supervisord a ``stopwaitsecs`` longer than the slowest step);
+  exits 0 (give supervisord a ``stopwaitsecs`` longer than the slowest live
+  step); a retro in progress is asked to stop at its next chunk or file
+  boundary, leaves a checkpoint, and the next start resumes it;
 * SIGHUP reloads the configuration file; a file that does not validate is
   logged and the running configuration is kept;
 * a failing step is logged and tried again at its next interval; the other
@@ -43,7 +45,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .child import Outcome, run_in_child
+from . import stopping
+from .child import Outcome, run_in_child, stop_children
 from .config import Config, ConfigError, Schedules, load_config
 from .errors import STORAGE_ADVICE, AgentError, BusyError, ExitCode, StateError, storage_failure
 from .fsutil import atomic_write_text, locked
@@ -172,7 +175,9 @@ def _sources(previous: Any, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _outcome_of(result: Any) -> tuple[str, str | None]:
-    """("ok" or "failed", error) from a step's return value."""
+    """("ok", "stopped" or "failed", error) from a step's return value."""
+    if getattr(result, "stopped", False):
+        return "stopped", None
     code = getattr(result, "exit_code", ExitCode.OK)
     if int(code) == int(ExitCode.OK):
         return "ok", None
@@ -229,6 +234,7 @@ class Scheduler:
         """Steps in progress, in any lane."""
         self._lanes: dict[str, threading.Thread] = {}
         self._lane_outcomes: dict[str, str] = {}
+        stopping.clear()  # (a stop asked of an earlier scheduler in this process)
 
     # -- signals ---------------------------------------------------------------
 
@@ -252,6 +258,8 @@ class Scheduler:
             log.info("%s: exiting", why)
         self._stop.set()
         self._wake.set()
+        stopping.request()  # a retro in this process stops at its next boundary
+        stop_children()  # and so does one in the retro lane's child
 
     @property
     def stopping(self) -> bool:
@@ -307,6 +315,8 @@ class Scheduler:
     def _next(self, step: Step, records: dict[str, dict[str, Any]], now: datetime) -> datetime:
         if step.name in self.next_run:
             return self.next_run[step.name]
+        if records.get(step.name, {}).get("outcome") == "stopped":
+            return now  # stopped part-way by the last stop: resume it at once
         last = records.get(step.name, {}).get("last_start")
         if isinstance(last, str):
             try:
@@ -330,7 +340,7 @@ class Scheduler:
         return classify(step.name, step.function(), self.config)
 
     def run_step(self, step: Step, now: datetime | None = None) -> str:
-        """Run one step now; record and return its outcome (ok, failed or busy)."""
+        """Run one step now; record and return its outcome (ok, failed, busy or stopped)."""
         started = now or utcnow()
         t0 = time.monotonic()
         self.running.add(step.name)
@@ -364,6 +374,8 @@ class Scheduler:
             log.error("cannot record step %s: %s", step.name, exc)  # noqa: TRY400
         if outcome == "ok":
             log.info("step %s: ok in %.1fs", step.name, duration)
+        elif outcome == "stopped":
+            log.info("step %s: stopped after %.1fs; its next run resumes it", step.name, duration)
         elif outcome == "busy":
             log.info("step %s: skipped, %s", step.name, error)
         else:

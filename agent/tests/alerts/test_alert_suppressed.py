@@ -30,37 +30,10 @@ from tests.support.alerts import (
     start_receiver,
     start_smtp,
 )
+from tests.support.sightings import event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = "suppress-test-key-0123456789"
-
-
-def _event(event_id: str, value: str) -> dict[str, Any]:
-    return {
-        "Event": {
-            "id": event_id,
-            "info": "C2",
-            "uuid": f"5f0c1a2b-0000-4000-8000-{int(event_id):012d}",
-            "date": "2026-11-01",
-            "timestamp": "1764000000",
-            "published": True,
-            "Orgc": {"id": "1", "name": "CERT-X"},
-            "Attribute": [
-                {
-                    "id": f"{event_id}01",
-                    "event_id": event_id,
-                    "category": "Network activity",
-                    "type": "domain",
-                    "value": value,
-                    "to_ids": True,
-                    "uuid": f"6f0c1a2b-0000-4000-8000-{int(event_id):012d}",
-                    "timestamp": "1764000000",
-                    "comment": "",
-                    "deleted": False,
-                }
-            ],
-        }
-    }
 
 
 class Channels:
@@ -71,7 +44,7 @@ class Channels:
         self.hook: Receiver = start_receiver()
         self.misp = MispStandin(
             api_keys={KEY: "PDNSSOC-ORG"},
-            events=[_event("1", "bad.example.com"), _event("2", "sink.inst-a.example")],
+            events=[event("1", "bad.example.com"), event("2", "sink.inst-a.example")],
         )
         self.misp.start()
 

@@ -258,11 +258,12 @@ def test_chat_webhooks_group_per_sensor_and_cap(tmp_path: Path) -> None:
         a_text = next(b["text"] for b in slack if "inst-a" in b["text"])
         assert "and 2 more" in a_text
         assert a_text.count(" resolved ") == 3
-        assert "<https://misp.example.org/events/view/42|misp1 event 42>" in a_text
+        assert "<https://misp.example.org/events/view/42|misp1 (MISP) event 42>" in a_text
 
         mm = receivers["mattermost"].bodies()
         assert len(mm) == 2
-        assert "[misp1 event 42](https://misp.example.org/events/view/42)" in mm[0]["text"]
+        link = "[misp1 \\(MISP\\) event 42](https://misp.example.org/events/view/42)"
+        assert link in mm[0]["text"]  # Markdown punctuation of the text escaped
 
         teams = receivers["teams"].bodies()
         assert len(teams) == 2

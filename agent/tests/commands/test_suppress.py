@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +15,7 @@ import yaml
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.suppress.store import AUDIT_FILE, RULES_FILE
 
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """``main`` installs its own stderr handler; the test's handlers come back after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("keep_root_logging")  # main() installs its handler
 
 
 @pytest.fixture

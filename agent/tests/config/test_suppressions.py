@@ -3,32 +3,22 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import publicsuffixlist
 import pytest
 import yaml
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import load_config
+from pdnssoc_agent.suppress import rules
 from pdnssoc_agent.suppress.store import config_rules
 
 GOOD = {"id": "sinkhole", "reason": "own sinkhole", "author": "alice", "sensor": "inst-a"}
 
 
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """``main`` installs its own stderr handler; the test's handlers come back after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("keep_root_logging")  # main() installs its handler
 
 
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], rules: list[Any]) -> tuple[int, str]:
@@ -46,7 +36,7 @@ def test_every_bad_rule_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
             {**GOOD, "reason": ""},
             {**GOOD, "id": "b", "colour": "red"},
             {"id": "c", "reason": "r", "author": "a", "institution": "inst-a"},
-            {**GOOD, "id": "d", "sensor": None, "qname_suffix": "co.uk"},
+            {**GOOD, "id": "d", "sensor": None, "qname_suffix": "-bad-.example"},
             {**GOOD, "id": "sinkhole"},
             {**GOOD, "id": "7"},
             {**GOOD, "id": "e", "expires": "next week"},
@@ -56,9 +46,43 @@ def test_every_bad_rule_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "suppressions[0].reason: must not be empty" in out
     assert "suppressions[1].colour: unknown key" in out
     assert "suppressions[2]: nothing to match" in out
-    assert "suppressions[3].qname_suffix: 'co.uk' is a public suffix" in out
+    assert "suppressions[3].qname_suffix: not a domain name" in out
     assert "suppressions[5].id: expected 1-64 characters" in out
     assert "suppressions[6].expires: expected an RFC 3339 time or a date" in out
+
+
+def test_check_config_refuses_a_public_suffix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = check(tmp_path, capsys, [GOOD, {**GOOD, "id": "d", "qname_suffix": "*.co.uk"}])
+    assert code == 3
+    assert "INVALID, 1 problem(s)" in out
+    assert "suppressions[1].qname_suffix: 'co.uk' is a public suffix" in out
+
+
+class _UnreadableList:
+    """Stands in for publicsuffixlist's list: reading it fails the test."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the public-suffix list was read")
+
+
+def test_loading_the_configuration_does_not_read_the_public_suffix_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon loads its configuration on every start and reload: no 2 s list read."""
+    monkeypatch.setattr(publicsuffixlist, "PublicSuffixList", _UnreadableList)
+    rules._psl.cache_clear()
+    path = tmp_path / "agent.yml"
+    rule = {**GOOD, "sensor": None, "qname_suffix": "sinkhole.example.org"}
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "suppressions": [rule]}))
+    cfg = load_config(path)
+    (loaded,) = config_rules(cfg)
+    assert loaded.qname_suffix == "sinkhole.example.org"
+    with pytest.raises(AssertionError, match="public-suffix list was read"):
+        rules.public_suffix("com")  # where it is needed, it is read
+    monkeypatch.undo()
+    rules._psl.cache_clear()
 
 
 def test_duplicate_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

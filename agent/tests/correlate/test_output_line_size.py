@@ -100,5 +100,5 @@ def test_an_indicator_of_70_attributes_gives_a_bounded_line_that_is_delivered(
     assert text is not None
     content = text.get_content()
     # The reader sees how much context there is beyond what is listed.
-    assert f"and {70 - 5} more attribute(s) with this indicator" in content
+    assert f"and {70 - 5} more record(s) with this indicator" in content
     assert "www.evil.example.com" in content

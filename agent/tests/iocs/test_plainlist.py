@@ -67,9 +67,10 @@ def test_one_value_a_line_with_comments_reaches_lists_and_index(
     assert domains(cfg) == ["evil.example.com", "phish.example.net"]
     assert result.servers[0].rejected == {"public_suffix": 1}  # "com" would match everyone
     ctx = index(cfg)["phish.example.net"].contexts[0]
-    assert (ctx.server, ctx.event_url, ctx.comment, ctx.tlp) == (
+    assert (ctx.server, ctx.source_type, ctx.event_url, ctx.comment, ctx.tlp) == (
         "bad-names",
-        web.url("/bad.txt"),
+        "list",
+        "",  # a list has no page per value
         "line 4",
         "tlp:green",
     )

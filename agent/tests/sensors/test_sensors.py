@@ -165,6 +165,36 @@ def test_silent_once_then_recovery_once(tmp_path: Path, smtp: SmtpServer, chat: 
     assert not collect(cfg, now=back + timedelta(minutes=3)).sensors[0]["silent"]
 
 
+def test_sensors_silent_together_are_one_notice_and_one_recovery(
+    tmp_path: Path, smtp: SmtpServer, chat: Receiver
+) -> None:
+    """The server's collector stopping silences every sensor: one message, not one each."""
+    cfg = make(tmp_path, smtp, chat)
+    names = ["inst-a", "inst-b", "inst-c"]
+    for name in names:
+        append(cfg, *history(name, T0, 26, timedelta(minutes=10)))
+    run_correlate(cfg, now=T0 + timedelta(minutes=1))
+
+    report = run_alert(cfg, now=T0 + timedelta(minutes=45))
+    assert report.sensors == dict.fromkeys(names, "silent")
+    assert notices(smtp, chat) == ["[pDNSSOC] DNS alert - 3 sensors are silent"]
+    body = smtp.messages[0].get_content()
+    for name in names:
+        assert f"- {name}: none since 2026-03-02T12:00:00Z (0:45:00 ago; threshold 0:40:00)" in body
+    assert "check the server's go-dnscollector" in body
+    assert run_alert(cfg, now=T0 + timedelta(hours=2)).sensors == {}  # told once, all three
+
+    back = T0 + timedelta(hours=3)
+    for name in names:
+        append(cfg, *history(name, back, 0.2, timedelta(minutes=5)))
+    run_correlate(cfg, now=back + timedelta(minutes=1))
+    report = run_alert(cfg, now=back + timedelta(minutes=2))
+    assert report.sensors == dict.fromkeys(names, "sending again")
+    assert notices(smtp, chat)[1:] == ["[pDNSSOC] DNS alert - 3 sensors send again"]
+    body = smtp.messages[1].get_content()
+    assert all(f"- {name}: newest reply" in body for name in names)
+
+
 def test_a_new_sensor_is_not_announced_before_it_has_a_history(
     tmp_path: Path, smtp: SmtpServer, chat: Receiver
 ) -> None:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Templates and escaping.
 
-Everything that comes from DNS data or MISP (query names, answers, client
+Everything that comes from DNS data or an indicator source (query names, answers, client
 addresses, sensor names, event titles, comments, tags) reaches a message
 through a template, and every ``{{ value }}`` is escaped for its channel:
 
@@ -20,7 +20,7 @@ through; their text part is escaped when the link is built.
 
 What a template sees is built here too: alerts grouped into incidents (one
 sensor, one indicator: a storm of random subdomains is one row with a sample
-of its names), strings cut to a readable length, and MISP details above the
+of its names), strings cut to a readable length, and source details above the
 channel's TLP ceiling withheld (:mod:`.tlp`).
 
 Templates are looked up by name in ``alerting.templates_dir`` first, then in
@@ -216,7 +216,7 @@ class Templates:
 MAX_FIELD = 500
 """Longest text of one value in a message (a MISP comment, a query name); then "…"."""
 EVENTS_SHOWN = 5
-"""MISP attributes listed per row; the rest are counted."""
+"""Source records (MISP attributes...) listed per row; the rest are counted."""
 SAMPLE = 10
 """Query names and clients listed per incident; the rest are counted."""
 
@@ -226,14 +226,40 @@ def cut(text: str, limit: int = MAX_FIELD) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+SOURCE_KINDS: dict[str, tuple[str, str]] = {
+    "misp": ("MISP", "event"),
+    "misp_feed": ("MISP feed", "event"),
+    "threatfox": ("ThreatFox", "IOC"),
+    "taxii": ("TAXII", "indicator"),
+    "list": ("list", ""),
+}
+"""``source_type`` -> how a message names that kind of source, and one of its records."""
+
+
+def source_title(m: MispAttribute) -> str:
+    """How a message names where an indicator came from: ``abusech (ThreatFox) IOC 123``."""
+    kind, noun = SOURCE_KINDS.get(m.source_type, (m.source_type, "record"))
+    title = f"{cut(m.server, 100)} ({cut(kind, 40)})"
+    return f"{title} {noun} {cut(m.event_id, 40)}" if noun and m.event_id else title
+
+
 def event_view(m: MispAttribute, ceiling: Ceiling) -> dict[str, Any]:
-    """One MISP attribute as a template sees it, with details above ``ceiling`` withheld."""
+    """One source record (a MISP attribute...) as a template sees it.
+
+    Details above ``ceiling`` are withheld. ``source`` is the configured
+    source's name, ``source_kind`` its kind (``MISP``, ``ThreatFox``...),
+    ``title`` both with the record's id, ``url`` its page (empty for a list).
+    """
     mark = marking(m, ceiling.unmarked)
     withheld = not ceiling.allows(mark)
     level = f"TLP:{mark.level.upper()}"
     label = level if mark.marked else f"{level} (no TLP tag)"
     return {
         "server": cut(m.server, 100),
+        "source": cut(m.server, 100),
+        "source_type": cut(m.source_type, 40),
+        "source_kind": cut(SOURCE_KINDS.get(m.source_type, (m.source_type, ""))[0], 40),
+        "title": source_title(m),
         "event_id": cut(m.event_id, 40),
         "url": m.event_url,
         "info": "" if withheld else cut(m.event_info),
@@ -358,4 +384,7 @@ def common_context(
         "withheld": sum(i["withheld"] for i in incidents),
         "generated_at": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "sensors": sorted({a.sensor for a in alerts}),
+        "source_names": _distinct(
+            f"{e['source']} ({e['source_kind']})" for i in incidents for e in i["events"]
+        ),
     }

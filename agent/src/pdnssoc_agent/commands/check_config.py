@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ..config import Config, ConfigError, load_config, read_secret, secret_file_warnings
+from ..config.suppressions import public_suffix_problems
 from ..correlate.inputs import input_problems
 from ..errors import ExitCode
 
@@ -102,6 +103,12 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{exc.source}: INVALID, {len(exc.problems)} problem(s)")
         for problem in exc.problems:
+            print(f"  - {problem}")
+        return int(ExitCode.CONFIG)
+    suffixes = public_suffix_problems(config.suppressions)
+    if suffixes:
+        print(f"{args.config}: INVALID, {len(suffixes)} problem(s)")
+        for problem in suffixes:
             print(f"  - {problem}")
         return int(ExitCode.CONFIG)
     for warning in config.warnings:

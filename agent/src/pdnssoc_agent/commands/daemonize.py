@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(non-zero if one failed)",
     )
     parser.epilog = (
-        "SIGTERM: finish the step in progress, exit 0. SIGHUP: reload the configuration "
+        "SIGTERM: finish the step in progress (a retro stops after its current chunk and "
+        "resumes at the next start), exit 0. SIGHUP: reload the configuration "
         "(an invalid file is logged and the running configuration kept; a new metrics.listen "
         "takes effect at the next start). With metrics.listen set, the metrics are served "
         "on GET /metrics (not with --once)."

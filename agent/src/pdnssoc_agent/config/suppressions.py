@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..suppress.rules import problems
+from ..suppress.rules import problems, public_suffix
 from ..timefmt import parse_rfc3339
 from ._schema import Problem
 
@@ -47,7 +47,9 @@ class Suppression:
                     "not only digits (numbers are the ids of rules added with suppress add)",
                 )
             )
-        for text in problems(vars(self)):
+        # The public-suffix check loads a list (about 2 s): check-config and
+        # suppress add make it (public_suffix_problems), not every configuration load.
+        for text in problems(vars(self), public_suffixes=False):
             key, sep, message = text.partition(": ")
             if key in ("reason", "author") and getattr(self, key) is None:
                 continue  # missing or empty: reported already
@@ -55,6 +57,22 @@ class Suppression:
             found.append(Problem(where, message if sep and " " not in key else text))
         if self.expires is not None and expiry(self.expires) is None:
             found.append(Problem(f"{path}.expires", "expected an RFC 3339 time or a date"))
+
+
+def public_suffix_problems(rules: list[Suppression]) -> list[Problem]:
+    """Rules whose ``qname_suffix`` is a public suffix (``com``, ``co.uk``).
+
+    Such a rule would silence every name registered under the suffix. Kept
+    out of the configuration load, which the daemon repeats on every reload:
+    reading the public-suffix list takes about 2 s. ``check-config`` (which
+    the Ansible role runs before installing a configuration) refuses them.
+    """
+    out = []
+    for i, rule in enumerate(rules):
+        text = public_suffix(rule.qname_suffix) if rule.qname_suffix is not None else None
+        if text is not None:
+            out.append(Problem(f"suppressions[{i}].qname_suffix", text))
+    return out
 
 
 def expiry(value: Any) -> datetime | None:

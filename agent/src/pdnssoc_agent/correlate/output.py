@@ -124,6 +124,18 @@ class Aggregator:
                 p.first = min(p.first, when)
                 p.last = max(p.last, when)
 
+    def merge(self, other: Aggregator) -> None:
+        """Fold ``other``'s alerts into these, as if its hits had been added here after."""
+        for aid, theirs in other.items.items():
+            mine = self.items.get(aid)
+            if mine is None:
+                self.items[aid] = theirs
+            else:
+                mine.count += theirs.count
+                mine.first = min(mine.first, theirs.first)
+                mine.last = max(mine.last, theirs.last)
+        self.unparsed_times += other.unparsed_times
+
 
 def event_time(event: DnsEvent) -> datetime | None:
     """When the DNS message was seen by the sensor."""
@@ -301,6 +313,7 @@ def _misp_one(c: IocContext, text: int = MAX_TEXT) -> MispAttribute:
         comment=_cut(c.comment, text),
         timestamp=c.timestamp,
         tlp=c.tlp,
+        source_type=c.source_type,
     )
 
 

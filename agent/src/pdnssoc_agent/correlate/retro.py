@@ -4,7 +4,9 @@ answers logged before they were added (within ``correlation.retro_lookback``).
 
 The history store answers what it holds of the look-back; the raw scan reads
 only the bytes it does not. Alerts, the indicator snapshot and ``retro.last``
-are committed once, at the end, in a crash-safe order.
+are committed once, at the end, in a crash-safe order. A run asked to stop
+(the daemon stopping) stops at its next chunk boundary and leaves a
+checkpoint its next run resumes from (:mod:`.retro_resume`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import stopping
 from ..alertfile import ALERTS_FILE
 from ..config import Config
 from ..dnslog import Chunk, LogRecord, ReadStats, normalise
@@ -24,7 +27,7 @@ from ..errors import AgentError, IndexFormatError
 from ..fsutil import atomic_write_text
 from ..state import read_pointer, step_lock, utcnow, write_pointer
 from ..timefmt import format_rfc3339, parse_rfc3339_or_none
-from . import handover, retro_store
+from . import handover, retro_resume, retro_store
 from .indicators import Matcher, index_dates, read_list
 from .inputs import (
     FP_LEN,
@@ -105,17 +108,23 @@ def run_retro(
         job.result.load_seconds = time.monotonic() - started
         if given:
             files = discover(given)
+        elif job.resume is not None:
+            files = job.resume_files(retro_files(config, job.since))
         else:
             warn(retro_problems(config))
             files = retro_files(config, job.since)
-        if not job.matcher.empty:
-            with gc_paused():
-                if not given:  # PATH arguments are scanned as they are
-                    job.from_store(files)
-                job.scan(files)
-        # A search of given paths does not move retro.last: the scheduled run
-        # must still search the archive for the indicators that are new now.
-        job.finish(scheduled=not given)
+        try:
+            if not job.matcher.empty:
+                with gc_paused():
+                    if not given and job.resume is None:  # PATH arguments: as they are
+                        job.from_store(files)
+                    job.scan(files)
+        except stopping.Stopped:
+            job.checkpoint(scheduled=not given)
+        else:
+            # A search of given paths does not move retro.last: the scheduled run
+            # must still search the archive for the indicators that are new now.
+            job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
     log_stats(log, "retro", job.result)
     if not given:
@@ -150,7 +159,17 @@ def load(
     corr = config.correlation
     state_path = corr.state_dir / STATE_FILE
     state = recover(state_path, load_state(state_path))
-    new = new_indicators(config, src, state)
+    resume = None if given else retro_resume.read(corr.state_dir, state.extra)
+    if resume is not None:
+        new = resumed_indicators(config, src, resume)
+        now = resume.now
+        log.info(
+            "retro: resuming the run of %s stopped with %d file(s) left",
+            format_rfc3339(now),
+            len(resume.files),
+        )
+    else:
+        new = new_indicators(config, src, state)
     predecessor = (
         None
         if state.extra.get(HANDOVER_DONE) and not given
@@ -171,7 +190,27 @@ def load(
         now=now,
         gzip_backend=gzip_backend,
         progress=progress,
+        resume=resume,
     )
+
+
+def resumed_indicators(
+    config: Config, src: Sources, resume: retro_resume.Checkpoint
+) -> NewIndicators:
+    """The indicators a stopped run searched for, to search the rest of its files."""
+    corr = config.correlation
+    matcher = Matcher(
+        resume.domains, resume.networks, subdomains=corr.match_subdomains, cnames=corr.match_cnames
+    )
+    dates: dict[str, int] | None = None
+    if src.index_file is not None:
+        try:
+            every = index_dates(src.index_file)
+            dates = {v: every[v] for v in (*resume.domains, *resume.networks) if v in every}
+        except (OSError, IndexFormatError) as exc:
+            log.warning("IOC index unusable, falling back to the plain lists: %s", exc)
+    # ``everything`` only feeds the snapshot, which the stopped run wrote already
+    return NewIndicators(matcher, matcher, dates, None)
 
 
 def new_indicators(config: Config, src: Sources, state: StepState) -> NewIndicators:
@@ -217,6 +256,7 @@ class Retro:
         now: datetime,
         gzip_backend: str = "zlib",
         progress: ProgressFactory | None = None,
+        resume: retro_resume.Checkpoint | None = None,
     ) -> None:
         corr = config.correlation
         self.config = config
@@ -235,6 +275,22 @@ class Retro:
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
         self.gaps: dict[Path, retro_store.Gaps] = {}
+        self.resume = resume
+        """The checkpoint of a stopped run this one resumes (None: a run of its own)."""
+        self.remaining: list[Path] = []
+        """Files not completely read yet (the checkpoint's list when stopped)."""
+        self.done: list[retro_resume.Ident] = list(resume.done) if resume is not None else []
+        """Files read to the end, by their content (for a checkpoint)."""
+
+    def resume_files(self, candidates: list[Path]) -> list[Path]:
+        """Of ``candidates``, what the stopped run left (with the store's gaps) or never saw."""
+        assert self.resume is not None  # noqa: S101
+        files = []
+        for path, gaps in retro_resume.plan(self.resume, candidates):
+            files.append(path)
+            if gaps is not None:
+                self.gaps[path] = gaps
+        return files
 
     def from_store(self, files: list[Path]) -> None:
         """Search the history store for what it holds of the look-back; the raw scan
@@ -266,10 +322,15 @@ class Retro:
         sizes = [file_size(f) for f in files]
         progress = self.progress(sum(sizes), len(files)) if self.progress is not None else None
         done_bytes = 0
+        self.remaining = list(files)
         for i, path in enumerate(files):
+            stopping.check()
             stats = ReadStats(files=1)
-            on_hit = self._on_hit(str(path))
-            report = self._reporter(progress, i, stats, done_bytes)
+            # A file's hits join the run's once it is read to the end: a stop
+            # part-way drops them, and the resumed run reads the file again.
+            found = Aggregator("retro", self.corr.dedup_window)
+            on_hit = self._on_hit(str(path), found)
+            report = self._on_chunk(progress, i, stats, done_bytes)
             for lo, hi in self.gaps.get(path, [(0, None)]):
                 if hi is None and content_ends_at(path, lo, sizes[i]):
                     continue  # the store holds all of it
@@ -286,21 +347,24 @@ class Retro:
                     gzip_backend=self.gzip_backend,
                     on_chunk=report,
                 )
+            self.agg.merge(found)
+            self.remaining.pop(0)
+            self.done.append(retro_resume.ident(path))
             done_bytes += sizes[i]
             self.result.stats.merge(stats)
         if progress is not None:
             progress.update(len(files) - 1, self.result.stats.lines, done_bytes, final=True)
 
-    def _reporter(
+    def _on_chunk(
         self, progress: ProgressReport | None, i: int, stats: ReadStats, done_bytes: int
-    ) -> OnChunk | None:
-        """Progress after each chunk of the ``i``-th file (``done_bytes`` before it)."""
-        if progress is None:
-            return None
+    ) -> OnChunk:
+        """After each chunk of the ``i``-th file: stop if asked to; report progress."""
         total = self.result.stats
 
         def report(_records: list[Any], _data: bytes, chunk: Chunk) -> None:
-            progress.update(i, total.lines + stats.lines, done_bytes + chunk.raw_position)
+            stopping.check()
+            if progress is not None:
+                progress.update(i, total.lines + stats.lines, done_bytes + chunk.raw_position)
 
         return report
 
@@ -313,8 +377,8 @@ class Retro:
             keep = self.predecessor.new(keep, when)
         return keep
 
-    def _on_hit(self, where: str) -> OnHit:
-        since, agg, keep_of = self.since, self.agg, self._keep
+    def _on_hit(self, where: str, agg: Aggregator) -> OnHit:
+        since, keep_of = self.since, self._keep
 
         def on_hit(rec: LogRecord, hits: list[Hit]) -> None:
             event = normalise(rec)
@@ -333,34 +397,20 @@ class Retro:
         A run that is not ``scheduled`` (given paths) writes its alerts only.
         """
         corr, state = self.corr, self.state
-        indicators = {p.hit[1] for p in self.agg.items.values()}
-        ctx = context(self.index_file, indicators)
-        added: dict[str, datetime | None] = {}
-        for value in indicators:
-            if self.dates is not None and self.dates.get(value):
-                added[value] = from_epoch(self.dates[value])
-            elif value in ctx and ctx[value].added:
-                added[value] = from_epoch(ctx[value].added)
-            else:
-                # plain lists: new since the previous run, first searched now
-                added[value] = self.now if self.dates is None else None
-        lines = build_lines(
-            self.agg.items,
-            state.alerts,
-            window=corr.dedup_window,
-            context=ctx,
-            ioc_added=added,
-            now=self.now,
-        )
+        lines = self._lines()
         self.result.alerts = len(lines)
         if not scheduled:
             commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
             return
-        snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
+        if self.resume is not None:
+            snapshot = corr.state_dir / self.resume.snapshot
+        else:
+            snapshot = _write_snapshot(corr.state_dir, self.everything, self.now)
         old = state.extra.get("snapshot")
         state.extra["snapshot"] = snapshot.name
         state.extra["retro_last"] = format_rfc3339(self.now)
         state.extra[HANDOVER_DONE] = True
+        state.extra.pop(retro_resume.STATE_KEY, None)
         if self.predecessor is not None:
             self.predecessor.report("retro")
         prune_seen(
@@ -372,7 +422,71 @@ class Retro:
         commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
         if isinstance(old, str) and old != snapshot.name:
             (corr.state_dir / old).unlink(missing_ok=True)
+        retro_resume.discard(corr.state_dir)
         write_pointer(corr.last_retro_pointer_file, self.now)
+
+    def checkpoint(self, *, scheduled: bool = True) -> None:
+        """Stopped part-way: commit the alerts of the files read to the end, and
+        leave the rest to the next run (:mod:`.retro_resume`). ``retro.last`` stays.
+
+        A search of given paths (not ``scheduled``) writes nothing: it is run
+        again by hand.
+        """
+        self.result.stopped = True
+        if not scheduled:
+            log.info("retro: stopped; nothing written (run it again)")
+            return
+        corr, state = self.corr, self.state
+        lines = self._lines()
+        self.result.alerts = len(lines)
+        if self.resume is not None:
+            snapshot = self.resume.snapshot
+        else:
+            snapshot = _write_snapshot(corr.state_dir, self.everything, self.now).name
+        left = [
+            retro_resume.FileLeft(p, retro_resume.ident(p), self.gaps.get(p))
+            for p in self.remaining
+        ]
+        state.extra[retro_resume.STATE_KEY] = retro_resume.save(
+            corr.state_dir,
+            retro_resume.Checkpoint(
+                now=self.now,
+                domains=list(self.matcher.domains),
+                networks=self.matcher.network_values(),
+                snapshot=snapshot,
+                files=left,
+                done=self.done,
+            ),
+        )
+        commit(self.state_path, state, corr.output_dir / ALERTS_FILE, lines)
+        log.info(
+            "retro: stopped; %d alert line(s) written, %d file(s) left for the next run",
+            len(lines),
+            len(left),
+        )
+
+    def _lines(self) -> list[bytes]:
+        """The alert lines of what was found (revisions continue the state's alerts)."""
+        corr, state = self.corr, self.state
+        indicators = {p.hit[1] for p in self.agg.items.values()}
+        ctx = context(self.index_file, indicators)
+        added: dict[str, datetime | None] = {}
+        for value in indicators:
+            if self.dates is not None and self.dates.get(value):
+                added[value] = from_epoch(self.dates[value])
+            elif value in ctx and ctx[value].added:
+                added[value] = from_epoch(ctx[value].added)
+            else:
+                # plain lists: new since the previous run, first searched now
+                added[value] = self.now if self.dates is None else None
+        return build_lines(
+            self.agg.items,
+            state.alerts,
+            window=corr.dedup_window,
+            context=ctx,
+            ioc_added=added,
+            now=self.now,
+        )
 
 
 def _read_snapshot(state_dir: Path, state: StepState) -> set[str] | None:

@@ -35,6 +35,8 @@ class RunResult:
     seconds: float = 0.0
     load_seconds: float = 0.0
     """Of ``seconds``, the time spent loading indicators and state."""
+    stopped: bool = False
+    """Asked to stop part-way: a checkpoint was left for the next run (retro)."""
 
 
 @dataclass(frozen=True)

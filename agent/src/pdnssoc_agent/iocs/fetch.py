@@ -319,6 +319,7 @@ class _SourceFetch:
             comment=comment,
             timestamp=attr.timestamp,
             first_seen=attr.first_seen or "",
+            source_type=self.source.source_type,
         )
 
 

@@ -82,6 +82,7 @@ class HttpSource(IndicatorSource):
     def __init__(self, config: SourceConfig, key: Secret | None = None) -> None:
         self.config = config
         self.label = config.label
+        self.source_type = config.type
         self.url = config.base_url
         self.periods = config.periods
         self._key = key

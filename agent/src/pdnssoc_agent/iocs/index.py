@@ -32,15 +32,15 @@ Kind = Literal["domain", "ip", "cidr"]
 
 
 class IocContext(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
-    """Where an indicator came from: one MISP attribute."""
+    """Where an indicator came from: one MISP attribute, or one record of another source."""
 
     server: str
-    """Label of the MISP server (``misp_servers[].name`` or its host name)."""
+    """Label of the source (``misp_servers[].name``, ``sources[].name``, or its host name)."""
     event_id: str
     event_uuid: str = ""
     event_info: str = ""
     event_url: str = ""
-    """Link to the event on its MISP server."""
+    """Link to the record at its source (MISP event, ThreatFox IOC page); empty for a list."""
     org: str = ""
     tags: tuple[str, ...] = ()
     attribute_uuid: str = ""
@@ -51,6 +51,8 @@ class IocContext(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """The attribute's MISP timestamp, epoch seconds."""
     first_seen: str = ""
     """When the source first saw the indicator (ISO 8601), where it says."""
+    source_type: str = "misp"
+    """``misp`` (a MISP server) or the ``sources[].type`` the record came from."""
 
     @property
     def tlp(self) -> str | None:

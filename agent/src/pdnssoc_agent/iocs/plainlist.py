@@ -54,7 +54,7 @@ class ListSource(HttpSource):
     """One configured list (``sources[].type: list``)."""
 
     def event_url(self, event_id: str) -> str:
-        return self.url
+        return ""  # a list has no page per value: alerts name the list, without a link
 
     def records(self, since: int) -> list[Attribute]:
         body = self.request(self.url).content

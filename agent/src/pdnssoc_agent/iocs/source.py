@@ -107,6 +107,8 @@ class IndicatorSource(ABC):
     """Where it is, for people (reports, the index header); never carries a secret."""
     periods: Periods
     """Age limits: the generic one, and longer or shorter ones by tag."""
+    source_type: str = "misp"
+    """What kind of source it is (``misp`` or a ``sources[].type``); alerts name it."""
 
     @abstractmethod
     def pages(self, query: Query) -> Iterator[list[Attribute]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,21 +24,15 @@ from ..config import Config
 from ..fsutil import atomic_write_text
 from ..timefmt import format_rfc3339
 from .book import BOOK_FILE, HOUR, SensorBook, SensorSeen
+from .notices import Recovered, Silent, recovery_notice, silent_notice
+from .notices import iso as _iso
+from .notices import label as _label
 from .rhythm import has_history, in_quiet_hours, per_hour, silence, threshold
-from .spool import SpoolReport, read_reports, silent_note
+from .spool import read_reports
 
 log = logging.getLogger(__name__)
 
 NOTICES_FILE = "sensors-notices.json"
-UNNAMED = "(no identity)"
-
-
-def _label(name: str) -> str:
-    return name or UNNAMED
-
-
-def _iso(epoch: float) -> str:
-    return format_rfc3339(datetime.fromtimestamp(epoch).astimezone(), seconds=True)
 
 
 @dataclass
@@ -120,6 +114,10 @@ def _say(config: Config, subject: str, text: str, failed: dict[str, str]) -> boo
 def check(config: Config, now: datetime) -> tuple[dict[str, str], dict[str, str]]:
     """Announce newly silent sensors and recoveries.
 
+    The sensors found silent by one check are announced in one message, and
+    those sending again in one more: when the server's collector stops, every
+    sensor falls silent at once, and that is one fault, not one per sensor.
+
     Returns (sensor -> "silent" or "sending again" for each notice accepted,
     channel -> error for each channel that refused one).
     """
@@ -134,14 +132,13 @@ def check(config: Config, now: datetime) -> tuple[dict[str, str], dict[str, str]
     for name in [n for n in notices if n not in book.sensors]:
         del notices[name]  # forgotten (decommissioned) meanwhile
         changed = True
+    back: list[Recovered] = []
+    silent: list[Silent] = []
     for name, seen in sorted(book.sensors.items()):
         told = notices.get(name)
         if told is not None:
-            sends_again = seen.last > int(told.get("last", 0))
-            if sends_again and _say(config, *_recovery(name, seen, told), failed):
-                del notices[name]
-                said[name] = "sending again"
-                changed = True
+            if seen.last > int(told.get("last", 0)):
+                back.append(Recovered(name, seen, told))
             continue
         if not _watched(config, name, seen):
             continue
@@ -149,51 +146,24 @@ def check(config: Config, now: datetime) -> tuple[dict[str, str], dict[str, str]
         if quiet and in_quiet_hours(now, quiet, ZoneInfo(cfg.timezone)):
             continue
         limit = threshold(name, seen, cfg)
-        quiet_for = silence(name, seen, cfg, now)
-        if quiet_for <= limit:
-            continue
-        if _say(config, *_silent(name, seen, limit, now, spools.get(name)), failed):
-            notices[name] = {"last": seen.last, "announced": format_rfc3339(now, seconds=True)}
-            said[name] = "silent"
-            changed = True
+        if silence(name, seen, cfg, now) > limit:
+            silent.append(Silent(name, seen, limit, spools.get(name)))
+    if back and _say(config, *recovery_notice(back), failed):
+        for r in back:
+            del notices[r.name]
+            said[r.name] = "sending again"
+        changed = True
+    if silent and _say(config, *silent_notice(silent, now), failed):
+        for s in silent:
+            notices[s.name] = {"last": s.seen.last, "announced": format_rfc3339(now, seconds=True)}
+            said[s.name] = "silent"
+        changed = True
     if changed:
         body = {"version": 1, "silent": notices}
         atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
     for name, what in said.items():
         log.warning("sensor %s: %s; the operators were told", _label(name), what)
     return said, failed
-
-
-def _ago(seconds: float) -> str:
-    return str(timedelta(seconds=int(seconds)))
-
-
-def _silent(
-    name: str, seen: SensorSeen, limit: float, now: datetime, spool: SpoolReport | None
-) -> tuple[str, str]:
-    label = _label(name)
-    last = _iso(seen.last)
-    text = (
-        f"Sensor {label} has sent no DNS reply since {last} "
-        f"({_ago(now.timestamp() - seen.last)} ago; its threshold is {_ago(limit)}).\n"
-        "Detection for this sensor's institution is stopped until it sends again.\n"
-        "Check the sensor's go-dnscollector and its dnstap input, the resolver's dnstap "
-        "configuration and the sensor's client certificate.\n"
-        + (f"{silent_note(spool, seen.last)}\n" if spool is not None else "")
-        + "One more message follows when it sends again."
-    )
-    return f"sensor {label} is silent", text
-
-
-def _recovery(name: str, seen: SensorSeen, told: dict[str, Any]) -> tuple[str, str]:
-    label = _label(name)
-    since = _iso(float(told.get("last", seen.first)))
-    text = (
-        f"Sensor {label} sends again: newest reply {_iso(seen.last)}, "
-        f"silent since {since} ({_ago(seen.last - float(told.get('last', seen.last)))}).\n"
-        f"Announced silent at {told.get('announced', '?')}; this is the last message about it."
-    )
-    return f"sensor {label} sends again", text
 
 
 def as_dict(views: list[SensorView]) -> list[dict[str, Any]]:

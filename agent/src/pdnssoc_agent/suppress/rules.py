@@ -118,6 +118,17 @@ def _psl() -> Any:
     return PublicSuffixList(accept_unknown=False)
 
 
+def public_suffix(suffix: str) -> str | None:
+    """Why ``suffix`` (a rule's ``qname_suffix``) is refused as a public suffix, or None.
+
+    Loads the public-suffix list on first use (about 2 s, then cached).
+    """
+    name = normal_name(suffix.lstrip("*").lstrip("."))
+    if not name or not _psl().is_public(name):
+        return None
+    return f"{name!r} is a public suffix: it would silence every name registered under it"
+
+
 def parse_expiry(text: str, now: datetime) -> datetime:
     """``30d``, ``12h``, ``90m``, ``2w`` from ``now``, or an RFC 3339 time or date.
 
@@ -167,8 +178,9 @@ def problems(fields: dict[str, Any], *, public_suffixes: bool = True) -> list[st
     An empty reason, no match field (a rule that would silence everything), a
     query-name suffix that is a public suffix (``com``, ``co.uk``), a client
     prefix shorter than :data:`MIN_PREFIX` are refused. ``public_suffixes=False``
-    skips the public-suffix check (loading the list takes a moment) for rules
-    that passed it when they were added.
+    skips the public-suffix check (loading the list takes about 2 s) for rules
+    that passed it when they were added and for the configuration load
+    (check-config makes it: :func:`public_suffix`).
     """
     out: list[str] = []
     reason = fields.get("reason")
@@ -193,11 +205,9 @@ def problems(fields: dict[str, Any], *, public_suffixes: bool = True) -> list[st
     if isinstance(suffix, str):
         name = normal_name(suffix.lstrip("*").lstrip("."))
         _check_name(name, "qname_suffix", out)
-        if name and public_suffixes and _psl().is_public(name):
-            out.append(
-                f"qname_suffix: {name!r} is a public suffix: it would silence every name "
-                "registered under it"
-            )
+        text = public_suffix(suffix) if name and public_suffixes else None
+        if text is not None:
+            out.append(f"qname_suffix: {text}")
     client = fields.get("client")
     if isinstance(client, str):
         _check_client(client, out)

@@ -25,6 +25,7 @@ from pdnssoc_agent.history import (
     search,
     segment,
 )
+from pdnssoc_agent.history import index as hindex
 from pdnssoc_agent.history.query import DIRECT_MAX
 from tests.support.correlate import dns_line
 from tests.support.history import add_lines, flip_in_column, store_at
@@ -138,6 +139,7 @@ def test_search_finds_what_the_raw_scan_finds(tmp_path: Path, seed: int) -> None
         add_lines(w, data)
         w.commit()
     assert len(store.manifest().segments) == 2  # two days
+    assert all(s.index for s in store.manifest().segments)  # searched through the index
     for subdomains in (True, False):
         for cnames in (True, False):
             domains, nets = _indicators(rng)
@@ -151,6 +153,8 @@ LAYOUTS = {
     "small row groups": {"ROW_GROUP": 7},
     # segments written before names were stored plain
     "prefix-coded names": {"ENCODING": {"rname": "DELTA_BYTE_ARRAY", "first": "BYTE_STREAM_SPLIT"}},
+    # segments written without their companion index (before it existed): searched in full
+    "no index": {"index.WRITE": False},
 }
 
 
@@ -160,7 +164,10 @@ def test_search_finds_what_the_raw_scan_finds_in_every_layout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, layout: str
 ) -> None:
     for name, value in LAYOUTS[layout].items():
-        monkeypatch.setattr(segment, name, value)
+        if name.startswith("index."):
+            monkeypatch.setattr(hindex, name.removeprefix("index."), value)
+        else:
+            monkeypatch.setattr(segment, name, value)
     rng = random.Random(1000 + seed)
     data = _lines(rng, 150)
     store = store_at(tmp_path)
@@ -169,9 +176,10 @@ def test_search_finds_what_the_raw_scan_finds_in_every_layout(
         w.commit()
     for seg in store.manifest().segments:
         md = pq.ParquetFile(store.segment_path(seg)).metadata
+        assert bool(seg.index) == (layout != "no index")
         if layout == "small row groups":
             assert md.num_row_groups == -(-seg.rows // 7)
-        else:
+        elif layout == "prefix-coded names":
             assert "DELTA_BYTE_ARRAY" in md.row_group(0).column(0).encodings
     monkeypatch.undo()  # searched as today's code searches any store
     for subdomains in (True, False):

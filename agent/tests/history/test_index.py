@@ -118,7 +118,7 @@ def test_a_damaged_index_is_reported_and_the_segment_still_answers(
     path = _idx_path(store)
     data = path.read_bytes()
     if damage == "flipped byte":
-        path.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+        flip_in_column(path, "key")
     elif damage == "truncated":
         path.write_bytes(data[:-10])
     else:

@@ -19,22 +19,22 @@ numbers those of the segment:
   order), and its row;
 * ``ip6``: each AAAA answer as its 16 bytes, and its row.
 
-The file is an Arrow IPC file (four record batches of one schema, buffers
-compressed with zstd: reading it is decompression, not decoding) followed by
-an 8-byte trailer: ``PDXC`` and the CRC-32 of what precedes it, checked on
-every read. The index only narrows which rows are read: every candidate row
+The file is a Parquet file of (key, row), the four sections one after the
+other (their lengths in the file's metadata), keys prefix-coded and rows
+delta-coded (sorted keys share their beginnings, rows of a name follow each
+other), zstd-compressed, every page with a CRC checked when it is read, as a
+segment's are. The index only narrows which rows are read: every candidate row
 then goes through the same matching as a search without an index.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..fsutil import atomic_writer
 from .segment import SegmentError
@@ -44,12 +44,12 @@ WRITE = True
 
 SUFFIX = ".idx"
 SECTIONS = ("names", "cnames", "ip4", "ip6")
+FORMAT = "pdnssoc-history-index/1"
 SCHEMA = pa.schema(
     [pa.field("key", pa.binary(), nullable=False), pa.field("row", pa.uint32(), nullable=False)],
-    metadata={"format": "pdnssoc-history-index/1"},
+    metadata={"format": FORMAT},
 )
-_TRAILER = struct.Struct("<4sI")
-_MAGIC = b"PDXC"
+ZSTD_LEVEL = 6
 
 
 def path_for(segment_path: Path) -> Path:
@@ -106,17 +106,23 @@ def build(table: pa.Table) -> list[pa.RecordBatch]:
 
 def write(table: pa.Table, segment_path: Path) -> int:
     """Write the index of ``table`` beside ``segment_path`` durably; returns its size."""
-    sink = pa.BufferOutputStream()
-    opts = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_file(sink, SCHEMA, options=opts) as w:
-        for batch in build(table):
-            w.write_batch(batch)
-    body = sink.getvalue().to_pybytes()
-    data = body + _TRAILER.pack(_MAGIC, zlib.crc32(body))
+    sections = build(table)
+    t = pa.Table.from_batches(sections, SCHEMA)
+    counts = ",".join(str(b.num_rows) for b in sections)
+    t = t.replace_schema_metadata({**(SCHEMA.metadata or {}), b"sections": counts.encode()})
     path = path_for(segment_path)
     with atomic_writer(path, 0o640, binary=True) as fh:
-        fh.write(data)
-    return len(data)
+        pq.write_table(
+            t,
+            fh,
+            row_group_size=max(1, t.num_rows),
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            use_dictionary=False,
+            column_encoding={"key": "DELTA_BYTE_ARRAY", "row": "DELTA_BINARY_PACKED"},
+            write_page_checksum=True,
+        )
+    return path.stat().st_size
 
 
 @dataclass
@@ -135,42 +141,30 @@ class Index:
     """Rows of the segment (where the last name's run ends)."""
 
 
-def _read_bytes(path: Path, size: int) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SegmentError(f"{path}: missing") from None
-    except OSError as exc:
-        raise SegmentError(f"{path}: unreadable ({exc.strerror})") from None
-    if len(data) != size:
-        raise SegmentError(f"{path}: {len(data)} bytes, the manifest says {size}")
-    if len(data) < _TRAILER.size:
-        raise SegmentError(f"{path}: not a history index")
-    magic, crc = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
-    if magic != _MAGIC:
-        raise SegmentError(f"{path}: not a history index")
-    if zlib.crc32(memoryview(data)[: -_TRAILER.size]) != crc:
-        raise SegmentError(f"{path}: damaged (CRC mismatch)")
-    return data
-
-
 def read(path: Path, size: int, rows: int) -> Index:
     """The index at ``path`` (``size`` bytes as the manifest says) of a segment of ``rows``
-    rows; SegmentError if it is missing, cut short or damaged."""
-    data = _read_bytes(path, size)
+    rows; SegmentError if it is missing, cut short or damaged (every page's CRC is
+    checked as it is read)."""
+    present(path, size)
     try:
-        r = pa.ipc.open_file(pa.py_buffer(data).slice(0, len(data) - _TRAILER.size))
-        if r.schema != SCHEMA or r.num_record_batches != len(SECTIONS):
-            raise SegmentError(f"{path}: not a history index of this format")
-        secs = []
-        for i, name in enumerate(SECTIONS):
-            b = r.get_batch(i)
-            keys = b.column(0)
-            if name in ("names", "cnames"):  # UTF-8 as written; the same bytes as strings
-                keys = pa.Array.from_buffers(pa.string(), len(keys), keys.buffers())
-            secs.append(Section(keys, b.column(1)))
-    except pa.ArrowException as exc:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        meta = pf.schema_arrow.metadata or {}
+        if meta.get(b"format") != FORMAT.encode() or b"sections" not in meta:
+            raise SegmentError(f"{path}: not a history index ({FORMAT})")
+        counts = [int(n) for n in meta[b"sections"].split(b",")]
+        t = pf.read(use_threads=False)
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise SegmentError(f"{path}: damaged ({exc})") from None
+    if len(counts) != len(SECTIONS) or sum(counts) != t.num_rows:
+        raise SegmentError(f"{path}: its sections do not add up to its {t.num_rows} entries")
+    key, row = t["key"].combine_chunks(), t["row"].combine_chunks()
+    secs, at = [], 0
+    for name, n in zip(SECTIONS, counts, strict=True):
+        keys = key.slice(at, n)
+        if name in ("names", "cnames"):  # UTF-8 as written: the same bytes, as strings
+            keys = keys.view(pa.string())
+        secs.append(Section(keys, row.slice(at, n)))
+        at += n
     names, cnames, ip4, ip6 = secs
     return Index(names, cnames, ip4, ip6, rows=rows)
 

@@ -19,6 +19,12 @@ from tests.support.correlate import dns_line
 from tests.support.history import add_lines, flip_in_column, rows, store_at
 
 
+@pytest.fixture(autouse=True)
+def _row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small row groups: a segment of these few rows has some to skip, and an index."""
+    monkeypatch.setattr(segment, "ROW_GROUP", 5)
+
+
 def _lines() -> bytes:
     out = []
     for i in range(40):
@@ -75,7 +81,6 @@ def test_the_index_spares_row_groups_that_hold_no_candidate(
     """Damage in the address column of a row group that holds no match: a search with
     the index never reads it; the same search without the index does (every row's
     addresses), which is what the index saves."""
-    monkeypatch.setattr(segment, "ROW_GROUP", 5)
     with_idx = _store(tmp_path / "a")
     monkeypatch.setattr(hindex, "WRITE", False)
     without = _store(tmp_path / "b")
@@ -134,13 +139,28 @@ def test_a_damaged_index_is_reported_and_the_segment_still_answers(
     assert (cheap is None) == (damage == "flipped byte")
 
 
-def test_merging_and_expiry_take_the_indexes_along(tmp_path: Path) -> None:
+def test_a_segment_of_one_row_group_has_no_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment, "ROW_GROUP", 40)  # _lines() makes 40 rows
+    store = _store(tmp_path)
+    (seg,) = store.manifest().segments
+    assert seg.rows == 40 and seg.index == 0
+    assert not list(store.root.rglob("*.idx"))
+    assert [r.qname for r in hunt(store, ["h7.example.org"]).rows] == ["h7.Example.ORG."]
+
+
+def test_merging_and_expiry_take_the_indexes_along(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment, "ROW_GROUP", 1)  # a segment of two rows or more has an index
     store = store_at(tmp_path)
     with store.writer() as w:
         for day in (5, 6):
             for hour in (10, 11):
-                add_lines(w, dns_line("a.example.org", ts=f"2026-01-0{day}T{hour}:00:00Z"),
-                          fp=f"f{day}{hour}")  # fmt: skip
+                ts = f"2026-01-0{day}T{hour}:00:00Z"
+                data = dns_line("a.example.org", ts=ts) + dns_line("b.example.org", ts=ts)
+                add_lines(w, data, fp=f"f{day}{hour}")
                 w.commit()
         assert len(list(store.root.rglob("*.idx"))) == 4
         w.compact(full_before="2026-01-07")

@@ -38,10 +38,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..fsutil import atomic_writer
+from . import segment
 from .segment import SegmentError
 
 WRITE = True
-"""Write an index beside each new segment (tests turn it off to make stores without)."""
+"""Write an index beside new segments (tests turn it off to make stores without)."""
+
+
+def wanted(rows: int) -> bool:
+    """Whether a segment of ``rows`` rows gets an index: only one of more than one row
+    group. A search reads whole row groups, so with one there is nothing to skip (a
+    segment of one hour's commit, a quiet day) and the index would only add bytes."""
+    return WRITE and rows > segment.ROW_GROUP
+
 
 SUFFIX = ".idx"
 SECTIONS = ("names", "cnames", "ip4", "ip6")

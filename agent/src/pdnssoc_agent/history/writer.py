@@ -181,7 +181,7 @@ class Writer:
         m.next_seq += 1
         size = segment.write(table, self.store.root / rel)
         try:
-            idx = index.write(table, self.store.root / rel) if index.WRITE else 0
+            idx = index.write(table, self.store.root / rel) if index.wanted(table.num_rows) else 0
         except BaseException:
             with contextlib.suppress(OSError):
                 (self.store.root / rel).unlink()

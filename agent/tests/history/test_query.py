@@ -25,6 +25,7 @@ from pdnssoc_agent.history import (
     search,
     segment,
 )
+from pdnssoc_agent.history import index as hindex
 from pdnssoc_agent.history.query import DIRECT_MAX
 from tests.support.correlate import dns_line
 from tests.support.history import add_lines, flip_in_column, store_at
@@ -130,7 +131,10 @@ def _stored(store: HistoryStore, matcher: Matcher) -> Counter[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_search_finds_what_the_raw_scan_finds(tmp_path: Path, seed: int) -> None:
+def test_search_finds_what_the_raw_scan_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(segment, "ROW_GROUP", 16)  # row groups to skip: segments get an index
     rng = random.Random(seed)
     data = _lines(rng, 150)
     store = store_at(tmp_path)
@@ -138,6 +142,7 @@ def test_search_finds_what_the_raw_scan_finds(tmp_path: Path, seed: int) -> None
         add_lines(w, data)
         w.commit()
     assert len(store.manifest().segments) == 2  # two days
+    assert all(s.index for s in store.manifest().segments)  # searched through the index
     for subdomains in (True, False):
         for cnames in (True, False):
             domains, nets = _indicators(rng)
@@ -151,6 +156,8 @@ LAYOUTS = {
     "small row groups": {"ROW_GROUP": 7},
     # segments written before names were stored plain
     "prefix-coded names": {"ENCODING": {"rname": "DELTA_BYTE_ARRAY", "first": "BYTE_STREAM_SPLIT"}},
+    # segments of many row groups written without their index (before it existed)
+    "no index": {"ROW_GROUP": 7, "index.WRITE": False},
 }
 
 
@@ -160,7 +167,10 @@ def test_search_finds_what_the_raw_scan_finds_in_every_layout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, layout: str
 ) -> None:
     for name, value in LAYOUTS[layout].items():
-        monkeypatch.setattr(segment, name, value)
+        if name.startswith("index."):
+            monkeypatch.setattr(hindex, name.removeprefix("index."), value)
+        else:
+            monkeypatch.setattr(segment, name, value)
     rng = random.Random(1000 + seed)
     data = _lines(rng, 150)
     store = store_at(tmp_path)
@@ -169,9 +179,10 @@ def test_search_finds_what_the_raw_scan_finds_in_every_layout(
         w.commit()
     for seg in store.manifest().segments:
         md = pq.ParquetFile(store.segment_path(seg)).metadata
-        if layout == "small row groups":
+        assert bool(seg.index) == (layout == "small row groups")
+        if layout != "prefix-coded names":
             assert md.num_row_groups == -(-seg.rows // 7)
-        else:
+        elif layout == "prefix-coded names":
             assert "DELTA_BYTE_ARRAY" in md.row_group(0).column(0).encodings
     monkeypatch.undo()  # searched as today's code searches any store
     for subdomains in (True, False):

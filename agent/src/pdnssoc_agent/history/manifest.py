@@ -36,6 +36,8 @@ class SegmentInfo(msgspec.Struct):
     bytes: int
     first_us: int
     last_us: int
+    index: int = 0
+    """Size of the companion index (``seg-*.idx``, see :mod:`.index`); 0: none."""
 
 
 class SourceInfo(msgspec.Struct):

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ..correlate.indicators import Matcher
 from ..correlate.scan import Hit
+from . import index
 from .aggregate import reverse_name
 from .manifest import SegmentInfo
 from .segment import SegmentError, open_segment
@@ -139,6 +140,12 @@ class _Plan:
         self.v4, self.v6 = _prefixes(matcher)
         self.v4_one = _coarse4(self.v4)
         self.v6_one = _coarse6(self.v6)
+        self.ranges4 = _ranges(((32 - p, k) for p, keys in self.v4.items() for k in keys), 4)
+        self.ranges6 = _ranges(
+            ((8 * (16 - whole), int.from_bytes(k, "big")) for whole, keys in self.v6.items()
+             for k in keys),
+            16,
+        )  # fmt: skip
 
     def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for the names of a sorted column that match."""
@@ -380,6 +387,16 @@ def _match_others(pf: pq.ParquetFile, plan: _Plan, found: _Found) -> None:
 def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> list[Row]:
     path = store.segment_path(seg)
     pf = open_segment(path, seg.bytes, dictionary=_FEW)
+    if seg.index:
+        try:
+            idx = index.read(index.path_for(path), seg.index, seg.rows)
+        except SegmentError as exc:
+            log.warning("history: %s; searching its segment without it", exc)
+        else:
+            try:
+                return _search_indexed(pf, idx, plan, path)
+            except (OSError, pa.ArrowException) as exc:
+                raise SegmentError(f"{path}: damaged ({exc})") from None
     starts = _group_starts(pf)
     found = _Found()
     try:
@@ -444,6 +461,13 @@ def _read_rows(
     pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
 ) -> list[dict[str, Any]]:
     """``columns`` of ``rows`` (sorted), reading only the row groups that hold them."""
+    return _as_dicts(_take_rows(pf, rows, starts, columns, path))
+
+
+def _take_rows(
+    pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
+) -> pa.Table:
+    """``columns`` of ``rows`` (sorted) as a table, reading only the row groups that hold them."""
     groups = sorted({bisect_right(starts, r) - 1 for r in rows})
     try:
         t = pf.read_row_groups(groups, columns=columns, use_threads=False)
@@ -455,11 +479,82 @@ def _read_rows(
         base[g] = at - starts[g]
         at += pf.metadata.row_group(g).num_rows
     pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
-    t = t.take(pa.array(pos, pa.int64()))
+    return t.take(pa.array(pos, pa.int64()))
+
+
+def _as_dicts(t: pa.Table) -> list[dict[str, Any]]:
     t = t.set_column(t.schema.get_field_index("first"), "first", pc.cast(t["first"], pa.int64()))
     for name in _FEW:  # plain strings again: cheaper to turn into Python objects
         at = t.schema.get_field_index(name)
         if at >= 0 and pa.types.is_dictionary(t.schema.field(at).type):
             t = t.set_column(at, name, pc.cast(t[name], pa.string()))
     out: list[dict[str, Any]] = t.to_pylist()
+    return out
+
+
+def _ranges(prefixes: Iterable[tuple[int, int]], width: int) -> tuple[pa.Array, pa.Array]:
+    """(host bits, prefix) pairs as the lowest and highest address of each network, as
+    ``width`` bytes big-endian (the index's keys)."""
+    lo, hi = [], []
+    for bits, prefix in prefixes:
+        base = prefix << bits
+        lo.append(base.to_bytes(width))
+        hi.append((base + (1 << bits) - 1).to_bytes(width))
+    return pa.array(lo, pa.binary()), pa.array(hi, pa.binary())
+
+
+def _in_ranges(sec: index.Section, ranges: tuple[pa.Array, pa.Array]) -> list[pa.Array]:
+    """The rows of the index entries whose keys fall in any of ``ranges``."""
+    lo_, hi_ = ranges
+    if len(lo_) == 0 or len(sec.keys) == 0:
+        return []
+    lo = pc.search_sorted(sec.keys, lo_, side="left")
+    hi = pc.search_sorted(sec.keys, hi_, side="right")
+    some = pc.indices_nonzero(pc.not_equal(lo, hi))
+    starts, ends = lo.take(some).to_pylist(), hi.take(some).to_pylist()
+    return [sec.rows.slice(a, b - a) for a, b in zip(starts, ends, strict=True)]
+
+
+def _candidates(idx: index.Index, plan: _Plan, found: _Found) -> list[int]:
+    """From the index: the name hits (into ``found.names``) and every row that holds a name,
+    CNAME target or address an indicator may match."""
+    parts: list[pa.Array] = []
+    if plan.domains:
+        names = idx.names
+        hits = plan.name_hits(names.keys)
+        if hits:
+            ks = sorted(hits)
+            starts = names.rows.take(pa.array(ks, pa.int64())).to_pylist()
+            nxt = [k + 1 for k in ks]
+            ends = [names.rows[k].as_py() if k < len(names.rows) else idx.rows for k in nxt]
+            for k, lo, hi in zip(ks, starts, ends, strict=True):
+                for i in range(lo, hi):
+                    found.names[i] = hits[k]
+        if plan.matcher.cnames:
+            pos = list(plan.name_hits(idx.cnames.keys))
+            if pos:
+                parts.append(idx.cnames.rows.take(pa.array(pos, pa.int64())))
+    parts += _in_ranges(idx.ip4, plan.ranges4)
+    parts += _in_ranges(idx.ip6, plan.ranges6)
+    rows = set(found.names)
+    for p in parts:
+        rows.update(p.to_pylist())
+    return sorted(rows)
+
+
+def _search_indexed(pf: pq.ParquetFile, idx: index.Index, plan: _Plan, path: object) -> list[Row]:
+    """A segment's matching rows, reading only the row groups that hold candidates."""
+    found = _Found()
+    wanted = _candidates(idx, plan, found)
+    if not wanted:
+        return []
+    t = _take_rows(pf, wanted, _group_starts(pf), _ALL, path)
+    for col, fn in (("cnames", plan.cname_hits), ("ip4", plan.ip4_hits), ("ip6", plan.ip6_hits)):
+        hits = fn(_arr(t[col]))  # the same matching as without an index, on the candidates
+        found.others.append({wanted[j]: h for j, h in hits.items()})
+    rows = _as_dicts(t)
+    out = []
+    for i, r in zip(wanted, rows, strict=True):
+        if i in found.names or any(i in e for e in found.others):
+            out.append(_row(i, r, found))
     return out

@@ -25,7 +25,7 @@ class Plan:
 
     @property
     def bytes(self) -> int:
-        return sum(s.bytes for s in self.segments)
+        return sum(s.bytes + s.index for s in self.segments)
 
     def lines(self) -> list[str]:
         """A listing for a dry run: one line per day."""
@@ -33,7 +33,7 @@ class Plan:
         for day in self.days:
             segs = [s for s in self.segments if s.day == day]
             out.append(
-                f"day={day}: {len(segs)} file(s), {sum(s.bytes for s in segs):,} bytes, "
+                f"day={day}: {len(segs)} file(s), {sum(s.bytes + s.index for s in segs):,} bytes, "
                 f"{sum(s.rows for s in segs):,} rows, {sum(s.replies for s in segs):,} replies"
             )
         return out

@@ -60,7 +60,7 @@ class HistoryStore:
     def size_on_disk(self) -> int:
         """Bytes of every file the manifest lists, plus the manifest."""
         m = self.manifest()
-        total = sum(s.bytes for s in m.segments)
+        total = sum(s.bytes + s.index for s in m.segments)
         with contextlib.suppress(OSError):
             total += self.manifest_path.stat().st_size
         return total
@@ -72,13 +72,19 @@ class HistoryStore:
     def check(self, seg: SegmentInfo, *, full: bool = True) -> str | None:
         """What is wrong with one segment (None: nothing). ``full``: read every page
         (its checksum); else only its size, footer and format (cheap)."""
+        from . import index  # noqa: PLC0415
         from .segment import SegmentError, open_segment, read  # noqa: PLC0415
 
+        path = self.segment_path(seg)
         try:
             if full:
-                read(self.segment_path(seg), seg.bytes)
+                read(path, seg.bytes)
             else:
-                open_segment(self.segment_path(seg), seg.bytes)
+                open_segment(path, seg.bytes)
+            if seg.index and full:
+                index.check(index.path_for(path), seg.index, seg.rows)
+            elif seg.index:
+                index.present(index.path_for(path), seg.index)
         except SegmentError as exc:
             return str(exc)
         return None
@@ -111,13 +117,15 @@ class HistoryStore:
     def remove_strays(self, m: Manifest) -> list[Path]:
         """Delete segment and temporary files the manifest does not list."""
         listed = {s.path for s in m.segments}
+        listed |= {s.path.removesuffix(".parquet") + ".idx" for s in m.segments if s.index}
         removed: list[Path] = []
         for d in sorted(self.root.glob("day=*")):
             if not d.is_dir():
                 continue
             for f in sorted(d.iterdir()):
                 rel = f"{d.name}/{f.name}"
-                stray = f.name.endswith(".tmp") or (f.suffix == ".parquet" and rel not in listed)
+                ours = f.suffix in (".parquet", ".idx")
+                stray = f.name.endswith(".tmp") or (ours and rel not in listed)
                 if stray and f.is_file():
                     f.unlink()
                     removed.append(f)

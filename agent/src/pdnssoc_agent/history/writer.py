@@ -25,7 +25,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import compact, manifest, retention, segment
+from . import compact, index, manifest, retention, segment
 from .aggregate import Batch
 from .manifest import Manifest, SegmentInfo, StoreError
 from .records import Record
@@ -166,8 +166,7 @@ class Writer:
             manifest.save(self.store.manifest_path, new)
         except BaseException:
             for info in written:  # never listed: take them away now rather than on next open
-                with contextlib.suppress(OSError):
-                    self.store.segment_path(info).unlink()
+                self._unlink(info)
             raise
         self.manifest = new
         self.batch = Batch(self.store.bucket)
@@ -181,12 +180,25 @@ class Writer:
         rel = f"day={day}/seg-{m.next_seq:08d}.parquet"
         m.next_seq += 1
         size = segment.write(table, self.store.root / rel)
+        try:
+            idx = index.write(table, self.store.root / rel) if index.wanted(table.num_rows) else 0
+        except BaseException:
+            with contextlib.suppress(OSError):
+                (self.store.root / rel).unlink()
+            raise
         first = table["first"].cast(pa.int64())
         last = pc.add(first, table["span_us"])
         return SegmentInfo(
             path=rel, day=day, rows=table.num_rows, replies=replies, bytes=size,
-            first_us=min(first.to_pylist()), last_us=max(last.to_pylist()),
+            first_us=min(first.to_pylist()), last_us=max(last.to_pylist()), index=idx,
         )  # fmt: skip
+
+    def _unlink(self, info: SegmentInfo) -> None:
+        """Remove a segment file and its index (either may be gone already)."""
+        seg = self.store.segment_path(info)
+        for p in (seg, index.path_for(seg)):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
     # ------------------------------------------------------------ upkeep
 
@@ -232,13 +244,11 @@ class Writer:
         try:
             manifest.save(self.store.manifest_path, new)
         except BaseException:
-            with contextlib.suppress(OSError):
-                self.store.segment_path(info).unlink()
+            self._unlink(info)
             raise
         self.manifest = new
         for s in group:
-            with contextlib.suppress(FileNotFoundError):
-                self.store.segment_path(s).unlink()
+            self._unlink(s)
         return info
 
     def expire(self, keep: timedelta, *, now: datetime | None = None,
@@ -257,8 +267,7 @@ class Writer:
         manifest.save(self.store.manifest_path, new)  # the commit point: files go after
         self.manifest = new
         for s in plan.segments:
-            with contextlib.suppress(FileNotFoundError):
-                self.store.segment_path(s).unlink()
+            self._unlink(s)
         for day in {s.day for s in plan.segments}:
             with contextlib.suppress(OSError):
                 (self.store.root / f"day={day}").rmdir()

@@ -52,7 +52,7 @@ class StoreTarget:
             return []
         days: dict[str, int] = {}
         for s in m.segments:
-            days[s.day] = days.get(s.day, 0) + s.bytes
+            days[s.day] = days.get(s.day, 0) + s.bytes + s.index
         return [
             Candidate(self.name, self.root / f"day={day}", day_end(day).timestamp(), size)
             for day, size in sorted(days.items())

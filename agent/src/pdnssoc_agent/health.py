@@ -95,6 +95,8 @@ class Status:
     """Every configured indicator source: did it answer, how many indicators, since when."""
     suppressions: list[dict[str, Any]] = field(default_factory=list)
     """Every suppression rule with the alerts it silenced (see ``rule_stats``)."""
+    rpz: list[dict[str, Any]] = field(default_factory=list)
+    """Every response-policy zone's last build (``rpz/status.py``)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -329,7 +331,15 @@ def collect(config: Config, now: datetime | None = None) -> Status:
     status.problems += [str(p) for p in input_problems(config)]
     _sensors(config, now, status)
     _suppressions(config, now, status)
+    _rpz(config, status)
     return status
+
+
+def _rpz(config: Config, status: Status) -> None:
+    from .rpz.status import rpz_status  # noqa: PLC0415 - status stays light
+
+    status.rpz, problems = rpz_status(config)
+    status.problems += problems
 
 
 def _suppressions(config: Config, now: datetime, status: Status) -> None:
@@ -420,6 +430,10 @@ def render(status: Status) -> str:
     out += ["", "History store:", f"  {_history(status.history)}"]
     out += _render_sensors(status)
     out += _render_suppressions(status)
+    if status.rpz:
+        from .rpz.status import render_rpz  # noqa: PLC0415 - only with zones configured
+
+        out += render_rpz(status.rpz)
     for problem in status.problems:
         out.append(f"PROBLEM: {problem}")
     if status.stale:

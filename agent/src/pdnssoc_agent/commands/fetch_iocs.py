@@ -36,4 +36,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
         )
     else:
         print("fetch-iocs: nothing written; the previous lists and index are kept")
+    for zone in result.rpz:
+        print(
+            f"fetch-iocs: RPZ {zone.zone}: {zone.outcome}, serial {zone.serial}"
+            + (f" ({zone.error})" if zone.error else "")
+        )
     return int(result.exit_code)

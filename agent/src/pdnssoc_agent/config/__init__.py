@@ -28,6 +28,7 @@ from .history import History
 from .metrics import Metrics
 from .misp import GenericPeriod, MispServer, Periods, Sightings, TagPeriod
 from .retention import Retention
+from .rpz import Rpz, RpzZone
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
 from .sensors import QuietHours, SensorRule, Sensors
@@ -53,6 +54,8 @@ __all__ = [
     "Problem",
     "QuietHours",
     "Retention",
+    "Rpz",
+    "RpzZone",
     "Schedules",
     "Secret",
     "SensorRule",
@@ -95,6 +98,8 @@ class Config:
     """Known false positives: written and counted, never notified (docs/triage.md)."""
     sensors: Sensors = field(default_factory=Sensors)
     metrics: Metrics = field(default_factory=Metrics)
+    rpz: Rpz = field(default_factory=Rpz)
+    """Response-policy zones built from the indicators (docs/rpz.md)."""
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

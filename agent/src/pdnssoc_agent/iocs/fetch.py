@@ -35,8 +35,9 @@ import msgspec
 
 from ..config import Config
 from ..config.fetch import FetchIocs
-from ..errors import ExitCode, FetchConfigError, IndexFormatError
+from ..errors import BusyError, ExitCode, FetchConfigError, IndexFormatError
 from ..reload import ReloadResult, reload_collector
+from ..rpz.publish import ZoneReport, build_zones
 from ..state import step_lock
 from . import lists
 from .configured import configured, sources_from_config
@@ -124,6 +125,8 @@ class FetchResult:
     ips: int = 0
     lists_changed: bool = False
     reload: ReloadResult | None = None
+    rpz: list[ZoneReport] = field(default_factory=list)
+    """What the response-policy zones build did (``rpz.enabled``), one report a zone."""
 
     @property
     def failed(self) -> list[ServerReport]:
@@ -462,7 +465,21 @@ def _run(config: Config, sources: Sequence[IndicatorSource], options: FetchOptio
         )
     for report in result.servers:
         (log.error if report.error else log.info)("summary: %s", report.summary())
+    if config.rpz.enabled:
+        result.rpz = _build_rpz(config)
     return result
+
+
+def _build_rpz(config: Config) -> list[ZoneReport]:
+    """The zones from the index as it now is; their failures are theirs (status shows
+    them), never fetch-iocs's: the lists and the index are written by now."""
+    try:
+        return build_zones(config)
+    except BusyError as exc:
+        log.warning("RPZ zones not built this run: %s", exc)
+    except OSError as exc:
+        log.error("RPZ zones not built this run: %s", exc)  # noqa: TRY400 - no traceback
+    return []
 
 
 def _fetch_all(

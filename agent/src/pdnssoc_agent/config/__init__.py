@@ -31,6 +31,7 @@ from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
 from .sensors import QuietHours, SensorRule, Sensors
 from .suppressions import Suppression, suppression_warnings
+from .web import Web
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -58,6 +59,7 @@ __all__ = [
     "Sightings",
     "Suppression",
     "TagPeriod",
+    "Web",
     "Webhook",
     "load_config",
     "parse_config",
@@ -90,6 +92,8 @@ class Config:
     """Known false positives: written and counted, never notified (docs/triage.md)."""
     sensors: Sensors = field(default_factory=Sensors)
     metrics: Metrics = field(default_factory=Metrics)
+    web: Web = field(default_factory=Web)
+    """The analysts' web view (docs/web.md)."""
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

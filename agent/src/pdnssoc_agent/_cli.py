@@ -40,6 +40,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("hunt", "hunt", "who resolved these domains or addresses, from the history store"),
     ("history", "history", "the passive-DNS history store: import query-log archives"),
     ("suppress", "suppress", "suppression rules: known false positives, counted, never notified"),
+    ("web", "web", "serve the analysts' web view: alerts, sensors, indicators, suppressions"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -35,7 +35,8 @@ class Filters:
     until: datetime | None = None
 
 
-def _time(text: str, key: str) -> datetime | None:
+def parse_time(text: str, key: str) -> datetime | None:
+    """A date (midnight UTC) or an RFC 3339 time; None when empty; FilterError names ``key``."""
     text = text.strip()
     if not text:
         return None
@@ -56,8 +57,8 @@ def parse_filters(query: dict[str, str]) -> Filters:
         institution=query.get("institution", "").strip(),
         indicator=normal_name(query.get("indicator", "")),
         kind=kind,
-        since=_time(query.get("since", ""), "since"),
-        until=_time(query.get("until", ""), "until"),
+        since=parse_time(query.get("since", ""), "since"),
+        until=parse_time(query.get("until", ""), "until"),
     )
 
 

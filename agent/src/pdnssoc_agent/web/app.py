@@ -29,6 +29,7 @@ from . import pages
 from .alerts import FilterError, parse_filters
 from .auth import admit
 from .csrf import Csrf
+from .hunt import run_hunt
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,12 @@ class WebApp:
             return self._page(sr, 200, "indicators", user=user, **ctx)
         if path == "/suppressions":
             return self._suppressions(sr, 200, config, user, form=query, done=query.get("done"))
+        if path == "/hunt":
+            try:
+                answer = run_hunt(config, query)
+            except FilterError as exc:
+                raise HttpError(400, str(exc)) from None
+            return self._page(sr, 200, "hunt", user=user, answer=answer)
         raise HttpError(404, f"no page {path}")
 
     def _suppressions(
@@ -184,7 +191,7 @@ class WebApp:
     ) -> Iterable[bytes]:
         purpose = {"/suppressions/add": "add", "/suppressions/remove": "remove"}.get(path)
         if purpose is None:
-            raise HttpError(405 if path in ("/alerts", "/sensors", "/indicators") else 404,
+            raise HttpError(405 if path in ("/alerts", "/sensors", "/indicators", "/hunt") else 404,
                             f"nothing to post to at {path}")  # fmt: skip
         form = _read_form(environ)
         if not self.csrf.check(form.get("csrf", ""), user, purpose):

@@ -900,6 +900,64 @@ def check_metrics(lab: Lab) -> None:
     )
 
 
+WEB_FETCH = (
+    "import ssl, sys, urllib.request, urllib.error\n"
+    "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+    "try:\n"
+    "    print(urllib.request.urlopen(sys.argv[1], timeout=10, context=ctx).status)\n"
+    "except urllib.error.HTTPError as exc:\n"
+    "    print(f'HTTP {exc.code}')"
+)
+WEB_DIR = "/root/pdnssoc-web-e2e"  # on the workstation: the browser's profile and files
+
+
+def _chromium(home: str, *args: str) -> str:
+    flags = "--headless=new --no-sandbox --disable-gpu --no-first-run --window-size=1400,900"
+    return f"cd {WEB_DIR} && HOME={home} chromium {flags} " + " ".join(map(shlex.quote, args))
+
+
+def check_web(lab: Lab) -> None:
+    """The analysts' web view in Chromium: the analyst's certificate logs in and the
+    live alert is on the page (screenshot kept); without a certificate: 401."""
+    web = lab.params["web"]
+    client = lab.params["client"]
+    name = live_name(lab)
+    lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)
+    home = f"{WEB_DIR}/home"
+    nssdb = f"sql:{home}/.pki/nssdb"
+    lab.sh(client, f"rm -rf {WEB_DIR} && mkdir -p {home}/.pki/nssdb")
+    for src, dest in ((web["analyst_p12"], "analyst.p12"), (web["server_ca"], "server-ca.crt")):
+        copied = podman("cp", src, f"{client}:{WEB_DIR}/{dest}")
+        if copied.returncode != 0:
+            raise CheckFailedError(f"podman cp {src}: {copied.stderr.strip()}")
+    lab.sh(
+        client,
+        f"certutil -N -d {nssdb} --empty-password"
+        f" && certutil -A -d {nssdb} -n pdnssoc-lab-ca -t C,, -i {WEB_DIR}/server-ca.crt"
+        f" && pk12util -i {WEB_DIR}/analyst.p12 -d {nssdb} -W {shlex.quote(web['p12_password'])}",
+    )
+    url = f"{web['url']}/alerts?" + urllib.parse.urlencode({"indicator": name})
+    refused = lab.sh(
+        client,
+        f"python3 -c {shlex.quote(WEB_FETCH)} {shlex.quote(url)} {WEB_DIR}/server-ca.crt",
+    )
+    if refused.strip() != "HTTP 401":
+        raise CheckFailedError(f"the web view without a certificate answered {refused[:200]!r}")
+    t0 = time.monotonic()
+    dom = lab.sh(client, _chromium(home, "--dump-dom", url), timeout=180)
+    lab.figures["web view: alerts page in Chromium"] = f"{time.monotonic() - t0:.1f} s"
+    if "signed in as lab-analyst" not in dom:
+        raise CheckFailedError(f"Chromium was not signed in as lab-analyst: {dom[:600]!r}")
+    if name not in dom or "198.51.100.66" not in dom:
+        raise CheckFailedError(f"the alerts page lacks the live alert for {name}: {dom[:600]!r}")
+    lab.sh(client, _chromium(home, f"--screenshot={WEB_DIR}/alerts.png", url), timeout=180)
+    shot = podman("cp", f"{client}:{WEB_DIR}/alerts.png", web["screenshot"])
+    if shot.returncode != 0:
+        raise CheckFailedError(f"screenshot not copied: {shot.stderr.strip()}")
+    print(f"    {name} on the alerts page as lab-analyst; 401 without a certificate; "
+          f"screenshot {web['screenshot']}")  # fmt: skip
+
+
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
     "match-kinds": check_match_kinds,
@@ -907,6 +965,7 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     "benign": check_benign_silent,
     "retro": check_retro,
     "hunt": check_hunt,
+    "web": check_web,
     "metrics": check_metrics,
     "collector-outage": check_collector_outage,
     "silent-sensor": check_silent_sensor,

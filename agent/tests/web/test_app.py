@@ -240,3 +240,8 @@ def test_indicators_page_lists_each_source(tmp_path: Path) -> None:
     )
     status, _, body = Client(config).request("/indicators")
     assert status == 200 and "not fetched yet" in body
+
+
+def test_head_answers_the_headers_without_the_page(cfg: Config) -> None:
+    status, headers, body = Client(cfg).request("/alerts", method="HEAD")
+    assert status == 200 and body == "" and int(headers["Content-Length"]) > 1000

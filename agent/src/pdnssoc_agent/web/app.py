@@ -102,6 +102,10 @@ class WebApp:
         self.env = environment()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = self._respond(environ, start_response)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else body
+
+    def _respond(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         config = self.config_of()
         verdict = admit(environ, config.web)
         method = environ.get("REQUEST_METHOD", "GET")

@@ -21,8 +21,10 @@ import logging
 import socket
 import socketserver
 import ssl
+import stat
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -47,6 +49,56 @@ def tls_context(web: Web) -> ssl.SSLContext:
     ctx.load_verify_locations(cafile=str(web.tls_client_ca))
     ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def tls_problems(web: Web) -> list[str]:
+    """Why the view could not load its certificate, key or the analysts' CA (empty: it can).
+
+    For ``check-config --secrets``; the messages name the files, never their content.
+    """
+    if not web.listen or web.auth != "client-certificate":
+        return []
+    problems = [
+        f"web.{key}: cannot read {path}: {exc.strerror}"
+        for key in ("tls_cert", "tls_key", "tls_client_ca")
+        if (path := getattr(web, key)) is not None
+        for exc in _unreadable(path)
+    ]
+    if problems:
+        return problems
+    try:
+        tls_context(web)
+    except ssl.SSLError as exc:
+        return [
+            f"web: {web.tls_cert}, {web.tls_key} and {web.tls_client_ca} do not make a TLS "
+            f"server: {exc.reason or exc}"
+        ]
+    return []
+
+
+def tls_warnings(web: Web) -> list[str]:
+    """The view's private key readable by every user (``check-config --secrets``)."""
+    key = web.tls_key
+    if not web.listen or web.auth != "client-certificate" or key is None:
+        return []
+    try:
+        mode = stat.S_IMODE(key.stat().st_mode)
+    except OSError:
+        return []  # tls_problems says why
+    if mode & stat.S_IROTH:
+        return [
+            f"web.tls_key: {key} is readable by every user (mode {mode:04o}); "
+            "make it 0600 or 0640 with the agent's group"
+        ]
+    return []
+
+
+def _unreadable(path: Path) -> list[OSError]:
+    try:
+        with path.open("rb"):
+            return []
+    except OSError as exc:
+        return [exc]
 
 
 def common_name(cert: dict[str, Any] | None) -> str | None:

@@ -152,15 +152,17 @@ def test_suppress_add_from_the_page_is_stored_and_audited_as_the_cli_does(cfg: C
         "expires": "30d",
     }
     status, headers, _ = client.request("/suppressions/add", method="POST", form=form)
-    assert status == 303 and headers["Location"].startswith("/suppressions?done=rule%201%20added")
+    assert (status, headers["Location"]) == (303, "/suppressions?added=1")
     (rule,) = read_rules_file(rules_path(cfg)).rules
     assert (rule.indicator, rule.institution, rule.author) == ("bad.example.com", "inst-a", "alice")
     entry = json.loads((cfg.correlation.state_dir / AUDIT_FILE).read_text())
     assert (entry["who"], entry["action"], entry["rule"]["id"]) == ("alice (web)", "add", "1")
     _, _, body = client.request("/alerts")
     assert "suppressed by rule 1" in body
-    _, _, listing = client.request("/suppressions")
-    assert "our &lt;sinkhole&gt;" in listing
+    _, _, listing = client.request(headers["Location"])
+    assert "rule 1 added" in listing and "our &lt;sinkhole&gt;" in listing
+    _, _, spoofed = client.request("/suppressions?added=<b>you+were+hacked</b>")
+    assert "hacked" not in spoofed
 
 
 def test_suppress_remove_from_the_page(cfg: Config) -> None:

@@ -40,7 +40,7 @@ class Web:
     max_alerts: int = field(default=500, metadata={"min": 1, "max": 100000})
     """Most alert lines one page shows (the newest that match the filters)."""
     scan_bytes: int = field(
-        default=64 << 20, metadata={"min": 1 << 16, "max": 1 << 34, "doc": "bytes"}
+        default=16 << 20, metadata={"min": 1 << 16, "max": 1 << 34, "doc": "bytes"}
     )
     """Most bytes read from the end of the alert file per page (its newest lines)."""
 

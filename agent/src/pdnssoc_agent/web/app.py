@@ -12,6 +12,7 @@ script. Every answer forbids framing, sniffing, caching and scripts
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -154,7 +155,7 @@ class WebApp:
             ctx = pages.indicators_page(config, now)
             return self._page(sr, 200, "indicators", user=user, **ctx)
         if path == "/suppressions":
-            return self._suppressions(sr, 200, config, user, form=query, done=query.get("done"))
+            return self._suppressions(sr, 200, config, user, form=query, done=_done(query))
         if path == "/hunt":
             try:
                 answer = run_hunt(config, query)
@@ -209,13 +210,13 @@ class WebApp:
                 fields: dict[str, Any] = {k: form.get(k, "").strip() or None for k in RULE_FIELDS}
                 fields["author"] = user
                 rule = add_rule(config, fields, who=who, now=now)
-                done = f"rule {rule.id} added: {rule.describe()}"
+                done = "added=" + quote(rule.id)
             else:
                 rule = remove_rule(config, form.get("id", "").strip(), who=who, now=now)
-                done = f"rule {rule.id} removed: {rule.describe()}"
+                done = "removed=" + quote(rule.id)
         except RuleError as exc:
             return self._suppressions(sr, 400, config, user, form=form, error=str(exc))
-        return self._redirect(sr, "/suppressions?done=" + quote(done))
+        return self._redirect(sr, "/suppressions?" + done)
 
     # ------------------------------------------------------------ responses
 
@@ -230,6 +231,18 @@ class WebApp:
     def _redirect(self, sr: StartResponse, location: str) -> Iterable[bytes]:
         sr("303 See Other", [("Location", location), ("Content-Length", "0"), *HEADERS])
         return [b""]
+
+
+_RULE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _done(query: dict[str, str]) -> str | None:
+    """What the last post did, from the redirect's query: only a rule id is taken from it."""
+    for action in ("added", "removed"):
+        rule_id = query.get(action, "")
+        if _RULE_ID.fullmatch(rule_id):
+            return f"rule {rule_id} {action}"
+    return None
 
 
 def _read_form(environ: dict[str, Any]) -> dict[str, str]:

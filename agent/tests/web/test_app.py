@@ -5,6 +5,7 @@ nothing from an alert can become markup or a script link."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,14 @@ def test_no_identity_is_401_and_an_unlisted_one_403_without_content(cfg: Config,
     assert status == 403
     assert "bad.example.com" not in body
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_a_refusal_is_logged_with_who_was_refused(
+    cfg: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pdnssoc_agent.web")
+    Client(cfg).request("/alerts", user="mallory")
+    assert "web: GET /alerts refused to mallory (403)" in caplog.text
 
 
 def test_a_post_without_identity_changes_nothing(cfg: Config) -> None:

@@ -112,7 +112,10 @@ class WebApp:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/")
         if verdict.status != 200:
-            log.info("web: %s %s refused (%d): %s", method, path, verdict.status, verdict.reason)
+            who = f" to {verdict.user}" if verdict.user else ""
+            log.info(
+                "web: %s %s refused%s (%d): %s", method, path, who, verdict.status, verdict.reason
+            )
             return self._page(start_response, verdict.status, "error", message=verdict.reason)
         user = str(verdict.user)
         try:

@@ -237,6 +237,7 @@ def test_sensors_page_has_liveness_and_a_daily_volume_chart(tmp_path: Path) -> N
     status, _, body = Client(config).request("/sensors")
     assert status == 200
     assert "inst-&lt;a&gt;" in body and "<svg" in body
+    assert '<a href="/alerts?institution=inst-%3Ca%3E">' in body
     assert body.count("<rect") == 7
     assert "2026-11-26: 40 replies" in body and "2026-11-27: 10 replies" in body
 

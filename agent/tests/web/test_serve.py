@@ -5,7 +5,9 @@ loopback; the identity comes from the handshake or the one trusted header, nothi
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import trustme
 
 from pdnssoc_agent.alerts import alerts_file
 from pdnssoc_agent.config import Config, parse_config
-from pdnssoc_agent.web.serve import WebServer
+from pdnssoc_agent.web.serve import MAX_REQUESTS, WebServer
 from tests.support.alerts import alert_line, append_alerts, free_port
 
 
@@ -143,3 +145,23 @@ def test_behind_a_proxy_the_one_header_names_the_analyst(proxied: WebServer) -> 
 def test_behind_a_proxy_look_alike_or_repeated_headers_name_nobody(proxied: WebServer) -> None:
     assert _plain(proxied, [("X_Remote_User", "alice")])[0] == 401
     assert _plain(proxied, [("X-Remote-User", "mallory"), ("X-Remote-User", "alice")])[0] == 401
+
+
+def test_stalled_tls_clients_hold_up_no_one_and_a_flood_is_closed(
+    tls_server: WebServer, pki: dict[str, Any]
+) -> None:
+    host, port = tls_server.address
+    # clients that connect and never start the handshake: each in its own thread
+    stalled = [socket.create_connection((host, port)) for _ in range(MAX_REQUESTS - 1)]
+    try:
+        started = time.monotonic()
+        status, _ = _get(tls_server, pki, "alice")
+        assert status == 200 and time.monotonic() - started < 5
+        time.sleep(0.5)  # the served request's thread gives its slot back
+        stalled.append(socket.create_connection((host, port)))  # every slot taken
+        time.sleep(0.2)
+        with socket.create_connection((host, port), timeout=5) as extra:
+            assert extra.recv(1) == b""  # closed at once, not queued
+    finally:
+        for s in stalled:
+            s.close()

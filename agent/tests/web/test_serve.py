@@ -165,3 +165,23 @@ def test_stalled_tls_clients_hold_up_no_one_and_a_flood_is_closed(
     finally:
         for s in stalled:
             s.close()
+
+
+def test_a_tls_server_never_trusts_the_header_even_after_a_reload_says_proxy(
+    tmp_path: Path, pki: dict[str, Any]
+) -> None:
+    pem = str(pki["dir"] / "server.pem")
+    listen = f"127.0.0.1:{free_port()}"
+    tls = {"listen": listen, "tls_cert": pem, "tls_key": pem}
+    current = [_config(tmp_path, {**tls, "tls_client_ca": str(pki["dir"] / "ca.pem")})]
+    server = WebServer(lambda: current[0])
+    server.start()
+    try:
+        current[0] = _config(tmp_path, {"listen": listen, "auth": "proxy-header"})  # SIGHUP
+        ctx = ssl.create_default_context(cafile=str(pki["dir"] / "ca.pem"))
+        conn = http.client.HTTPSConnection(*server.address, context=ctx, timeout=10)
+        conn.request("GET", "/alerts", headers={"X-Remote-User": "alice"})
+        assert conn.getresponse().status == 401
+        conn.close()
+    finally:
+        server.stop()

@@ -155,7 +155,8 @@ class _Handler(WSGIRequestHandler):
         return env
 
     def _identity(self, web: Web) -> str | None:
-        if web.auth == "client-certificate":
+        # the way the server was started decides, not a configuration re-read since
+        if self.server.tls is not None:
             conn = self.connection
             if not isinstance(conn, ssl.SSLSocket):
                 return None

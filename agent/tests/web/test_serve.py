@@ -5,6 +5,7 @@ loopback; the identity comes from the handshake or the one trusted header, nothi
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import ssl
 import time
@@ -148,8 +149,9 @@ def test_behind_a_proxy_look_alike_or_repeated_headers_name_nobody(proxied: WebS
 
 
 def test_stalled_tls_clients_hold_up_no_one_and_a_flood_is_closed(
-    tls_server: WebServer, pki: dict[str, Any]
+    tls_server: WebServer, pki: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pdnssoc_agent.web")
     host, port = tls_server.address
     # clients that connect and never start the handshake: each in its own thread
     stalled = [socket.create_connection((host, port)) for _ in range(MAX_REQUESTS - 1)]
@@ -165,6 +167,8 @@ def test_stalled_tls_clients_hold_up_no_one_and_a_flood_is_closed(
     finally:
         for s in stalled:
             s.close()
+        tls_server.stop()  # waits for their threads: nothing is logged after the test
+    assert "web: TLS handshake with 127.0.0.1 failed" in caplog.text
 
 
 def test_a_tls_server_never_trusts_the_header_even_after_a_reload_says_proxy(

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "Serves web.listen with the authentication of web.auth. SIGTERM: stop. SIGHUP: "
+        "Serves web.listen with the authentication of web.auth. SIGTERM: stop (requests in "
+        "progress finish, up to 5 s). SIGHUP: "
         "re-read the configuration (analysts, limits; an invalid file is logged and the "
         "running one kept); a new address, certificate or key takes effect at the next start."
     )

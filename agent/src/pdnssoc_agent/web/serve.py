@@ -23,6 +23,7 @@ import socketserver
 import ssl
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 15.0
 MAX_REQUESTS = 8
+STOP_GRACE = 5.0
+"""Seconds a stop waits for the requests in progress."""
 
 
 def tls_context(web: Web) -> ssl.SSLContext:
@@ -207,8 +210,21 @@ class WebServer:
         self._thread.start()
         log.info("web: serving %s", self.url)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop accepting, let the requests in progress finish (at most ``grace``
+        seconds: a suppression being added is written whole), then close."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
+            self._thread = None
+        deadline = time.monotonic() + grace
+        taken = 0
+        while taken < MAX_REQUESTS and self._server.slots.acquire(
+            timeout=max(0.0, deadline - time.monotonic())
+        ):
+            taken += 1
+        if taken < MAX_REQUESTS:
+            log.warning("web: %d request(s) still in progress at stop", MAX_REQUESTS - taken)
+        for _ in range(taken):
+            self._server.slots.release()
         self._server.server_close()

@@ -152,3 +152,28 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert [s["outcome"] for s in data["steps"]] == ["ok"] * len(STEP_NAMES)
     # status changes nothing on disk.
     assert not (cfg.correlation.state_dir / "alert-ledger.sqlite3").exists()
+
+
+def test_text_status_prints_a_sensor_name_utf8_cannot_carry(tmp_path: Path) -> None:
+    """A lone surrogate in a sensor's identity (a JSON escape in the query log) is shown
+    escaped: `status` still prints, instead of failing with UnicodeEncodeError."""
+    cfg_path = tmp_path / "agent.yml"
+    cfg_path.write_text(f"data_dir: {tmp_path}\n")
+    cfg = load_config(cfg_path)
+    book = cfg.correlation.state_dir / "sensors.json"
+    book.parent.mkdir(parents=True, exist_ok=True)
+    last = int(datetime.now(UTC).timestamp())
+    book.write_text(
+        json.dumps({"version": 1, "sensors": {"inst-\udc80": {"first": last, "last": last}}})
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "pdnssoc_agent", "-c", str(cfg_path), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    assert out.returncode == ExitCode.STALE, out.stderr  # no step has run yet
+    assert "inst-\\udc80" in out.stdout
+    assert "Traceback" not in out.stderr

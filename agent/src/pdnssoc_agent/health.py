@@ -155,7 +155,8 @@ def _counts(data: Any) -> dict[str, int]:
 def _sources(config: Config, now: datetime, recorded: Any, status: Status) -> None:
     """Every configured source (one removed from the configuration is no longer shown)."""
     recorded = recorded if isinstance(recorded, dict) else {}
-    for label in dict.fromkeys(s.label for s in config.misp_servers):
+    labels = [s.label for s in config.misp_servers] + [s.label for s in config.sources]
+    for label in dict.fromkeys(labels):
         rec = recorded.get(label) if isinstance(recorded.get(label), dict) else {}
         ok, indicators = rec.get("ok"), rec.get("indicators")
         success = _parse(rec.get("last_success"))
@@ -384,7 +385,8 @@ def _history(h: dict[str, Any]) -> str:
 
 
 def render(status: Status) -> str:
-    """The human-readable view."""
+    """The human-readable view (printable: what UTF-8 cannot carry, such as a lone surrogate
+    in a sensor name from a JSON escape in the query log, is shown as a backslash escape)."""
     out = [f"pDNSSOC agent status at {status.generated_at}", "", "Steps:"]
     out.append(f"  {'step':<11} {'every':>6} {'last run':<21} {'ago':>16} {'outcome':<8} stale")
     for s in status.steps:
@@ -422,7 +424,7 @@ def render(status: Status) -> str:
         out.append(f"PROBLEM: {problem}")
     if status.stale:
         out += ["", f"STALE: {', '.join(status.stale)} (no success within twice the interval)"]
-    return "\n".join(out)
+    return "\n".join(out).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _render_indicators(status: Status) -> list[str]:

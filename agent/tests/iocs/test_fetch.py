@@ -108,6 +108,19 @@ def test_fetch_writes_lists_and_index_with_context(standin: MispStandin, tmp_pat
     assert idx["192.0.2.10"].contexts[0].tags == ("tlp:amber",)
 
 
+def test_a_misp_attributes_first_seen_is_kept_in_the_index(
+    standin: MispStandin, tmp_path: Path
+) -> None:
+    seen = attr("domain", "first.example.org")
+    seen["first_seen"] = "2026-11-02T08:00:00.000000+00:00"
+    standin.add_event(event("First seen", [seen, attr("domain", "unsaid.example.org")]))
+    cfg = make_config(tmp_path, [server(standin)])
+    fetch_iocs(cfg)
+    idx = index(cfg)
+    assert idx["first.example.org"].contexts[0].first_seen == seen["first_seen"]
+    assert idx["unsaid.example.org"].contexts[0].first_seen == ""
+
+
 def test_search_asks_for_what_the_agent_needs(
     standin: MispStandin, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -45,6 +45,16 @@ def _secrets(config: Config) -> list[tuple[str, str | None, Path | None, str | N
                 server.api_key_env,
             )
         )
+    for i, src in enumerate(config.sources):
+        if src.has_key:
+            out.append(
+                (
+                    f"sources[{i}] ({src.label}) api key",
+                    src.api_key,
+                    src.api_key_file,
+                    src.api_key_env,
+                )
+            )
     email = config.alerting.email
     if email is not None and (email.password or email.password_file or email.password_env):
         out.append(
@@ -114,6 +124,7 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
                 print(f"  - {p}")
             return int(ExitCode.CONFIG)
     servers = ", ".join(s.label for s in config.misp_servers) or "none"
+    others = ", ".join(f"{s.label} ({s.type})" for s in config.sources)
     channels = [
         n
         for n in ("email", "slack", "mattermost", "teams", "webhook")
@@ -124,7 +135,8 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     print(
         f"{args.config}: OK (data_dir {config.data_dir}; correlate reads {live} "
         f"(live_input: {corr.live_input}); MISP servers: {servers}; "
-        f"alert channels: {', '.join(channels) or 'none'}; history store: "
+        + (f"other sources: {others}; " if others else "")
+        + f"alert channels: {', '.join(channels) or 'none'}; history store: "
         f"{_history(config)}; retention: "
         f"{_retention(config)})"
     )

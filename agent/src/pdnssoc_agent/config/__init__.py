@@ -30,6 +30,7 @@ from .retention import Retention
 from .schedules import Interval, Schedules
 from .secrets import read_secret, secret_file_warnings
 from .sensors import QuietHours, SensorRule, Sensors
+from .sources import SourceConfig
 from .suppressions import Suppression, suppression_warnings
 from .web import Web
 
@@ -57,6 +58,7 @@ __all__ = [
     "SensorRule",
     "Sensors",
     "Sightings",
+    "SourceConfig",
     "Suppression",
     "TagPeriod",
     "Web",
@@ -82,6 +84,8 @@ class Config:
     data_dir: Path = Path("/var/dnscollector")
     logging_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     misp_servers: list[MispServer] = field(default_factory=list)
+    sources: list[SourceConfig] = field(default_factory=list)
+    """Indicator sources beside MISP servers: feeds, lists, ThreatFox (docs/fetch-iocs.md)."""
     fetch_iocs: FetchIocs = field(default_factory=FetchIocs)
     correlation: Correlation = field(default_factory=Correlation)
     alerting: Alerting = field(default_factory=Alerting)
@@ -110,6 +114,18 @@ class Config:
                     )
                 )
             labels[server.label] = i
+        for i, src in enumerate(self.sources):
+            if getattr(src, "type", None) is None:  # missing: reported already
+                continue
+            if src.label in labels:
+                problems.append(
+                    Problem(
+                        f"sources[{i}]",
+                        f"same name {src.label!r} as another source or MISP server; "
+                        "set a distinct 'name'",
+                    )
+                )
+            labels[src.label] = i
         ids: dict[str, int] = {}
         for i, rule in enumerate(self.suppressions):
             if rule.id in ids:
@@ -158,6 +174,24 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             )
     for i, server in enumerate(cfg.misp_servers):
         warnings += server.warnings(f"misp_servers[{i}]")
+    for i, src in enumerate(cfg.sources):
+        warnings += src.warnings(f"sources[{i}]")
+        if src.indicator_type is not None and src.indicator_type not in cfg.fetch_iocs.types:
+            warnings.append(
+                Problem(
+                    f"sources[{i}].indicator_type",
+                    f"{src.indicator_type!r} is not in fetch_iocs.types: nothing of this list "
+                    "is fetched",
+                )
+            )
+    if cfg.sources and cfg.fetch_iocs.warninglists_dir is None:
+        warnings.append(
+            Problem(
+                "fetch_iocs.warninglists_dir",
+                "not set: the values of 'sources' are not checked against MISP's warninglists "
+                "(public resolvers, big providers), which only a MISP server applies itself",
+            )
+        )
     warnings += cfg.retention.warnings(cfg.correlation.retro_lookback)
     warnings += suppression_warnings(cfg.suppressions, datetime.now(UTC))
     cfg = dataclasses.replace(cfg, warnings=tuple(warnings))

@@ -32,6 +32,10 @@ class FetchIocs:
     max_prefix_v4: int = field(default=16, metadata={"min": 0, "max": 32})
     """Broadest IPv4 CIDR accepted (a /8 indicator would flag a tenth of the internet)."""
     max_prefix_v6: int = field(default=32, metadata={"min": 0, "max": 128})
+    warninglists_dir: Path | None = None
+    """misp-warninglists lists (``lists/<name>/list.json``) checked against the
+    values of sources that do not apply warninglists themselves (every source
+    but a MISP server); relative paths: under data_dir."""
     reload_collector: bool = True
     """Send the collector SIGHUP after a list file changed."""
     collector_pid_file: Path = Path("/run/dnscollector/dnscollector.pid")

@@ -51,6 +51,7 @@ from .index import (
 )
 from .normalize import Normalizer, Rejection
 from .source import Attribute, IndicatorSource, Query, SourceError
+from .warninglists import WarninglistError, Warninglists
 
 __all__ = ["FetchConfigError", "FetchOptions", "FetchResult", "ServerReport", "fetch_iocs"]
 
@@ -175,8 +176,10 @@ class _SourceFetch:
         now: float,
         report: ServerReport,
         progress_interval: float,
+        warninglists: Warninglists | None = None,
     ) -> None:
         self.source = source
+        self.warninglists = warninglists
         self.fetch = config.fetch_iocs
         self.normalizer = normalizer
         self.now = now
@@ -262,6 +265,13 @@ class _SourceFetch:
                 continue
             if ctx is None:
                 ctx = self._context(attr, tags)
+            if self.warninglists is not None:
+                hit = self.warninglists.check(attr.type, result.value)
+                if hit is not None:
+                    self._reject(
+                        Rejection("warninglist", result.value, f"{hit.name}: {hit.entry}"), attr
+                    )
+                    continue
             entry = self.entries.get(result.value)
             if entry is None:
                 self.entries[result.value] = IndicatorEntry(
@@ -307,6 +317,7 @@ class _SourceFetch:
             category=sys.intern(attr.category),
             comment=comment,
             timestamp=attr.timestamp,
+            first_seen=attr.first_seen or "",
         )
 
 
@@ -465,6 +476,7 @@ def _fetch_all(
     normalizer = Normalizer(
         max_prefix_v4=fetch_cfg.max_prefix_v4, max_prefix_v6=fetch_cfg.max_prefix_v6
     )
+    warninglists = _warninglists(fetch_cfg.warninglists_dir, sources)
     entries: dict[str, IndicatorEntry] = {}
     any_ok = False
     for source in sources:
@@ -477,6 +489,7 @@ def _fetch_all(
             now=now,
             report=report,
             progress_interval=progress_interval,
+            warninglists=None if source.applies_warninglists else warninglists,
         )
         log.info("%s: fetching from %s", source.label, source.url)
         try:
@@ -496,6 +509,20 @@ def _fetch_all(
         report.seconds = time.monotonic() - started
         del job
     return entries if any_ok else None
+
+
+def _warninglists(
+    directory: Path | None, sources: Sequence[IndicatorSource]
+) -> Warninglists | None:
+    """The lists for the sources that do not apply them; refuses to go on without them."""
+    if directory is None or all(s.applies_warninglists for s in sources):
+        return None
+    try:
+        lists = Warninglists.load(directory)
+    except WarninglistError as exc:
+        raise FetchConfigError(f"fetch_iocs.warninglists_dir: {exc}") from None
+    log.info("%d warninglists from %s for sources that do not apply them", len(lists), directory)
+    return lists
 
 
 def _write(

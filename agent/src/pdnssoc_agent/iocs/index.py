@@ -49,6 +49,8 @@ class IocContext(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     comment: str = ""
     timestamp: int = 0
     """The attribute's MISP timestamp, epoch seconds."""
+    first_seen: str = ""
+    """When the source first saw the indicator (ISO 8601), where it says."""
 
     @property
     def tlp(self) -> str | None:

@@ -190,6 +190,11 @@ class MispSource(IndicatorSource):
         # One request at a time on PyMISP's session (pages are fetched ahead in a thread).
         self._session_lock = threading.Lock()
 
+    @property
+    def applies_warninglists(self) -> bool:
+        # MISP filters its answer (enforceWarninglist), or args turned that off on purpose.
+        return True
+
     # -- errors ---------------------------------------------------------------
 
     def _clean(self, text: str, limit: int = 300) -> str:

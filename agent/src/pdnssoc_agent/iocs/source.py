@@ -65,6 +65,8 @@ class Attribute(msgspec.Struct):
     to_ids: bool = True
     timestamp: int = 0
     comment: str = ""
+    first_seen: str | None = None
+    """When the source first saw it, ISO 8601 text as MISP writes it (None: not said)."""
     event_id: int | str = ""
     Event: EventRef | None = None
     Tag: list[Tag] = []
@@ -113,6 +115,15 @@ class IndicatorSource(ABC):
         Raises :class:`SourceError` (also part-way through) when the source
         fails; the fetch path then keeps this source's previous indicators.
         """
+
+    @property
+    def applies_warninglists(self) -> bool:
+        """Whether the source applies MISP's warninglists itself (a MISP server does).
+
+        When it does not, fetch-iocs checks its values against
+        ``fetch_iocs.warninglists_dir`` (:mod:`pdnssoc_agent.iocs.warninglists`).
+        """
+        return False
 
     def org_name(self, event: EventRef) -> str:
         """The name of the organisation that created ``event``; empty when unknown."""

@@ -909,11 +909,33 @@ WEB_FETCH = (
     "    print(f'HTTP {exc.code}')"
 )
 WEB_DIR = "/root/pdnssoc-web-e2e"  # on the workstation: the browser's profile and files
+WEB_LOG = "/var/log/supervisor/pdnssoc-web.log"  # on the server (role pdnssoc_agent)
 
 
 def _chromium(home: str, *args: str) -> str:
-    flags = "--headless=new --no-sandbox --disable-gpu --no-first-run --window-size=1400,900"
-    return f"cd {WEB_DIR} && HOME={home} chromium {flags} " + " ".join(map(shlex.quote, args))
+    # Root in a container: no sandbox; /dev/shm is small there. Chromium's own
+    # log goes to a file, read only when the check fails.
+    flags = (
+        "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
+        " --no-first-run --window-size=1400,900"
+    )
+    return (
+        f"cd {WEB_DIR} && HOME={home} chromium {flags} "
+        + " ".join(map(shlex.quote, args))
+        + f" 2>>{WEB_DIR}/chromium.log"
+    )
+
+
+def _web_failure(lab: Lab, client: str, what: str, dom: str) -> CheckFailedError:
+    """What the page said (a browser error code, the page's text) and Chromium's log."""
+    errors = sorted(set(re.findall(r"\bERR_[A-Z_]+", dom)))
+    text = re.sub(r"\s+", " ", re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", dom, flags=re.S))
+    log = lab.sh(client, f"tail -c 1200 {WEB_DIR}/chromium.log", check=False)
+    served = lab.sh(lab.server, f"tail -n 5 {WEB_LOG}", check=False)
+    return CheckFailedError(
+        f"{what}; browser errors {errors or 'none'}; page text {text.strip()[:400]!r}; "
+        f"Chromium's log: {log.strip()!r}; the web view's log: {served.strip()[-800:]!r}"
+    )
 
 
 def check_web(lab: Lab) -> None:
@@ -947,9 +969,9 @@ def check_web(lab: Lab) -> None:
     dom = lab.sh(client, _chromium(home, "--dump-dom", url), timeout=180)
     lab.figures["web view: alerts page in Chromium"] = f"{time.monotonic() - t0:.1f} s"
     if "signed in as lab-analyst" not in dom:
-        raise CheckFailedError(f"Chromium was not signed in as lab-analyst: {dom[:600]!r}")
+        raise _web_failure(lab, client, "Chromium was not signed in as lab-analyst", dom)
     if name not in dom or "198.51.100.66" not in dom:
-        raise CheckFailedError(f"the alerts page lacks the live alert for {name}: {dom[:600]!r}")
+        raise _web_failure(lab, client, f"the alerts page lacks the live alert for {name}", dom)
     lab.sh(client, _chromium(home, f"--screenshot={WEB_DIR}/alerts.png", url), timeout=180)
     shot = podman("cp", f"{client}:{WEB_DIR}/alerts.png", web["screenshot"])
     if shot.returncode != 0:

@@ -900,6 +900,86 @@ def check_metrics(lab: Lab) -> None:
     )
 
 
+WEB_FETCH = (
+    "import ssl, sys, urllib.request, urllib.error\n"
+    "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+    "try:\n"
+    "    print(urllib.request.urlopen(sys.argv[1], timeout=10, context=ctx).status)\n"
+    "except urllib.error.HTTPError as exc:\n"
+    "    print(f'HTTP {exc.code}')"
+)
+WEB_DIR = "/root/pdnssoc-web-e2e"  # on the workstation: the browser's profile and files
+WEB_LOG = "/var/log/supervisor/pdnssoc-web.log"  # on the server (role pdnssoc_agent)
+
+
+def _chromium(home: str, *args: str) -> str:
+    # Root in a container: no sandbox; /dev/shm is small there. Chromium's own
+    # log goes to a file, read only when the check fails.
+    flags = (
+        "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
+        " --no-first-run --window-size=1400,900"
+    )
+    return (
+        f"cd {WEB_DIR} && HOME={home} chromium {flags} "
+        + " ".join(map(shlex.quote, args))
+        + f" 2>>{WEB_DIR}/chromium.log"
+    )
+
+
+def _web_failure(lab: Lab, client: str, what: str, dom: str) -> CheckFailedError:
+    """What the page said (a browser error code, the page's text) and Chromium's log."""
+    errors = sorted(set(re.findall(r"\bERR_[A-Z_]+", dom)))
+    text = re.sub(r"\s+", " ", re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", dom, flags=re.S))
+    log = lab.sh(client, f"tail -c 1200 {WEB_DIR}/chromium.log", check=False)
+    served = lab.sh(lab.server, f"tail -n 5 {WEB_LOG}", check=False)
+    return CheckFailedError(
+        f"{what}; browser errors {errors or 'none'}; page text {text.strip()[:400]!r}; "
+        f"Chromium's log: {log.strip()!r}; the web view's log: {served.strip()[-800:]!r}"
+    )
+
+
+def check_web(lab: Lab) -> None:
+    """The analysts' web view in Chromium: the analyst's certificate logs in and the
+    live alert is on the page (screenshot kept); without a certificate: 401."""
+    web = lab.params["web"]
+    client = lab.params["client"]
+    name = live_name(lab)
+    lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)
+    home = f"{WEB_DIR}/home"
+    nssdb = f"sql:{home}/.pki/nssdb"
+    lab.sh(client, f"rm -rf {WEB_DIR} && mkdir -p {home}/.pki/nssdb")
+    for src, dest in ((web["analyst_p12"], "analyst.p12"), (web["server_ca"], "server-ca.crt")):
+        copied = podman("cp", src, f"{client}:{WEB_DIR}/{dest}")
+        if copied.returncode != 0:
+            raise CheckFailedError(f"podman cp {src}: {copied.stderr.strip()}")
+    lab.sh(
+        client,
+        f"certutil -N -d {nssdb} --empty-password"
+        f" && certutil -A -d {nssdb} -n pdnssoc-lab-ca -t C,, -i {WEB_DIR}/server-ca.crt"
+        f" && pk12util -i {WEB_DIR}/analyst.p12 -d {nssdb} -W {shlex.quote(web['p12_password'])}",
+    )
+    url = f"{web['url']}/alerts?" + urllib.parse.urlencode({"indicator": name})
+    refused = lab.sh(
+        client,
+        f"python3 -c {shlex.quote(WEB_FETCH)} {shlex.quote(url)} {WEB_DIR}/server-ca.crt",
+    )
+    if refused.strip() != "HTTP 401":
+        raise CheckFailedError(f"the web view without a certificate answered {refused[:200]!r}")
+    t0 = time.monotonic()
+    dom = lab.sh(client, _chromium(home, "--dump-dom", url), timeout=180)
+    lab.figures["web view: alerts page in Chromium"] = f"{time.monotonic() - t0:.1f} s"
+    if "signed in as lab-analyst" not in dom:
+        raise _web_failure(lab, client, "Chromium was not signed in as lab-analyst", dom)
+    if name not in dom or "198.51.100.66" not in dom:
+        raise _web_failure(lab, client, f"the alerts page lacks the live alert for {name}", dom)
+    lab.sh(client, _chromium(home, f"--screenshot={WEB_DIR}/alerts.png", url), timeout=180)
+    shot = podman("cp", f"{client}:{WEB_DIR}/alerts.png", web["screenshot"])
+    if shot.returncode != 0:
+        raise CheckFailedError(f"screenshot not copied: {shot.stderr.strip()}")
+    print(f"    {name} on the alerts page as lab-analyst; 401 without a certificate; "
+          f"screenshot {web['screenshot']}")  # fmt: skip
+
+
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
     "match-kinds": check_match_kinds,
@@ -907,6 +987,7 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     "benign": check_benign_silent,
     "retro": check_retro,
     "hunt": check_hunt,
+    "web": check_web,
     "metrics": check_metrics,
     "collector-outage": check_collector_outage,
     "silent-sensor": check_silent_sensor,

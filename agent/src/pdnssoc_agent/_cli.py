@@ -41,6 +41,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("history", "history", "the passive-DNS history store: import query-log archives"),
     ("suppress", "suppress", "suppression rules: known false positives, counted, never notified"),
     ("rpz", "rpz", "response-policy zones from the indicators: build, check, install"),
+    ("web", "web", "serve the analysts' web view: alerts, sensors, indicators, suppressions"),
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -11,6 +11,7 @@ from ..config import Config, ConfigError, load_config, read_secret, secret_file_
 from ..config.suppressions import public_suffix_problems
 from ..correlate.inputs import input_problems
 from ..errors import ExitCode
+from ..web.serve import tls_problems, tls_warnings
 
 NEEDS_CONFIG = False
 
@@ -19,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secrets",
         action="store_true",
-        help="also check that every secret file or environment variable can be read",
+        help="also check that every secret file or environment variable can be read, "
+        "and that the web view's certificate, key and analysts' CA load",
     )
 
 
@@ -120,7 +122,9 @@ def run(_config: Config | None, args: argparse.Namespace) -> int:
     if args.secrets:
         for text in secret_warnings(config):
             print(f"  warning: {text}")
-        problems = secret_problems(config)
+        for text in tls_warnings(config.web):
+            print(f"  warning: {text}")
+        problems = secret_problems(config) + tls_problems(config.web)
         if problems:
             print(f"{args.config}: INVALID, {len(problems)} problem(s)")
             for p in problems:

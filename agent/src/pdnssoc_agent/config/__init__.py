@@ -34,6 +34,7 @@ from .secrets import read_secret, secret_file_warnings
 from .sensors import QuietHours, SensorRule, Sensors
 from .sources import SourceConfig
 from .suppressions import Suppression, suppression_warnings
+from .web import Web
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -64,6 +65,7 @@ __all__ = [
     "SourceConfig",
     "Suppression",
     "TagPeriod",
+    "Web",
     "Webhook",
     "load_config",
     "parse_config",
@@ -100,6 +102,8 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     rpz: Rpz = field(default_factory=Rpz)
     """Response-policy zones built from the indicators (docs/rpz.md)."""
+    web: Web = field(default_factory=Web)
+    """The analysts' web view (docs/web.md)."""
     warnings: tuple[Problem, ...] = field(default=(), metadata={"hidden": True}, compare=False)
 
     def _check(self, path: str, problems: list[Problem]) -> None:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +125,18 @@ def test_an_empty_or_missing_directory_is_refused(tmp_path: Path) -> None:
         Warninglists.load(tmp_path)
     with pytest.raises(WarninglistError, match="not a directory"):
         Warninglists.load(tmp_path / "nope")
+
+
+def test_the_packaged_lists_are_found_without_importing_the_package() -> None:
+    # Its code imports jsonschema, which it does not declare: a deployment's
+    # environment may lack it, and the lists must be found all the same.
+    code = (
+        "import sys; sys.modules['jsonschema'] = None\n"
+        "from pdnssoc_agent.iocs.warninglists import bundled_directory\n"
+        "d = bundled_directory()\n"
+        "assert d is not None and (d / 'rfc1918' / 'list.json').is_file()\n"
+        "assert 'pymispwarninglists' not in sys.modules\n"
+    )
+    if bundled_directory() is None:
+        pytest.skip("the pymispwarninglists package is not installed")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})

@@ -35,7 +35,7 @@ addresses), so ``Google.COM.`` and ``google.com`` hit the same entry.
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import ipaddress
 import json
 import re
@@ -200,13 +200,21 @@ def _applies_to_any(data: Any, attribute_types: Collection[str] | None) -> bool:
 
 
 def bundled_directory() -> Path | None:
-    """The lists the ``pymispwarninglists`` package ships, or None without it."""
-    try:
-        package = importlib.resources.files("pymispwarninglists")
-    except ModuleNotFoundError:
+    """The lists the ``pymispwarninglists`` package ships, or None without it.
+
+    The package is found, not imported: only its data is read, and its code
+    imports jsonschema, which it does not declare as a dependency (so a
+    deployment's virtual environment may not have it) and which takes about
+    0.3 s to import on every configuration load.
+    """
+    spec = importlib.util.find_spec("pymispwarninglists")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    lists = Path(str(package)) / "data" / "misp-warninglists" / "lists"
-    return lists if lists.is_dir() else None
+    for location in spec.submodule_search_locations:
+        lists = Path(location) / "data" / "misp-warninglists" / "lists"
+        if lists.is_dir():
+            return lists
+    return None
 
 
 class Warninglists:

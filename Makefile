@@ -51,8 +51,8 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax, promto
 	promtool test rules monitoring/prometheus/*.rules.test.yml
 	scripts/lint-host-scripts
 
-test-agent: venv ## the agent's test suite
-	cd agent && pytest
+test-agent: venv ## the agent's test suite (on every core: pytest-xdist)
+	cd agent && pytest -n auto
 
 test-lab: venv ## the lab package's tests (the MISP stand-in, driven by the real PyMISP)
 	cd lab && pytest
@@ -66,7 +66,21 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-test: lint test-agent test-lab test-lab-scenarios ## everything CI runs
+# The lab host (podman, base image) and the collector build wait on the
+# network and the disk more than on the processor: they are made in the
+# background while lint and the unit tests run, and the scenarios start once
+# both are done. A failure of either stops the run with its log.
+test: venv ## everything CI runs: lint, unit tests, then every lab scenario
+	@mkdir -p $(CACHE)/lab
+	@echo "test: lab host and collector made in the background; log: .cache/lab/prepare.log"
+	@$(MAKE) --no-print-directory lab-host collector >$(CACHE)/lab/prepare.log 2>&1 & prep=$$!; \
+	rc=0; $(MAKE) --no-print-directory lint test-agent test-lab || rc=$$?; \
+	if ! wait $$prep; then \
+	  echo "test: making the lab host or the collector failed; the end of .cache/lab/prepare.log:" >&2; \
+	  tail -n 60 $(CACHE)/lab/prepare.log >&2; exit 1; \
+	fi; \
+	echo "test: lab host and collector ready"; exit $$rc
+	$(MAKE) --no-print-directory test-lab-scenarios
 
 test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default

@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,10 +26,18 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o640, *, binary: bool = False) -> Iterator[IO[Any]]:
+def atomic_writer(
+    path: Path,
+    mode: int = 0o640,
+    *,
+    binary: bool = False,
+    check: Callable[[Path], object] | None = None,
+) -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
 
-    On an exception the temp file is removed and ``path`` is left untouched.
+    ``check``, when given, is called with the written and synced temp file
+    before the replace: an exception from it keeps ``path`` as it was. On any
+    exception the temp file is removed and ``path`` is left untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -42,6 +50,8 @@ def atomic_writer(path: Path, mode: int = 0o640, *, binary: bool = False) -> Ite
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if check is not None:
+            check(tmp)
         tmp.replace(path)
         fsync_dir(path.parent)
     except BaseException:
@@ -50,9 +60,11 @@ def atomic_writer(path: Path, mode: int = 0o640, *, binary: bool = False) -> Ite
         raise
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o640) -> None:
-    """Replace ``path`` with ``text`` atomically."""
-    with atomic_writer(path, mode) as fh:
+def atomic_write_text(
+    path: Path, text: str, mode: int = 0o640, *, check: Callable[[Path], object] | None = None
+) -> None:
+    """Replace ``path`` with ``text`` atomically (after ``check`` of the new file)."""
+    with atomic_writer(path, mode, check=check) as fh:
         fh.write(text)
 
 

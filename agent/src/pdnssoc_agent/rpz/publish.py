@@ -20,13 +20,10 @@ file's and the one recorded in ``<state_dir>/rpz.json``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +33,7 @@ from typing import Any
 from ..config import Config
 from ..config.rpz import RpzZone
 from ..errors import IndexFormatError
-from ..fsutil import atomic_write_text, fsync_dir
+from ..fsutil import atomic_write_text
 from ..iocs.index import IndicatorEntry, iter_index
 from ..state import step_lock
 from ..suppress.rules import Rule, RuleError
@@ -300,23 +297,11 @@ class ZoneRejectedError(Exception):
 
 def _install(config: Config, origin: str, path: Path, text: str) -> bool:
     """Write, check and rename the zone into place; True when it was checked."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o640)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        checked = check_zone(config, origin, tmp)
-        tmp.replace(path)
-        fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return checked
+    checked: list[bool] = []
+    atomic_write_text(
+        path, text, 0o640, check=lambda tmp: checked.append(check_zone(config, origin, tmp))
+    )
+    return checked[0]
 
 
 def check_zone(config: Config, origin: str, zone_file: Path) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from pdnssoc_agent.fsutil import atomic_write_text
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     pass
 
 
@@ -21,9 +21,9 @@ def test_a_refused_check_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Pa
 
     def refuse(candidate: Path) -> None:
         seen.append(candidate.read_text())
-        raise Refused(candidate.name)
+        raise RefusedError(candidate.name)
 
-    with pytest.raises(Refused):
+    with pytest.raises(RefusedError):
         atomic_write_text(target, "new\n", check=refuse)
     assert seen == ["new\n"]  # the check read the complete new content
     assert target.read_text() == "old\n"

@@ -134,7 +134,7 @@ def test_sigterm_finishes_the_step_then_exits_0(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
-        assert "SIGTERM: finishing step alert, then exiting" in err
+        assert "SIGTERM: letting step alert end, then exiting" in err
         assert "daemonize: stopped" in err
         assert len(rec.requests) == 1
         with Ledger(ledger_dir(cfg)) as ledger:

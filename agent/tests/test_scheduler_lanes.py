@@ -115,7 +115,10 @@ def test_sigterm_stops_retro_at_a_boundary_and_the_next_run_resumes(
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     assert took < 10, (took, err)  # a whole scan of the archive takes far longer
-    assert "SIGTERM: finishing step retro, then exiting" in err
+    assert (
+        "SIGTERM: letting step retro end (retro stops at its next checkpoint; "
+        "the next start resumes it), then exiting"
+    ) in err
     assert "retro: stopped;" in err and "file(s) left for the next run" in err
     assert "daemonize: stopped" in err
     records = read_steps(state_path(cfg))

@@ -253,7 +253,14 @@ class Scheduler:
     def request_stop(self, why: str = "stop requested") -> None:
         running = sorted(self.running.copy())  # (the retro lane's thread changes it)
         if running:
-            log.info("%s: finishing step %s, then exiting", why, ", ".join(running))
+            log.info(
+                "%s: letting step %s end%s, then exiting",
+                why,
+                ", ".join(running),
+                " (retro stops at its next checkpoint; the next start resumes it)"
+                if "retro" in running
+                else "",
+            )
         else:
             log.info("%s: exiting", why)
         self._stop.set()

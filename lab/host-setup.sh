@@ -67,4 +67,5 @@ if [ ! -f "$key" ]; then
 fi
 
 lab/build-image.sh
+lab/build-workstation-image.sh
 lab/host-check.sh

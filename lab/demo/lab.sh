@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=${LAB_IMAGE:-localhost/pdnssoc-lab-debian:bookworm}
+# The member's workstation: the base image with dig and Chromium.
+WORKSTATION_IMAGE=${LAB_WORKSTATION_IMAGE:-localhost/pdnssoc-lab-workstation:bookworm}
 NETWORK=${LAB_NETWORK:-pdnssoc-lab}
 HOSTS=(pdnssoc-lab-dns pdnssoc-lab-misp pdnssoc-lab-mail pdnssoc-lab-server pdnssoc-lab-sensor
   pdnssoc-lab-sensor-b pdnssoc-lab-client)
@@ -22,10 +24,12 @@ podman_quiet() {
 }
 
 up() {
-  podman image exists "$IMAGE" || {
-    echo "lab: image $IMAGE missing (run lab/build-image.sh)" >&2
-    exit 1
-  }
+  for image in "$IMAGE" "$WORKSTATION_IMAGE"; do
+    podman image exists "$image" || {
+      echo "lab: image $image missing (run lab/host-setup.sh)" >&2
+      exit 1
+    }
+  done
   podman network exists "$NETWORK" || podman_quiet podman network create --label "$LABEL" "$NETWORK" >/dev/null
   for host in "${HOSTS[@]}"; do
     state=$(podman container inspect --format '{{.State.Status}}' "$host" 2>/dev/null || true)
@@ -37,8 +41,10 @@ up() {
     # The lab's sensors read BIND's dnstap socket: no capability beyond the
     # defaults (a sniffing sensor would need --cap-add NET_RAW).
     extra=()
+    image=$IMAGE
+    [ "$host" != pdnssoc-lab-client ] || image=$WORKSTATION_IMAGE
     podman_quiet podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \
-      --label "$LABEL" --systemd=always "${extra[@]}" "$IMAGE" /sbin/init >/dev/null
+      --label "$LABEL" --systemd=always "${extra[@]}" "$image" /sbin/init >/dev/null
     echo "lab: started $host"
   done
   for host in "${HOSTS[@]}"; do

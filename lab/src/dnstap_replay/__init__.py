@@ -4,5 +4,5 @@
 ``dnstap``: dnstap messages and a frame-stream sender for the collector's unix socket;
 ``traffic``: a day-like mix of replies (popular names, many clients, bursts, indicators);
 ``collector``: the role's configuration rendered and run with the pinned binary;
-``python -m dnstap_replay``: the traffic reducer's measurement (docs/transport.md).
+the traffic reducer's measurement is agent/benchmarks/bench_reducer.py (docs/transport.md).
 """

@@ -54,8 +54,8 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax, promto
 test-agent: venv ## the agent's test suite (on every core: pytest-xdist)
 	cd agent && pytest -n auto
 
-test-lab: venv ## the lab package's tests (the MISP stand-in, driven by the real PyMISP)
-	cd lab && pytest
+test-lab: venv collector ## the lab package's tests (the MISP stand-in driven by the real PyMISP; the sensor's reducer with the real collector)
+	cd lab && pytest -n auto
 
 lab-host: deps ## podman set-up, the lab base image, and a check of every capability the lab needs (as root)
 	lab/host-setup.sh
@@ -66,21 +66,22 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-# The lab host (podman, base image) and the collector build wait on the
+# The lab host (podman, the images) and the collector build wait on the
 # network and the disk more than on the processor: they are made in the
-# background while lint and the unit tests run, and the scenarios start once
-# both are done. A failure of either stops the run with its log.
+# background while lint and the agent's tests run. The lab's tests (some run
+# the collector binary) and the scenarios start once both are done. A failure
+# of either stops the run with its log.
 test: venv ## everything CI runs: lint, unit tests, then every lab scenario
 	@mkdir -p $(CACHE)/lab
 	@echo "test: lab host and collector made in the background; log: .cache/lab/prepare.log"
 	@$(MAKE) --no-print-directory lab-host collector >$(CACHE)/lab/prepare.log 2>&1 & prep=$$!; \
-	rc=0; $(MAKE) --no-print-directory lint test-agent test-lab || rc=$$?; \
+	rc=0; $(MAKE) --no-print-directory lint test-agent || rc=$$?; \
 	if ! wait $$prep; then \
 	  echo "test: making the lab host or the collector failed; the end of .cache/lab/prepare.log:" >&2; \
 	  tail -n 60 $(CACHE)/lab/prepare.log >&2; exit 1; \
 	fi; \
 	echo "test: lab host and collector ready"; exit $$rc
-	$(MAKE) --no-print-directory test-lab-scenarios
+	$(MAKE) --no-print-directory test-lab test-lab-scenarios
 
 test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default

@@ -473,15 +473,24 @@ def rpz_hits(lab: Lab, sensor: dict[str, Any], name: str, zone: str) -> list[str
     ]
 
 
-def rpz_transferred_at(lab: Lab, sensor: dict[str, Any], zone: str, serial: int) -> float | None:
-    """When the resolver logged the transfer of ``serial`` (wall clock), if it did."""
+def rpz_transfer_log(lab: Lab, sensor: dict[str, Any], zone: str, serial: int) -> dict[str, Any]:
+    """What the resolver logged of ``serial``: when the NOTIFY for it came and
+    when the transfer ended (wall clock), and how many records it carried."""
     out = lab.sh(
         sensor["host"],
         "journalctl -u named --no-pager -o short-unix --since -30min"
-        f" | grep -F {shlex.quote(f'zone {zone}/IN: transferred serial {serial}')} || true",
+        f" | grep -F {shlex.quote(zone)} || true",
     )
-    first = out.split(maxsplit=1)
-    return float(first[0]) if first else None
+    found: dict[str, Any] = {}
+    for line in out.splitlines():
+        stamp = line.split(maxsplit=1)[0]
+        if "notify from " in line and line.endswith(f": serial {serial}"):
+            found.setdefault("notify", float(stamp))
+        done = re.search(rf"Transfer completed: .*?(\d+) records.*\(serial {serial}\)$", line)
+        if done:
+            found.setdefault("transferred", float(stamp))
+            found.setdefault("records", int(done[1]))
+    return found
 
 
 def check_rpz_log_only(lab: Lab) -> None:
@@ -538,12 +547,15 @@ def _rpz_transferred(
         lambda: rpz_serial(lab, sensor["host"], zone) == primary,
         RPZ_TRANSFER,
     )
-    at = rpz_transferred_at(lab, sensor, zone, primary)
-    if at is None:
-        raise CheckFailedError(f"{sensor['host']} logged no transfer of serial {primary}")
-    if at >= fetch[0]:
+    logged = rpz_transfer_log(lab, sensor, zone, primary)
+    if "notify" not in logged or "transferred" not in logged:
+        raise CheckFailedError(
+            f"{sensor['host']} logged no NOTIFY and transfer of serial {primary}: {logged}"
+        )
+    if logged["transferred"] >= fetch[0]:
         lab.figures[f"RPZ: fetch-iocs start to the serial at {sensor['identity']}"] = (
-            f"{at - fetch[0]:.1f} s (fetch-iocs itself {fetch[1] - fetch[0]:.1f} s)"
+            f"{logged['transferred'] - fetch[0]:.1f} s (fetch-iocs itself "
+            f"{fetch[1] - fetch[0]:.1f} s; NOTIFY, then {logged['records']} records transferred)"
         )
     listed = lab.sh(sensor["host"], f"dig +short @127.0.0.1 {RPZ_LISTED}.{zone} CNAME").split()
     if listed != ["."]:

@@ -875,7 +875,15 @@ def check_misp_down(lab: Lab) -> None:
             raise CheckFailedError("fetch-iocs succeeded with MISP stopped")
     finally:
         lab.sh(misp["host"], "systemctl start misp-standin")
-    time.sleep(1)
+    # Started is not listening yet (Python, TLS set-up): a fixed second was
+    # too short on a busy machine.
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {int(misp['port'])}), 2)"
+    lab.wait(
+        "the stand-in listens again",
+        lambda: podman("exec", misp["host"], "python3", "-c", probe, timeout=30).returncode == 0,
+        60,
+        step=1,
+    )
     _standin_admin(lab, {"fault": "truncated", "path": "restSearch", "times": 5})
     code, out = lab.agent("fetch-iocs", check=False)
     print(

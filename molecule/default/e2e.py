@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import ipaddress
 import json
 import re
@@ -71,6 +72,8 @@ class Lab:
     """Silent-sensor notices in the operators' mailbox before the checks began."""
     notices_expected: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(sensor, "is silent" or "sends again") -> notices the checks caused and saw."""
+    late_fetch: tuple[float, float] | None = None
+    """Wall-clock start and end of the fetch-iocs run that took in the late event."""
 
     # -- hosts ---------------------------------------------------------------------------
     def sh(self, host: str, command: str, *, check: bool = True, timeout: float = 300) -> str:
@@ -386,13 +389,7 @@ def check_retro(lab: Lab) -> None:
     lab.wait(f"{name} in the query log", lambda: lab.logged_names({name}), 60)
     if lab.alerts_for(name):
         raise CheckFailedError(f"{name} alerted before its IOC was published")
-    misp = lab.params["misp"]
-    lab.sh(
-        misp["host"],
-        f"python3 {misp['stamp']} {misp['events_dir']} {misp['later_dir']}/*.json"
-        f" && chown -R root:misp {misp['events_dir']}",
-    )
-    lab.agent("fetch-iocs")
+    publish_late_intel(lab)
     lab.agent("retro")
     # Live correlation may also find it, if it had not read the line before the
     # fetch; retro must find it either way.
@@ -406,7 +403,199 @@ def check_retro(lab: Lab) -> None:
     print(
         f"    retro alert: {name} first_seen={alert['first_seen']} ioc_added={alert['ioc_added']}"
     )
+    withdraw_late_intel(lab)
+
+
+def publish_late_intel(lab: Lab) -> tuple[float, float]:
+    """Publish the late event (late-intel.test) at the MISP stand-in and run
+    fetch-iocs, once a run (retro and rpz-log-only share it); when the fetch
+    started and ended (wall clock, as the hosts' logs count)."""
+    if lab.late_fetch is None:
+        misp = lab.params["misp"]
+        lab.sh(
+            misp["host"],
+            f"python3 {misp['stamp']} {misp['events_dir']} {misp['later_dir']}/*.json"
+            f" && chown -R root:misp {misp['events_dir']}",
+        )
+        start = time.time()
+        lab.agent("fetch-iocs")
+        lab.late_fetch = (start, time.time())
+    return lab.late_fetch
+
+
+def withdraw_late_intel(lab: Lab) -> None:
+    """Take the late event off the stand-in (the next fetch drops its indicator)."""
+    misp = lab.params["misp"]
     lab.sh(misp["host"], f"rm -f {misp['events_dir']}/1003-*.json")
+
+
+RPZ_LISTED = "late-intel.test"  # the late event's indicator (lab/events/retro/)
+RPZ_ANSWER = "192.168.66.7"  # the lab's answer for it and every name below (lab/dns/db.test.j2)
+RPZ_TRANSFER = 120.0  # build, NOTIFY and transfer: seconds, generously
+# BIND applies a new version of a policy zone at most once a minute
+# (min-update-interval): the first hit may come that long after the transfer.
+RPZ_APPLY = 150.0
+
+
+def rpz_serial(lab: Lab, host: str, zone: str) -> int | None:
+    """The serial of ``zone`` that named on ``host`` serves; None when it has no such zone."""
+    proc = podman("exec", host, "rndc", "zonestatus", zone, timeout=30)
+    found = re.search(r"^serial: (\d+)$", proc.stdout, re.M)
+    return int(found[1]) if proc.returncode == 0 and found else None
+
+
+def rpz_ask(lab: Lab, sensor: dict[str, Any], name: str) -> tuple[str, list[tuple[str, str]]]:
+    """The client asks the sensor's resolver for ``name`` (A): status and (type, data) answers."""
+    out = lab.sh(
+        lab.params["client"],
+        f"dig +time=5 +tries=2 +noall +comments +answer @{sensor['address']} {name} A",
+    )
+    status = re.search(r"status: (\w+)", out)
+    answers = []
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and not line.startswith(";") and len(fields) >= 5:
+            answers.append((fields[3], fields[4]))
+    return (status[1] if status else "no answer"), answers
+
+
+def rpz_hits(lab: Lab, sensor: dict[str, Any], name: str, zone: str) -> list[str]:
+    """Log-only hits (BIND's rpz category) for ``name`` via ``zone`` in the resolver's journal."""
+    out = lab.sh(
+        sensor["host"],
+        f"journalctl -u named --no-pager -o cat --since -15min | grep -F {shlex.quote(name + '/')}"
+        " || true",
+    )
+    return [
+        line
+        for line in out.splitlines()
+        if "disabled rpz" in line and f" {name}/A/IN " in line and line.rstrip().endswith(zone)
+    ]
+
+
+def rpz_transfer_log(lab: Lab, sensor: dict[str, Any], zone: str, serial: int) -> dict[str, Any]:
+    """What the resolver logged of ``serial``: when the NOTIFY for it came and
+    when the transfer ended (wall clock), and how many records it carried."""
+    out = lab.sh(
+        sensor["host"],
+        "journalctl -u named --no-pager -o short-unix --since -30min"
+        f" | grep -F {shlex.quote(zone)} || true",
+    )
+    found: dict[str, Any] = {}
+    for line in out.splitlines():
+        stamp = line.split(maxsplit=1)[0]
+        if "notify from " in line and line.endswith(f": serial {serial}"):
+            found.setdefault("notify", float(stamp))
+        done = re.search(rf"Transfer completed: .*?(\d+) records.*\(serial {serial}\)$", line)
+        if done:
+            found.setdefault("transferred", float(stamp))
+            found.setdefault("records", int(done[1]))
+    return found
+
+
+def check_rpz_log_only(lab: Lab) -> None:
+    """The institution in log-only mode gets the zone by NOTIFY/transfer after a fetch,
+    answers a listed name normally and logs the hit; the other one has no zone."""
+    subscribed = [s for s in lab.params["sensors"] if s.get("rpz_mode") == "log"]
+    others = [s for s in lab.params["sensors"] if s.get("rpz_mode", "off") == "off"]
+    if not subscribed or not others:
+        raise CheckFailedError(
+            "needs one sensor with bind_dnstap_rpz_mode: log and one not subscribed; "
+            f"modes: {[(s['host'], s.get('rpz_mode')) for s in lab.params['sensors']]}"
+        )
+    sensor, zone = subscribed[0], subscribed[0]["rpz_zone"]
+    _rpz_daemon_tells_named(lab)
+    fetch = publish_late_intel(lab)
+    _rpz_transferred(lab, sensor, zone, fetch)
+    _rpz_logged_not_rewritten(lab, sensor, zone)
+    for other in others:
+        if rpz_serial(lab, other["host"], zone) is not None:
+            raise CheckFailedError(f"{other['host']} (not subscribed) serves {zone}")
+        if "response-policy" in lab.sh(other["host"], "named-checkconf -p"):
+            raise CheckFailedError(f"{other['host']} (not subscribed) has a response-policy")
+        print(f"    {other['host']}: no {zone}, no response-policy")
+    withdraw_late_intel(lab)
+
+
+def _rpz_daemon_tells_named(lab: Lab) -> None:
+    """The agent's daemon runs in group bind: its own fetch-iocs runs may run
+    `rndc reload` (a process keeps the groups it was started with)."""
+    program = lab.params["server"]["agent_program"]
+    pid = lab.sh(lab.server, f"supervisorctl pid {shlex.quote(program)}").strip()
+    gid = lab.sh(lab.server, "getent group bind | cut -d: -f3").strip()
+    groups = lab.sh(lab.server, f"grep '^Groups:' /proc/{int(pid)}/status").split()[1:]
+    if gid not in groups:
+        raise CheckFailedError(
+            f"the agent's daemon (pid {pid}) runs without group bind ({gid}), groups {groups}: "
+            "its builds cannot run rndc reload"
+        )
+
+
+def _rpz_transferred(
+    lab: Lab, sensor: dict[str, Any], zone: str, fetch: tuple[float, float]
+) -> None:
+    """The primary serves the zone the fetch built; the resolver got its serial."""
+    primary = rpz_serial(lab, lab.server, zone)
+    if primary is None:
+        raise CheckFailedError(f"the server's named does not serve {zone}")
+    _rc, out = lab.agent("status", "--json", check=False)
+    built = [z for z in json.loads(out[out.index("{") :]).get("rpz", []) if z["zone"] == zone]
+    if not built or built[0].get("serial") != primary or built[0].get("reload_pending"):
+        raise CheckFailedError(f"the agent's last build of {zone}: {built}; primary at {primary}")
+    lab.wait(
+        f"{sensor['host']} serves {zone} at the primary's serial {primary}",
+        lambda: rpz_serial(lab, sensor["host"], zone) == primary,
+        RPZ_TRANSFER,
+    )
+    logged = rpz_transfer_log(lab, sensor, zone, primary)
+    if "notify" not in logged or "transferred" not in logged:
+        raise CheckFailedError(
+            f"{sensor['host']} logged no NOTIFY and transfer of serial {primary}: {logged}"
+        )
+    if logged["transferred"] >= fetch[0]:
+        lab.figures[f"RPZ: fetch-iocs start to the serial at {sensor['identity']}"] = (
+            f"{logged['transferred'] - fetch[0]:.1f} s (fetch-iocs itself "
+            f"{fetch[1] - fetch[0]:.1f} s; NOTIFY, then {logged['records']} records transferred)"
+        )
+    listed = lab.sh(sensor["host"], f"dig +short @127.0.0.1 {RPZ_LISTED}.{zone} CNAME").split()
+    if listed != ["."]:
+        raise CheckFailedError(f"{RPZ_LISTED} is not in {zone} at {sensor['host']}: {listed}")
+    print(f"    {zone}: serial {primary} at the server and at {sensor['host']}; lists {RPZ_LISTED}")
+
+
+def _rpz_logged_not_rewritten(lab: Lab, sensor: dict[str, Any], zone: str) -> None:
+    """A listed name (a fresh one under the indicator each time) answers normally;
+    the hit is logged once BIND applies the new version; the indicator itself too."""
+
+    def normal(name: str) -> None:
+        status, answers = rpz_ask(lab, sensor, name)
+        if status != "NOERROR" or answers != [("A", RPZ_ANSWER)]:
+            raise CheckFailedError(
+                f"{name} at {sensor['host']}: {status} {answers}, expected NOERROR A "
+                f"{RPZ_ANSWER} (log-only must not rewrite)"
+            )
+
+    start = time.monotonic()
+    n = 0
+    while True:
+        name = f"rpz{n}-{lab.token}.{RPZ_LISTED}"
+        normal(name)
+        time.sleep(1)
+        hits = rpz_hits(lab, sensor, name, zone)
+        if hits:
+            break
+        if time.monotonic() - start > RPZ_APPLY:
+            raise CheckFailedError(f"no rpz hit logged at {sensor['host']} for {name}")
+        n += 1
+        time.sleep(5)
+    lab.figures[f"RPZ: first hit logged at {sensor['identity']}, from the first question"] = (
+        f"at most {time.monotonic() - start:.0f} s ({n + 1} names asked)"
+    )
+    normal(RPZ_LISTED)
+    time.sleep(1)
+    if not rpz_hits(lab, sensor, RPZ_LISTED, zone):
+        raise CheckFailedError(f"no rpz hit logged at {sensor['host']} for {RPZ_LISTED}")
+    print(f"    {name} and {RPZ_LISTED}: NOERROR A {RPZ_ANSWER}; logged: {hits[0]!r}")
 
 
 SPOOL_FILL = 2000  # large-answer replies: more than one 1 MB spool file (about 1,300 a file)
@@ -461,7 +650,7 @@ def check_collector_outage(lab: Lab) -> None:
             fill_spool(lab, sensor)
         lab.wait(
             f"{sensor['host']} ({sensor['transport']}): replies reach the server before the outage",
-            lambda nb=names_before: lab.logged_names(nb),
+            functools.partial(lab.logged_names, names_before),
             SPOOL_WAIT if spooled else 60,
         )
     out = lab.supervisorctl(lab.server, "stop", program)
@@ -686,7 +875,15 @@ def check_misp_down(lab: Lab) -> None:
             raise CheckFailedError("fetch-iocs succeeded with MISP stopped")
     finally:
         lab.sh(misp["host"], "systemctl start misp-standin")
-    time.sleep(1)
+    # Started is not listening yet (Python, TLS set-up): a fixed second was
+    # too short on a busy machine.
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {int(misp['port'])}), 2)"
+    lab.wait(
+        "the stand-in listens again",
+        lambda: podman("exec", misp["host"], "python3", "-c", probe, timeout=30).returncode == 0,
+        60,
+        step=1,
+    )
     _standin_admin(lab, {"fault": "truncated", "path": "restSearch", "times": 5})
     code, out = lab.agent("fetch-iocs", check=False)
     print(
@@ -780,7 +977,7 @@ def check_agent_killed(lab: Lab) -> None:
         lab.supervisorctl(lab.server, "start", program)
     lab.agent("correlate")
     lines = [a for a in lab.alert_lines() if a["query"]["name"].rstrip(".") in set(names)]
-    ids = {}
+    ids: dict[str, list[int]] = {}
     for a in lines:
         ids.setdefault(a["id"], []).append(a["revision"])
     repeated = {i: r for i, r in ids.items() if len(r) != len(set(r))}
@@ -986,6 +1183,7 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     "subdomain-cname": check_subdomain_cname,
     "benign": check_benign_silent,
     "retro": check_retro,
+    "rpz-log-only": check_rpz_log_only,
     "hunt": check_hunt,
     "web": check_web,
     "metrics": check_metrics,

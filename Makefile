@@ -45,7 +45,7 @@ lint: venv syntax ## ruff, mypy, yamllint, ansible-lint, playbook syntax, promto
 	yamllint -s .
 	ansible-lint
 	ansible-playbook -i scripts/role-contract/inventory.yml scripts/role-contract/check.yml >/dev/null
-	shellcheck lab/*.sh lab/run-molecule lab/ssh-proxy scripts/apt-install scripts/purge
+	shellcheck lab/*.sh lab/run-molecule lab/ssh-proxy scripts/apt-install scripts/purge scripts/test-all
 	shellcheck -x lab/demo/*.sh
 	promtool check rules monitoring/prometheus/*.rules.yml
 	promtool test rules monitoring/prometheus/*.rules.test.yml
@@ -66,22 +66,11 @@ collector: ## build go-dnscollector into .cache/collector (release-mirror layout
 test-roles: venv lab-host collector ## molecule test of every role scenario (ROLES=name... for some)
 	lab/run-molecule $(ROLES)
 
-# The lab host (podman, the images) and the collector build wait on the
-# network and the disk more than on the processor: they are made in the
-# background while lint and the agent's tests run. The lab's tests (some run
-# the collector binary) and the scenarios start once both are done. A failure
-# of either stops the run with its log.
+# The order of make test (scripts/test-all): the lab host and the collector,
+# then the end-to-end scenario, in the background while lint and the unit
+# tests run in the foreground; the role scenarios join when those are done.
 test: venv ## everything CI runs: lint, unit tests, then every lab scenario
-	@mkdir -p $(CACHE)/lab
-	@echo "test: lab host and collector made in the background; log: .cache/lab/prepare.log"
-	@$(MAKE) --no-print-directory lab-host collector >$(CACHE)/lab/prepare.log 2>&1 & prep=$$!; \
-	rc=0; $(MAKE) --no-print-directory lint test-agent || rc=$$?; \
-	if ! wait $$prep; then \
-	  echo "test: making the lab host or the collector failed; the end of .cache/lab/prepare.log:" >&2; \
-	  tail -n 60 $(CACHE)/lab/prepare.log >&2; exit 1; \
-	fi; \
-	echo "test: lab host and collector ready"; exit $$rc
-	$(MAKE) --no-print-directory test-lab test-lab-scenarios
+	scripts/test-all
 
 test-e2e: venv lab-host collector ## end-to-end scenario on the lab (molecule/default, about 20 min)
 	molecule test -s default

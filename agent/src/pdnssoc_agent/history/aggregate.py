@@ -55,9 +55,9 @@ class Batch:
     """Records folded per bucket, kept as columns; :meth:`table` makes them a table.
 
     ``add`` is the hot path: one dict lookup per record, and for a new row a
-    few list appends (its key fields, and its answers' types and data
-    flattened): no per-row objects are built, so that :meth:`table` only hands
-    whole lists to Arrow. A key seen again with a different answer section
+    few list appends (its key, its count and times, and its answers' types and
+    data flattened): no per-row objects are built, so that :meth:`table` only
+    hands whole lists to Arrow. A key seen again with a different answer section
     (round-robin addresses) gets a row of its own.
     """
 
@@ -71,11 +71,7 @@ class Batch:
         self._variants: dict[tuple[_Key, tuple[tuple[str, str], ...]], int] = {}
         """(key, answer data) -> row, for the rarer second and later answer sections."""
         # one entry per row
-        self._sensor: list[str] = []
-        self._client: list[str] = []
-        self._qname: list[str] = []
-        self._qtype: list[str] = []
-        self._rcode: list[str] = []
+        self._keys: list[_Key] = []
         self._count: list[int] = []
         self._first: list[str] = []
         self._last: list[str] = []
@@ -95,8 +91,7 @@ class Batch:
         rows = self._rows
         cut = self._cut
         count, first, last, answers = self._count, self._first, self._last, self._an
-        sensor, client, qname = self._sensor.append, self._client.append, self._qname.append
-        qtype, rcode = self._qtype.append, self._rcode.append
+        keys = self._keys.append
         rtype, rdata, ends = self._rtype.append, self._rdata.append, self._ends.append
         n_data = len(self._rdata)
         n = 0
@@ -132,11 +127,7 @@ class Batch:
             i = rows.get(key)
             if i is None:  # a new row: _new_row, inlined (most lines start one)
                 rows[key] = len(count)
-                sensor(key[1])
-                client(key[2])
-                qname(key[3])
-                qtype(key[4])
-                rcode(key[5])
+                keys(key)
                 count.append(1)
                 first.append(ts)
                 last.append(ts)
@@ -160,11 +151,7 @@ class Batch:
 
     def _new_row(self, key: _Key, ts: str, an: list[RecAnswer] | None) -> int:
         i = len(self._count)
-        self._sensor.append(key[1])
-        self._client.append(key[2])
-        self._qname.append(key[3])
-        self._qtype.append(key[4])
-        self._rcode.append(key[5])
+        self._keys.append(key)
         self._count.append(1)
         self._first.append(ts)
         self._last.append(ts)
@@ -199,17 +186,18 @@ class Batch:
             return SCHEMA.empty_table()
         first = _times(self._first)
         last = _times(self._last)
-        qname = pa.array(self._qname, pa.string())
+        _, sensor, client, qnames, qtype, rcode = zip(*self._keys, strict=True)
+        qname = pa.array(qnames, pa.string())
         canon = pc.utf8_rtrim(pc.utf8_lower(qname), characters=".")
         cnames, ip4, ip6 = _answers(self._rtype, self._rdata, self._ends)
         t = pa.table(
             {
                 "rname": pc.utf8_reverse(canon),
                 "qname": pc.if_else(pc.equal(qname, canon), pa.scalar(None, pa.string()), qname),
-                "qtype": pa.array(self._qtype, pa.string()),
-                "rcode": pa.array(self._rcode, pa.string()),
-                "sensor": pa.array(self._sensor, pa.string()),
-                "client": pa.array(self._client, pa.string()),
+                "qtype": pa.array(qtype, pa.string()),
+                "rcode": pa.array(rcode, pa.string()),
+                "sensor": pa.array(sensor, pa.string()),
+                "client": pa.array(client, pa.string()),
                 "cnames": cnames,
                 "ip4": ip4,
                 "ip6": ip6,

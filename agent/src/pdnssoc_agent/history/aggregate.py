@@ -15,7 +15,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from itertools import accumulate
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,10 +52,13 @@ def epoch_us(text: str) -> int | None:
 
 
 class Batch:
-    """Records folded per bucket; :meth:`columns` turns them into rows.
+    """Records folded per bucket, kept as columns; :meth:`table` makes them a table.
 
-    ``add`` is the hot path: one dict lookup per record. A key seen again with
-    a different answer section (round-robin addresses) gets a row of its own.
+    ``add`` is the hot path: one dict lookup per record, and for a new row a
+    few list appends (its key, its count and times, and its answers' types and
+    data flattened): no per-row objects are built, so that :meth:`table` only
+    hands whole lists to Arrow. A key seen again with a different answer section
+    (round-robin addresses) gets a row of its own.
     """
 
     def __init__(self, bucket: str = "hour") -> None:
@@ -64,20 +66,34 @@ class Batch:
             raise ValueError(f"history bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
         self.bucket = bucket
         self._cut = BUCKETS[bucket]
-        # key -> [count, first text, last text, answers]
-        self._rows: dict[_Key, list[object]] = {}
-        # (key, answer data) -> [count, first, last, answers], for the rarer second variant
-        self._variants: dict[tuple[_Key, tuple[tuple[str, str], ...]], list[object]] = {}
+        self._rows: dict[_Key, int] = {}
+        """key -> its first row (the one of the first answer section seen)."""
+        self._variants: dict[tuple[_Key, tuple[tuple[str, str], ...]], int] = {}
+        """(key, answer data) -> row, for the rarer second and later answer sections."""
+        # one entry per row
+        self._keys: list[_Key] = []
+        self._count: list[int] = []
+        self._first: list[str] = []
+        self._last: list[str] = []
+        self._an: list[list[RecAnswer] | None] = []
+        # the rows' answers, flattened: row i's are [_ends[i], _ends[i + 1])
+        self._rtype: list[str] = []
+        self._rdata: list[str] = []
+        self._ends: list[int] = [0]
         self.replies = 0
         self.stats = ReadStats()
 
     def __len__(self) -> int:
-        return len(self._rows) + len(self._variants)
+        return len(self._count)
 
-    def add(self, records: Iterable[Record], where: str = "") -> None:
+    def add(self, records: Iterable[Record], where: str = "") -> None:  # noqa: PLR0915 - hot loop
         """Fold ``records`` in; those without a query name are counted and left out."""
         rows = self._rows
         cut = self._cut
+        count, first, last, answers = self._count, self._first, self._last, self._an
+        keys = self._keys.append
+        rtype, rdata, ends = self._rtype.append, self._rdata.append, self._ends.append
+        n_data = len(self._rdata)
         n = 0
         for r in records:
             d = r.dns
@@ -108,30 +124,57 @@ class Batch:
                 ts = ts[:-1]
             if not an:
                 an = None
-            g = rows.get(key)
-            if g is None:
-                rows[key] = [1, ts, ts, an]
-            elif g[3] == an:
-                g[0] += 1  # type: ignore[operator]
-                if ts > g[2]:  # type: ignore[operator]
-                    g[2] = ts
-                elif ts < g[1]:  # type: ignore[operator]
-                    g[1] = ts
+            i = rows.get(key)
+            if i is None:  # a new row: _new_row, inlined (most lines start one)
+                rows[key] = len(count)
+                keys(key)
+                count.append(1)
+                first.append(ts)
+                last.append(ts)
+                answers.append(an)
+                if an:
+                    for a in an:
+                        rtype(a.rdatatype)
+                        rdata(a.rdata)
+                    n_data += len(an)
+                ends(n_data)
+            elif answers[i] == an:
+                count[i] += 1
+                if ts > last[i]:
+                    last[i] = ts
+                elif ts < first[i]:
+                    first[i] = ts
             else:
                 self._add_variant(key, ts, an)
+                n_data = len(self._rdata)
         self.replies += n
+
+    def _new_row(self, key: _Key, ts: str, an: list[RecAnswer] | None) -> int:
+        i = len(self._count)
+        self._keys.append(key)
+        self._count.append(1)
+        self._first.append(ts)
+        self._last.append(ts)
+        self._an.append(an)
+        if an:
+            rtype, rdata = self._rtype, self._rdata
+            for a in an:
+                rtype.append(a.rdatatype)
+                rdata.append(a.rdata)
+        self._ends.append(len(self._rdata))
+        return i
 
     def _add_variant(self, key: _Key, ts: str, an: list[RecAnswer] | None) -> None:
         vkey = (key, tuple((a.rdatatype, a.rdata) for a in an or ()))
-        g = self._variants.get(vkey)
-        if g is None:
-            self._variants[vkey] = [1, ts, ts, an]
+        i = self._variants.get(vkey)
+        if i is None:
+            self._variants[vkey] = self._new_row(key, ts, an)
             return
-        g[0] += 1  # type: ignore[operator]
-        if ts > g[2]:  # type: ignore[operator]
-            g[2] = ts
-        elif ts < g[1]:  # type: ignore[operator]
-            g[1] = ts
+        self._count[i] += 1
+        if ts > self._last[i]:
+            self._last[i] = ts
+        elif ts < self._first[i]:
+            self._first[i] = ts
 
     def table(self) -> pa.Table:
         """The rows as a table of :data:`.schema.SCHEMA`, unsorted.
@@ -139,29 +182,26 @@ class Batch:
         A row whose first or last time cannot be read is counted in ``stats``
         and left out.
         """
-        items = list(self._rows.items())
-        items += [(k[0], v) for k, v in self._variants.items()]
-        if not items:
+        if not self._count:
             return SCHEMA.empty_table()
-        keys = pa.array([k for k, _ in items], _KEY_TYPE)
-        vals = [v for _, v in items]
-        first = _times([v[1] for v in vals])  # type: ignore[misc]
-        last = _times([v[2] for v in vals])  # type: ignore[misc]
-        qname = keys.field("qname")
+        first = _times(self._first)
+        last = _times(self._last)
+        _, sensor, client, qnames, qtype, rcode = zip(*self._keys, strict=True)
+        qname = pa.array(qnames, pa.string())
         canon = pc.utf8_rtrim(pc.utf8_lower(qname), characters=".")
-        cnames, ip4, ip6 = _answers([v[3] for v in vals])  # type: ignore[misc]
+        cnames, ip4, ip6 = _answers(self._rtype, self._rdata, self._ends)
         t = pa.table(
             {
                 "rname": pc.utf8_reverse(canon),
                 "qname": pc.if_else(pc.equal(qname, canon), pa.scalar(None, pa.string()), qname),
-                "qtype": keys.field("qtype"),
-                "rcode": keys.field("rcode"),
-                "sensor": keys.field("sensor"),
-                "client": keys.field("client"),
+                "qtype": pa.array(qtype, pa.string()),
+                "rcode": pa.array(rcode, pa.string()),
+                "sensor": pa.array(sensor, pa.string()),
+                "client": pa.array(client, pa.string()),
                 "cnames": cnames,
                 "ip4": ip4,
                 "ip6": ip6,
-                "count": pa.array([v[0] for v in vals], pa.uint32()),
+                "count": pa.array(self._count, pa.uint32()),
                 "first": pc.min_element_wise(first, last).cast(TIME),
                 "span_us": pc.abs(pc.subtract(last, first)),
             },
@@ -171,29 +211,26 @@ class Batch:
         n_bad = pc.sum(bad).as_py() or 0
         if n_bad:
             for i in pc.indices_nonzero(bad).to_pylist()[:10]:
-                self.stats.note("wrong_type", f"timestamp {vals[i][1]!r}")
+                self.stats.note("wrong_type", f"timestamp {self._first[i]!r}")
             self.stats.wrong_type += n_bad - min(n_bad, 10)
             t = t.filter(pc.invert(bad))
         return t
 
 
-_KEY_TYPE = pa.struct(
-    [(name, pa.string()) for name in ("bucket", "sensor", "client", "qname", "qtype", "rcode")]
-)
-
-
-def _answers(sections: list[list[RecAnswer] | None]) -> tuple[pa.Array, pa.Array, pa.Array]:
+def _answers(
+    rtypes: list[str], rdata: list[str], ends: list[int]
+) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Per row: CNAME targets, IPv4 addresses (integers), IPv6 addresses (16 bytes), in order.
 
-    Other record types, and address data that ``inet_pton`` would not read,
-    are not kept: nothing else is ever matched.
+    ``rtypes`` and ``rdata`` are every row's answers one after another, row
+    ``i``'s from ``ends[i]`` to ``ends[i + 1]``. Other record types, and
+    address data that ``inet_pton`` would not read, are not kept: nothing else
+    is ever matched.
     """
-    n = len(sections)
-    flat = [a for an in sections if an for a in an]
-    offsets = pa.array(list(accumulate((len(an) if an else 0 for an in sections), initial=0)),
-                       pa.int32())  # fmt: skip
-    types = pa.array([a.rdatatype for a in flat], pa.string())
-    data = pa.array([a.rdata for a in flat], pa.string())
+    n = len(ends) - 1
+    offsets = pa.array(ends, pa.int32())
+    types = pa.array(rtypes, pa.string())
+    data = pa.array(rdata, pa.string())
     parents = pc.list_parent_indices(pa.ListArray.from_arrays(offsets, data))
     rows = pa.array(range(n + 1), pa.int64())
 
@@ -214,23 +251,18 @@ def _answers(sections: list[list[RecAnswer] | None]) -> tuple[pa.Array, pa.Array
     )
 
 
-_OCTET = r"^(0|[1-9][0-9]{0,2})$"
-
-
 def _ip4_numbers(texts: pa.Array) -> pa.Array:
-    """Dotted quads as integers (null where one is not what inet_pton reads)."""
-    parts = pc.split_pattern(texts, ".")
-    four = pc.equal(pc.list_value_length(parts), 4)
-    parts = pc.if_else(four, parts, pa.scalar(["0", "0", "0", "0"], parts.type))
-    value = pa.array([0] * len(texts), pa.uint32())
-    valid = four
-    for i in range(4):
-        octet = pc.list_element(parts, i)
-        ok = pc.match_substring_regex(octet, _OCTET)
-        number = pc.cast(pc.if_else(ok, octet, "0"), pa.uint32())
-        valid = pc.and_(valid, pc.and_(ok, pc.less_equal(number, 255)))
-        value = pc.add(pc.shift_left(value, pa.scalar(8, pa.uint32())), number)
-    return pc.if_else(valid, value, pa.scalar(None, pa.uint32()))
+    """Dotted quads as integers (null where one is not what inet_pton reads), parsed
+    once each: an address answers many queries, so the distinct ones are far fewer."""
+    distinct = pc.unique(texts)
+    numbers: list[int | None] = []
+    pton, family, from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
+    for t in distinct.to_pylist():
+        try:
+            numbers.append(from_bytes(pton(family, t), "big"))
+        except OSError:
+            numbers.append(None)
+    return pa.array(numbers, pa.uint32()).take(pc.index_in(texts, distinct))
 
 
 def _ip6_bytes(texts: pa.Array) -> pa.Array:

@@ -190,7 +190,7 @@ class Writer:
         last = pc.add(first, table["span_us"])
         return SegmentInfo(
             path=rel, day=day, rows=table.num_rows, replies=replies, bytes=size,
-            first_us=min(first.to_pylist()), last_us=max(last.to_pylist()), index=idx,
+            first_us=pc.min(first).as_py(), last_us=pc.max(last).as_py(), index=idx,
         )  # fmt: skip
 
     def _unlink(self, info: SegmentInfo) -> None:

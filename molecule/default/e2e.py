@@ -311,35 +311,47 @@ def prime(lab: Lab) -> None:
             marker(lab, "gaps"),
         ]
     )
+    resolve_other_live(lab)
 
 
-def check_live_alert(lab: Lab) -> None:
-    """A malicious name -> alert within 2 min (sensor, masked client, MISP) and an e-mail."""
-    sensor = lab.params["sensors"][0]
-    name = live_name(lab)
-    t0 = lab.resolve_once([name])
-    alert = lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)[0]
-    lab.figures["live alert latency (resolution to alert line)"] = f"{time.monotonic() - t0:.0f} s"
-    if alert["kind"] != "live":
-        raise CheckFailedError(f"kind is {alert['kind']!r}, not 'live'")
-    if alert["sensor"] != sensor["identity"]:
-        raise CheckFailedError(f"sensor is {alert['sensor']!r}, expected {sensor['identity']!r}")
+def masked_client(lab: Lab, sensor: dict[str, Any]) -> tuple[str, str]:
+    """The workstation's address and the same address as ``sensor`` masks it."""
     client = lab.client_address()
-    masked = str(
-        ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False).network_address
+    net = ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False)
+    return client, str(net.network_address)
+
+
+def live_alert_from(lab: Lab, sensor: dict[str, Any], name: str, t0: float) -> dict[str, Any]:
+    """Wait for the live alert for ``name`` (resolved through ``sensor`` at ``t0``)
+    and check it: kind live, the sensor's identity, the masked client, the
+    indicator 198.51.100.66 with its MISP event; then the e-mail to the
+    sensor's contact. Every alert for the name must say the same."""
+    found = lab.wait(f"alert for {name}", lambda: lab.alerts_for(name), LIVE_DEADLINE)
+    where = sensor["identity"]
+    lab.figures[f"live alert latency, {where} (resolution to alert line)"] = (
+        f"{time.monotonic() - t0:.0f} s"
     )
-    if alert["client"] != masked:
-        raise CheckFailedError(
-            f"client is {alert['client']!r}, expected {client} masked: {masked!r}"
-        )
-    if alert["match"]["how"] != "ip" or alert["match"]["indicator"] != "198.51.100.66":
-        raise CheckFailedError(f"match is {alert['match']}, expected ip 198.51.100.66")
-    infos = [str(c.get("event_info", "")) for c in alert["misp"]]
-    if not any("Phishing kit" in i for i in infos):
-        raise CheckFailedError(f"MISP context lacks the event: {alert['misp']}")
+    client, masked = masked_client(lab, sensor)
+    for alert in found:
+        if alert["kind"] != "live":
+            raise CheckFailedError(f"kind is {alert['kind']!r}, not 'live'")
+        if alert["sensor"] != where:
+            raise CheckFailedError(f"sensor is {alert['sensor']!r}, expected {where!r}")
+        if alert["client"] != masked:
+            raise CheckFailedError(
+                f"client is {alert['client']!r}, expected {client} masked: {masked!r}"
+            )
+        if alert["match"]["how"] != "ip" or alert["match"]["indicator"] != "198.51.100.66":
+            raise CheckFailedError(f"match is {alert['match']}, expected ip 198.51.100.66")
+        infos = [str(c.get("event_info", "")) for c in alert["misp"]]
+        if not any("Phishing kit" in i for i in infos):
+            raise CheckFailedError(f"MISP context lacks the event: {alert['misp']}")
+    alert = found[0]
     print(
         f"    alert: sensor={alert['sensor']} client={alert['client']} (client {client}) "
-        f"match={alert['match']['how']}:{alert['match']['indicator']} misp={infos}"
+        f"match={alert['match']['how']}:{alert['match']['indicator']} "
+        f"misp={[c.get('event_info') for c in alert['misp']]}"
+        + (f" ({len(found)} alerts, all alike)" if len(found) > 1 else "")
     )
 
     def mail_for_contact() -> list[dict[str, Any]]:
@@ -348,8 +360,18 @@ def check_live_alert(lab: Lab) -> None:
         ]
 
     mail = lab.wait(f"e-mail to {sensor['contact']}", mail_for_contact, LIVE_DEADLINE)[0]
-    lab.figures["live alert latency (resolution to e-mail)"] = f"{time.monotonic() - t0:.0f} s"
+    lab.figures[f"live alert latency, {where} (resolution to e-mail)"] = (
+        f"{time.monotonic() - t0:.0f} s"
+    )
     print(f"    mail: to={mail['envelope_to']} subject={mail['subject']!r}")
+    return dict(alert)
+
+
+def check_live_alert(lab: Lab) -> None:
+    """A malicious name -> alert within 2 min (sensor, masked client, MISP) and an e-mail."""
+    name = live_name(lab)
+    t0 = lab.resolve_once([name])
+    alert = live_alert_from(lab, lab.params["sensors"][0], name, t0)
 
     def webhook_for_alert() -> list[dict[str, Any]]:
         return [
@@ -361,6 +383,39 @@ def check_live_alert(lab: Lab) -> None:
 
     hook = lab.wait(f"webhook with the alert for {name}", webhook_for_alert, LIVE_DEADLINE)[0]
     print(f"    webhook: alert {hook['id']} ({hook['match']['how']}) posted to the generic webhook")
+
+
+def other_live_sensors(lab: Lab) -> list[dict[str, Any]]:
+    """The streaming sensors after the first: other resolvers, other capture (sniffing)."""
+    return [s for s in lab.params["sensors"][1:] if s["transport"] == "stream"]
+
+
+def other_live_name(lab: Lab, sensor: dict[str, Any]) -> str:
+    return f"live-{sensor['identity']}-{lab.token}.campus-cdn.test"
+
+
+def resolve_other_live(lab: Lab) -> None:
+    """Resolve each other sensor's live name through it, once a run."""
+    for sensor in other_live_sensors(lab):
+        name = other_live_name(lab, sensor)
+        if name not in lab.resolved:
+            lab.resolve([name], sensor)
+            lab.resolved[name] = time.monotonic()
+
+
+def check_live_other_resolvers(lab: Lab) -> None:
+    """The same live alert through each other streaming sensor (Unbound's dnstap, the
+    sniffed resolver): its identity, the masked client, e-mail to its own contact."""
+    sensors = other_live_sensors(lab)
+    if not sensors:
+        raise CheckFailedError("the lab has one streaming sensor only: nothing to check")
+    resolve_other_live(lab)
+    for sensor in sensors:
+        name = other_live_name(lab, sensor)
+        print(
+            f"    {sensor['identity']} ({sensor['resolver']}, collector input {sensor['input']}):"
+        )
+        live_alert_from(lab, sensor, name, lab.resolved[name])
 
 
 def _check_kinds(lab: Lab, cases: dict[str, tuple[str, str]], mark: str) -> None:
@@ -528,7 +583,11 @@ def check_rpz_log_only(lab: Lab) -> None:
     """The institution in log-only mode gets the zone by NOTIFY/transfer after a fetch,
     answers a listed name normally and logs the hit; the other one has no zone."""
     subscribed = [s for s in lab.params["sensors"] if s.get("rpz_mode") == "log"]
-    others = [s for s in lab.params["sensors"] if s.get("rpz_mode", "off") == "off"]
+    others = [
+        s
+        for s in lab.params["sensors"]
+        if s.get("rpz_mode", "off") == "off" and s.get("resolver", "bind") == "bind"
+    ]
     if not subscribed or not others:
         raise CheckFailedError(
             "needs one sensor with bind_dnstap_rpz_mode: log and one not subscribed; "
@@ -1100,10 +1159,7 @@ def check_hunt(lab: Lab) -> None:
     """The history store answers hunt: who resolved the live name and the indicator's address."""
     sensor = lab.params["sensors"][0]
     name = live_name(lab)
-    client = lab.client_address()
-    masked = str(
-        ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False).network_address
-    )
+    _client, masked = masked_client(lab, sensor)
 
     def rows(*values: str) -> list[dict[str, Any]]:
         _rc, out = lab.agent("hunt", *values, "--since", "2h", "--format", "json")
@@ -1278,6 +1334,7 @@ def check_web(lab: Lab) -> None:
 
 CHECKS: dict[str, Callable[[Lab], None]] = {
     "live": check_live_alert,
+    "live-resolvers": check_live_other_resolvers,
     "match-kinds": check_match_kinds,
     "subdomain-cname": check_subdomain_cname,
     "benign": check_benign_silent,
@@ -1310,7 +1367,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, check in CHECKS.items():
         if args.only and name not in args.only:
             continue
-        if name in {"live", "match-kinds", "subdomain-cname", "benign"} and not lab.resolved:
+        first = {"live", "live-resolvers", "match-kinds", "subdomain-cname", "benign"}
+        if name in first and not lab.resolved:
             prime(lab)
         summary = (check.__doc__ or "").split("\n\n")[0]
         print(f"--- {name}: {summary}", flush=True)

@@ -3,13 +3,14 @@
 # make demo: the pDNSSOC lab end to end, in minutes, on this machine.
 #  1. host set-up, lab image, a check of every capability the lab needs, and
 #     go-dnscollector (cached after the first run)
-#  2. lab hosts as podman containers: sensor (an institution's BIND resolver),
+#  2. lab hosts as podman containers: four institutions' resolvers with their
+#     sensors (univ-a and univ-b on BIND, univ-c on Unbound, univ-d sniffed),
 #     server (the CSIRT's pDNSSOC), MISP stand-in, authoritative DNS, mail and
 #     webhook sinks, a client workstation
 #  3. the world around pDNSSOC (lab/demo/services.yml), then pDNSSOC itself,
 #     deployed as an operator does: ansible-playbook -i inventories/lab playbooks/site.yml
 #  4. fetch-iocs, then benign and malicious names resolved by the client
-#     through the sensor, and the alerts printed as they arrive
+#     through univ-a's resolver, and the alerts printed as they arrive
 # The lab keeps running for exploration; make demo-down removes it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

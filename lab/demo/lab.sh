@@ -14,7 +14,7 @@ IMAGE=${LAB_IMAGE:-localhost/pdnssoc-lab-debian:bookworm}
 WORKSTATION_IMAGE=${LAB_WORKSTATION_IMAGE:-localhost/pdnssoc-lab-workstation:bookworm}
 NETWORK=${LAB_NETWORK:-pdnssoc-lab}
 HOSTS=(pdnssoc-lab-dns pdnssoc-lab-misp pdnssoc-lab-mail pdnssoc-lab-server pdnssoc-lab-sensor
-  pdnssoc-lab-sensor-b pdnssoc-lab-client)
+  pdnssoc-lab-sensor-b pdnssoc-lab-sensor-c pdnssoc-lab-sensor-d pdnssoc-lab-client)
 LABEL=pdnssoc.lab=demo
 
 # aardvark-dns, started with the first container on a network, says it cannot
@@ -38,9 +38,10 @@ up() {
       "") ;;
       *) podman rm -f "$host" >/dev/null ;;
     esac
-    # The lab's sensors read BIND's dnstap socket: no capability beyond the
-    # defaults (a sniffing sensor would need --cap-add NET_RAW).
+    # The sensors read their resolver's dnstap socket: no capability beyond
+    # the defaults; univ-d's collector sniffs with AF_PACKET (CAP_NET_RAW).
     extra=()
+    [ "$host" != pdnssoc-lab-sensor-d ] || extra=(--cap-add NET_RAW)
     image=$IMAGE
     [ "$host" != pdnssoc-lab-client ] || image=$WORKSTATION_IMAGE
     podman_quiet podman run -d --name "$host" --hostname "$host" --network "$NETWORK" \

@@ -315,8 +315,19 @@ def prime(lab: Lab) -> None:
 
 
 def masked_client(lab: Lab, sensor: dict[str, Any]) -> tuple[str, str]:
-    """The workstation's address and the same address as ``sensor`` masks it."""
+    """The workstation's address and the alert's client for a lookup it made
+    through ``sensor``: that address masked as the sensor masks it, or, for a
+    dnstap sensor in the default capture mode (resolver responses only), the
+    address the resolver reports for itself (Unbound: its outgoing socket,
+    0.0.0.0)."""
     client = lab.client_address()
+    if sensor["input"] == "dnstap" and "client response" not in sensor["messages"]:
+        if sensor["resolver"] != "unbound":
+            raise CheckFailedError(
+                f"{sensor['host']}: no expected client for {sensor['resolver']} "
+                f"with {sensor['messages']}"
+            )
+        return client, "0.0.0.0"
     net = ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False)
     return client, str(net.network_address)
 
@@ -404,8 +415,9 @@ def resolve_other_live(lab: Lab) -> None:
 
 
 def check_live_other_resolvers(lab: Lab) -> None:
-    """The same live alert through each other streaming sensor (Unbound's dnstap, the
-    sniffed resolver): its identity, the masked client, e-mail to its own contact."""
+    """The same live alert through each other streaming sensor (Unbound's dnstap in
+    the default capture mode, the sniffed resolver): its identity, the client
+    as that mode tells it, e-mail to its own contact."""
     sensors = other_live_sensors(lab)
     if not sensors:
         raise CheckFailedError("the lab has one streaming sensor only: nothing to check")
@@ -413,7 +425,8 @@ def check_live_other_resolvers(lab: Lab) -> None:
     for sensor in sensors:
         name = other_live_name(lab, sensor)
         print(
-            f"    {sensor['identity']} ({sensor['resolver']}, collector input {sensor['input']}):"
+            f"    {sensor['identity']} ({sensor['resolver']}, collector input {sensor['input']}, "
+            f"{', '.join(sensor['messages']) if sensor['input'] == 'dnstap' else 'sniffed'}):"
         )
         live_alert_from(lab, sensor, name, lab.resolved[name])
 

@@ -327,7 +327,7 @@ def masked_client(lab: Lab, sensor: dict[str, Any]) -> tuple[str, str]:
                 f"{sensor['host']}: no expected client for {sensor['resolver']} "
                 f"with {sensor['messages']}"
             )
-        return client, "0.0.0.0"
+        return client, str(ipaddress.IPv4Address(0))
     net = ipaddress.ip_network(f"{client}/{sensor['mask_v4']}", strict=False)
     return client, str(net.network_address)
 

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.correlate import run_correlate, run_retro
+from pdnssoc_agent.errors import NoInputError
 from tests.support.correlate import dns_line, read_alerts, write_lists
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
@@ -120,3 +124,31 @@ def test_a_damaged_store_falls_back_to_the_raw_scan(tmp_path: Path) -> None:
     assert result.stats.lines == 3 * 2 * 8
     assert result.alerts > 0
     assert {a["source"]["file"] for a in read_alerts(cfg)} == {str(cfg.correlation.queries_file)}
+
+
+def test_a_store_without_any_dns_log_is_searched_and_the_run_succeeds(tmp_path: Path) -> None:
+    """An analyst's copy of the store, loaded with `history import` (or a server
+    whose raw logs retention removed): retro reads the store and exits 0; with
+    neither a store nor a log it still says there was nothing to search."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "old.json").write_bytes(_log(9))
+    cfg = _config(tmp_path / "copy", store=True)
+    write_lists(cfg, DOMAINS, NETS)
+    assert main(["-c", str(_file_config(cfg)), "history", "import", str(logs)]) == 0
+    assert not cfg.correlation.queries_file.exists()
+    run_retro(cfg, now=NOW, progress=None)
+    alerts = read_alerts(cfg)
+    assert {a["match"]["how"] for a in alerts} == {"exact", "subdomain", "cname", "ip", "cidr"}
+    assert {a["source"]["file"] for a in alerts} == {str(cfg.history.dir)}
+
+    empty = _config(tmp_path / "empty", store=False)
+    write_lists(empty, DOMAINS, NETS)
+    with pytest.raises(NoInputError, match="no DNS log is searched"):
+        run_retro(empty, now=NOW, progress=None)
+
+
+def _file_config(cfg: Config) -> Path:
+    path = cfg.data_dir / "agent.yml"
+    path.write_text(f"data_dir: {cfg.data_dir}\n")
+    return path

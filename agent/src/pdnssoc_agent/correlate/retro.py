@@ -127,7 +127,8 @@ def run_retro(
             job.finish(scheduled=not given)
     job.result.seconds = time.monotonic() - started
     log_stats(log, "retro", job.result)
-    if not given:
+    if not given and not job.store_searched:
+        # with no DNS log at all, a run that searched the history store did its work
         raise_no_input(retro_problems(config))
     return job.result
 
@@ -275,6 +276,7 @@ class Retro:
         self.result = RunResult(indicators=self.matcher.indicator_count)
         self.agg = Aggregator("retro", corr.dedup_window)
         self.gaps: dict[Path, retro_store.Gaps] = {}
+        self.store_searched = False
         self.resume = resume
         """The checkpoint of a stopped run this one resumes (None: a run of its own)."""
         self.remaining: list[Path] = []
@@ -307,6 +309,7 @@ class Retro:
             self.agg = Aggregator("retro", self.corr.dedup_window)
             return
         self.gaps = part.gaps
+        self.store_searched = True
         log.info(
             "retro: history store: %d segment(s) searched, %d matching row(s) (%d repl(ies)); "
             "%d of %d file(s) held there",

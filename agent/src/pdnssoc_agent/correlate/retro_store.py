@@ -115,7 +115,9 @@ def search(  # noqa: PLR0917
 
     # whole hours: a row that begins before the look-back starts counts whole
     since_us = int(since.timestamp()) // HOUR * HOUR * 1_000_000
-    result = open_store(config).search(matcher, since_us=since_us)
+    # own: on a cluster, the replies of this server's sensors (each server's
+    # retro alerts on its own; the others' are theirs to report)
+    result = open_store(config).search(matcher, since_us=since_us, own=True)
     if result.problems:
         raise AgentError("; ".join(result.problems))
     part.segments = result.segments

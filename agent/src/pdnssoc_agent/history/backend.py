@@ -6,7 +6,9 @@ or a ClickHouse cluster (:class:`.clickhouse.ClusterStore`). Both answer the
 same calls: a writer that correlate's feed fills (:class:`StoreWriter`), the
 byte ranges of query-log files they hold, and a search that returns the same
 :class:`.query.Row` objects, so retro's alerts and hunt's lines are built by
-the same code whatever the engine.
+the same code whatever the engine. A search with ``own`` reads only the replies
+this server put in the store (on a cluster its node's shard: each server's
+retro alerts on its own sensors' replies, once); hunt reads every shard.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Store(Protocol):
         since_us: int | None = None,
         until_us: int | None = None,
         sensors: Iterable[str] | None = None,
+        own: bool = False,
     ) -> QueryResult: ...
 
 
@@ -84,6 +87,7 @@ class Embedded:
         since_us: int | None = None,
         until_us: int | None = None,
         sensors: Iterable[str] | None = None,
+        own: bool = False,  # one server: the whole store is its own
     ) -> QueryResult:
         from .query import search  # noqa: PLC0415
 

@@ -168,14 +168,21 @@ def test_retro_and_hunt_on_the_cluster_equal_the_embedded_store(
         assert got == [{"n": 2 * 3 * 9}]
     res_emb = run_retro(emb, now=NOW, progress=None)
     res_a = run_retro(a, now=NOW, progress=None)
-    # only the tail was read raw, on both
+    res_b = run_retro(b, now=NOW, progress=None)
+    # only the tail was read raw, on a and the embedded store; b has no tail
     assert res_a.stats.lines == res_emb.stats.lines == 2 * 3 * 9
-    from_cluster, from_embedded = _normal(_alerts(a)), _normal(_alerts(emb))
+    assert res_b.stats.lines == 0
+    from_a, from_b = _normal(_alerts(a)), _normal(_alerts(b))
+    from_embedded = _normal(_alerts(emb))
     assert {x["match"]["how"] for x in from_embedded} == {"exact", "subdomain", "cname", "ip",
                                                            "cidr"}  # fmt: skip
     assert {x["sensor"] for x in from_embedded} == {"inst-a", "inst-b"}
     assert any(x["count"] == 6 for x in from_embedded)  # 3 stored + 3 raw in one window
-    assert from_cluster == from_embedded
+    # each server alerts on its own sensors' replies (its shard), never on the
+    # other's: together, once each, what the embedded store gives
+    assert {x["sensor"] for x in from_a} == {"inst-a"}
+    assert {x["sensor"] for x in from_b} == {"inst-b"}
+    assert sorted(from_a + from_b, key=lambda x: (x["id"], x["revision"])) == from_embedded
     sources = {x["source"]["file"] for x in _alerts(a) if x["kind"] == "retro"}
     assert f"clickhouse:{nodes[0].url}{db}" in sources
 

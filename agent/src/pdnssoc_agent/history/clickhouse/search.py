@@ -130,8 +130,10 @@ def statement(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
+    own: bool = False,
 ) -> str:
-    """The SELECT of the rows that may match (None: nothing can)."""
+    """The SELECT of the rows that may match, on every shard (``own``: on the
+    node's own shard only)."""
     match = _names(matcher)
     cn = _cnames(matcher)
     if cn is not None:
@@ -153,7 +155,8 @@ def statement(
         "sensor, client, qname, qtype, rcode, cnames, ip4, arrayMap(x -> hex(x), ip6) AS ip6hex, "
         "count, first_us, last_us"
     )
-    return f"SELECT {columns} FROM {db}.history WHERE " + " AND ".join(where)  # noqa: S608
+    table = "history_local" if own else "history"
+    return f"SELECT {columns} FROM {db}.{table} WHERE " + " AND ".join(where)  # noqa: S608
 
 
 def search(
@@ -163,13 +166,15 @@ def search(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
+    own: bool = False,
 ) -> QueryResult:
-    """Every committed row on the cluster that ``matcher`` matches (raises ClusterError)."""
+    """Every committed row on the cluster (``own``: on the node's shard) that
+    ``matcher`` matches (raises ClusterError)."""
     result = QueryResult()
     if matcher.empty:
         return result
     sql = statement(client.database, matcher, since_us=since_us, until_us=until_us,
-                    sensors=sensors)  # fmt: skip
+                    sensors=sensors, own=own)  # fmt: skip
     for r in client.rows(sql, settings=SETTINGS):
         row = _row(r, matcher)
         if row is not None:

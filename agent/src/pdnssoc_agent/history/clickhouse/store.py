@@ -60,6 +60,9 @@ class ClusterStore:
         since_us: int | None = None,
         until_us: int | None = None,
         sensors: Iterable[str] | None = None,
+        own: bool = False,
     ) -> QueryResult:
+        """Rows of every shard, or with ``own`` of this node's shard only: the
+        replies this server's sensors sent (raises ClusterError)."""
         return search(self.client, matcher, since_us=since_us, until_us=until_us,
-                      sensors=sensors)  # fmt: skip
+                      sensors=sensors, own=own)  # fmt: skip

@@ -118,8 +118,8 @@ def retro_problems(config: Config) -> list[InputProblem]:
         InputProblem(
             "retro",
             f"neither correlation.archive_dir {corr.archive_dir} nor correlation.queries_file "
-            f"{corr.queries_file} exists, so no DNS log is searched (only the history store, "
-            "if there is one)",
+            f"{corr.queries_file} exists, so no DNS log is searched (retro reads its store "
+            "only, if there is one)",
             no_input=True,
         )
     ]

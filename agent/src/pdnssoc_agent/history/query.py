@@ -180,10 +180,16 @@ class _Plan:
         if m is None:
             return out
         flat, where, pos, found = m
+        indicator = {at: d for at, (_, d) in found.items()}
         parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
         values = flat.take(pos).to_pylist()
         for p, at, v in zip(parents, where.take(pos).to_pylist(), values, strict=True):
-            out.setdefault(p, []).append(("cname", found[at][1], v))
+            h: Hit = ("cname", indicator[at], v)
+            have = out.get(p)
+            if have is None:
+                out[p] = [h]
+            else:
+                have.append(h)
         return out
 
     def cname_rows(self, cnames: pa.Array) -> pa.Array | None:
@@ -539,22 +545,20 @@ def _rows(t: pa.Table, plan: _Plan) -> list[Row]:
         plan.ip4_hits(_arr(t["ip4"])),
         plan.ip6_hits(_arr(t["ip6"])),
     ]
+    hits: list[list[Hit]] = [[] for _ in qnames]
+    for i, (how, indicator) in names.items():
+        hits[i].append((how, indicator, qnames[i]))
+    for e in others:  # in this order: CNAME targets, then IPv4, then IPv6 answers
+        for i, found in e.items():
+            hits[i] += found
     ips = _addresses(_arr(t["ip4"]), _arr(t["ip6"]))
-    sensor, client, qtype, rcode, cnames, count, first, span = (
-        _arr(t[c]).to_pylist()
-        for c in ("sensor", "client", "qtype", "rcode", "cnames", "count", "first", "span_us")
+    first = _arr(t["first"])
+    last = pc.add(first, _arr(t["span_us"]))
+    sensor, client, qtype, rcode, cnames, count = (
+        _arr(t[c]).to_pylist() for c in ("sensor", "client", "qtype", "rcode", "cnames", "count")
     )
-    out = []
-    for i, qname in enumerate(qnames):
-        hits: list[Hit] = []
-        h = names.get(i)
-        if h is not None:
-            hits.append((h[0], h[1], qname))
-        for e in others:
-            hits.extend(e.get(i, ()))
-        out.append(Row(sensor[i], client[i], qname, qtype[i], rcode[i], cnames[i], ips[i],
-                       count[i], first[i], first[i] + span[i], hits))  # fmt: skip
-    return out
+    return list(map(Row, sensor, client, qnames, qtype, rcode, cnames, ips, count,
+                    first.to_pylist(), last.to_pylist(), hits))  # fmt: skip
 
 
 def _addresses(ip4: pa.Array, ip6: pa.Array) -> list[list[str]]:
@@ -648,18 +652,20 @@ def _take_rows(
     pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
 ) -> pa.Table:
     """``columns`` of ``rows`` (sorted) as a table, reading only the row groups that hold them."""
-    groups = sorted({bisect_right(starts, r) - 1 for r in rows})
+    at = pa.array(rows, pa.int64())
+    # each row's group (rows are sorted: so are their groups)
+    of = pc.subtract(pc.search_sorted(pa.array(starts, pa.int64()), at, side="right"), 1)
+    groups = pc.unique(of).to_pylist()
     try:
         t = pf.read_row_groups(groups, columns=columns, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise SegmentError(f"{path}: damaged ({exc})") from None
-    # row of the file -> position in the groups read
-    base, at = {}, 0
+    # row of the file -> position in the groups read: minus the rows of the groups skipped
+    base, read = [0] * len(starts), 0
     for g in groups:
-        base[g] = at - starts[g]
-        at += pf.metadata.row_group(g).num_rows
-    pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
-    return t.take(pa.array(pos, pa.int64()))
+        base[g] = read - starts[g]
+        read += pf.metadata.row_group(g).num_rows
+    return t.take(pc.add(at, pc.take(pa.array(base, pa.int64()), of)))
 
 
 def _ranges(prefixes: Iterable[tuple[int, int]], width: int) -> tuple[pa.Array, pa.Array]:

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from ..correlate.indicators import Matcher
 from ..correlate.scan import Hit
+from ..correlate.step import gc_paused
 from . import index
 from .aggregate import reverse_name
 from .manifest import SegmentInfo
@@ -321,7 +322,8 @@ def search(
     plan = _Plan(matcher)
     table = _search_table(store, plan, result, since_us, until_us, sensors)
     if table is not None:
-        result.rows = _rows(table, plan)
+        with gc_paused():  # many objects, no cycles: collections would only cost time
+            result.rows = _rows(table, plan)
     return result
 
 
@@ -343,7 +345,8 @@ def search_merged(
     plan = _Plan(matcher)
     table = _search_table(store, plan, result, since_us, until_us, sensors)
     if table is not None:
-        result.rows = _rows(_merged(table), plan)
+        with gc_paused():  # many objects, no cycles: collections would only cost time
+            result.rows = _rows(_merged(table), plan)
     return result
 
 
@@ -600,20 +603,27 @@ def _merged(t: pa.Table) -> pa.Table:
     those columns, so rows merged here have the same hits."""
     first = t["first"]
     qname = pc.coalesce(_arr(t["qname"]), pc.utf8_reverse(_arr(t["rname"])))
-    keys = pa.table({
-        "sensor": t["sensor"], "client": t["client"], "qname": qname, "qtype": t["qtype"],
-        "rcode": t["rcode"], "cnames": _list_key(_arr(t["cnames"])),
-        "ip4": _list_key(_arr(t["ip4"])), "ip6": _list_key(_arr(t["ip6"])),
-        "count": t["count"], "first": first, "last": pc.add(first, t["span_us"]),
-        "at": pa.array(range(t.num_rows), pa.int64()),
-    })  # fmt: skip
-    by = ["sensor", "client", "qname", "qtype", "rcode", "cnames", "ip4", "ip6"]
-    g = keys.group_by(by, use_threads=False).aggregate(
-        [("count", "sum"), ("first", "min"), ("last", "max"), ("at", "min")]
+    keys = {
+        "sensor": _arr(t["sensor"]), "client": _arr(t["client"]), "qname": qname,
+        "qtype": _arr(t["qtype"]), "rcode": _arr(t["rcode"]),
+        "cnames": _list_key(_arr(t["cnames"])), "ip4": _list_key(_arr(t["ip4"])),
+        "ip6": _list_key(_arr(t["ip6"])),
+    }  # fmt: skip
+    # grouped by each key's number among its distinct values: faster than by the strings
+    codes = {k: pc.dictionary_encode(v).indices for k, v in keys.items()}
+    columns = {**codes, "count": t["count"], "first": first,
+               "last": pc.add(first, t["span_us"]),
+               "at": pa.array(range(t.num_rows), pa.int64())}  # fmt: skip
+    g = (
+        pa.table(columns)
+        .group_by(list(codes), use_threads=False)
+        .aggregate([("count", "sum"), ("first", "min"), ("last", "max"), ("at", "min")])
     )
-    order = pc.sort_indices(g, sort_keys=[("first_min", "ascending"), ("sensor", "ascending"),
-                                          ("client", "ascending"), ("qname", "ascending"),
-                                          ("at_min", "ascending")])  # fmt: skip
+    at = g["at_min"]
+    by = pa.table({"first": g["first_min"], "sensor": keys["sensor"].take(at),
+                   "client": keys["client"].take(at), "qname": qname.take(at),
+                   "at": at})  # fmt: skip
+    order = pc.sort_indices(by, sort_keys=[(c, "ascending") for c in by.column_names])
     g = g.take(order)
     out = t.take(g["at_min"])
     first_min = g["first_min"]

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..correlate.indicators import Matcher
+from .backend import Embedded
 from .query import QueryResult, Row, search_merged
 from .store import HistoryStore
 
@@ -55,6 +56,8 @@ def hunt(
 ) -> QueryResult:
     """Matching rows, one per distinct reply, oldest first seen first."""
     matcher = matcher_for(values)
+    if isinstance(store, Embedded):  # the command's and the web page's way in
+        store = store.store
     if isinstance(store, HistoryStore):
         # merged on the columns, before rows are made: the same rows as merge() of search()'s
         return search_merged(store, matcher, since_us=since_us, until_us=until_us, sensors=sensors)

@@ -42,6 +42,11 @@ def printable(text: str, limit: int = 500) -> str:
     return text
 
 
+def is_printable(text: str) -> bool:
+    """Whether :func:`printable` leaves ``text`` as it is (up to ``limit``, its length)."""
+    return _UNSAFE.search(text) is None
+
+
 def register_secret(value: str) -> None:
     """Remember ``value`` so that :func:`redact` removes it from any text."""
     if len(value) >= _MIN_SECRET:

@@ -26,6 +26,7 @@ from pdnssoc_agent.history import (
     segment,
 )
 from pdnssoc_agent.history import index as hindex
+from pdnssoc_agent.history.hunt import merge
 from pdnssoc_agent.history.query import DIRECT_MAX
 from tests.support.correlate import dns_line
 from tests.support.history import add_lines, flip_in_column, store_at
@@ -328,3 +329,45 @@ def test_hunt_merges_buckets_and_takes_domains_ips_and_cidrs(tmp_path: Path) -> 
     assert first_hit == ("subdomain", "shop.example", "www.shop.example")
     with pytest.raises(HuntValueError, match="'not a name'"):
         matcher_for(["not a name"])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hunt_gives_every_reply_once_over_many_days_and_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The same replies over several days, in segments of many row groups (with and
+    without an index): hunt answers what the rows search finds, merged as
+    :func:`~pdnssoc_agent.history.hunt.merge` merges them (every reply once, count added
+    up, in the same order), with a time window and sensors as well."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(segment, "ROW_GROUP", rng.choice((3, 7, 64)))
+    monkeypatch.setattr(hindex, "WRITE", seed % 3 != 0)
+    replies = []
+    for _ in range(40):
+        q = _name(rng)
+        kw = {"client": rng.choice(("c1", "c2")), "sensor": rng.choice(("s1", "s2", "s3"))}
+        replies.append((q, _answers(rng, q), kw))
+    store = store_at(tmp_path)
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    with store.writer() as w:
+        for day in range(4):
+            for _ in range(rng.randint(1, 3)):  # a few commits (segments) a day
+                out = []
+                for _ in range(rng.randint(20, 60)):
+                    q, answers, kw = rng.choice(replies)
+                    at = t0 + timedelta(days=day, seconds=rng.randint(0, 86399))
+                    ts = at.strftime("%Y-%m-%dT%H:%M:%S") + f".{rng.randint(0, 999):03d}Z"
+                    out.append(dns_line(q, answers, ts=ts, **kw))
+                add_lines(w, b"".join(out))
+                w.commit()
+    domains, nets = _indicators(rng)
+    values = rng.sample(domains, min(3, len(domains))) + nets[:2]
+    day2 = int((t0 + timedelta(days=1, hours=12)).timestamp()) * 1_000_000
+    day3 = int((t0 + timedelta(days=3)).timestamp()) * 1_000_000
+    for kw in ({}, {"since_us": day2}, {"until_us": day3, "sensors": ["s1", "s3"]}):
+        found = search(store, matcher_for(values), **kw)  # type: ignore[arg-type]
+        want = merge(found.rows)
+        got = hunt(store, values, **kw)  # type: ignore[arg-type]
+        assert got.rows == want
+        assert (got.segments, got.problems) == (found.segments, found.problems)
+        assert sum(r.count for r in got.rows) == sum(r.count for r in found.rows)

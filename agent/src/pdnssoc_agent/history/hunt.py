@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..correlate.indicators import Matcher
-from .query import QueryResult, Row, search
+from .backend import Embedded
+from .query import QueryResult, Row, search_merged
 from .store import HistoryStore
 
 if TYPE_CHECKING:
@@ -55,10 +56,12 @@ def hunt(
 ) -> QueryResult:
     """Matching rows, one per distinct reply, oldest first seen first."""
     matcher = matcher_for(values)
+    if isinstance(store, Embedded):  # the command's and the web page's way in
+        store = store.store
     if isinstance(store, HistoryStore):
-        result = search(store, matcher, since_us=since_us, until_us=until_us, sensors=sensors)
-    else:
-        result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+        # merged on the columns, before rows are made: the same rows as merge() of search()'s
+        return search_merged(store, matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+    result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
     result.rows = merge(result.rows)
     return result
 

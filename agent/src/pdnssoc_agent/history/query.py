@@ -27,7 +27,6 @@ import socket
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 
 from ..correlate.indicators import Matcher
 from ..correlate.scan import Hit
+from ..correlate.step import gc_paused
 from . import index
 from .aggregate import reverse_name
 from .manifest import SegmentInfo
@@ -175,25 +175,55 @@ class _Plan:
         return out
 
     def cname_hits(self, cnames: pa.Array) -> dict[int, list[Hit]]:
-        """Row -> CNAME hits, found among the segment's distinct targets."""
+        """Row -> CNAME hits, found among the distinct targets."""
         out: dict[int, list[Hit]] = {}
-        if not self.matcher.cnames or not self.domains:
+        m = self._cname_matches(cnames)
+        if m is None:
             return out
+        flat, where, pos, found = m
+        indicator = {at: d for at, (_, d) in found.items()}
+        parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
+        values = flat.take(pos).to_pylist()
+        for p, at, v in zip(parents, where.take(pos).to_pylist(), values, strict=True):
+            h: Hit = ("cname", indicator[at], v)
+            have = out.get(p)
+            if have is None:
+                out[p] = [h]
+            else:
+                have.append(h)
+        return out
+
+    def cname_rows(self, cnames: pa.Array) -> pa.Array | None:
+        """The rows with a CNAME hit (a row once per hit), without making the hits."""
+        m = self._cname_matches(cnames)
+        return None if m is None else pc.list_parent_indices(cnames).take(m[2])
+
+    def _cname_matches(
+        self, cnames: pa.Array
+    ) -> tuple[pa.Array, pa.Array, pa.Array, dict[int, tuple[str, str]]] | None:
+        """(the targets flattened, each one's distinct number, the positions in the
+        flattened targets that match, distinct number -> (how, indicator)), or None."""
+        if not self.matcher.cnames or not self.domains:
+            return None
         flat = pc.list_flatten(cnames)
         if len(flat) == 0:
-            return out
+            return None
         enc = pc.dictionary_encode(flat)  # the distinct targets, and where each is
         distinct, where = enc.dictionary, enc.indices
         canon = pc.utf8_rtrim(pc.utf8_lower(distinct), characters=".")
         found = self._canon_hits(canon)  # position in ``distinct`` -> (how, indicator)
         if not found:
-            return out
+            return None
         pos = pc.indices_nonzero(pc.is_in(where, pa.array(list(found), pa.int32())))
-        parents = pc.list_parent_indices(cnames).take(pos).to_pylist()
-        values = flat.take(pos).to_pylist()
-        for p, at, v in zip(parents, where.take(pos).to_pylist(), values, strict=True):
-            out.setdefault(p, []).append(("cname", found[at][1], v))
-        return out
+        return flat, where, pos, found
+
+    def any_name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
+        """:meth:`name_hits` for reversed names in any order."""
+        if not self.domains or len(rname) == 0:
+            return {}
+        order = pc.sort_indices(rname)
+        back = order.to_pylist()
+        return {back[i]: h for i, h in self.name_hits(rname.take(order)).items()}
 
     def _canon_hits(self, canon: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for canonical names (lower case, no trailing dot).
@@ -268,6 +298,14 @@ class _Plan:
                 out.setdefault(p, []).append((h[0], h[1], text))
         return out
 
+    def other_rows(self, column: str, values: pa.Array) -> pa.Array | None:
+        """The rows with a hit in ``column`` (cnames, ip4 or ip6; a row may come more
+        than once), or None."""
+        if column == "cnames":
+            return self.cname_rows(values)
+        hits = (self.ip4_hits if column == "ip4" else self.ip6_hits)(values)
+        return pa.array(sorted(hits), pa.int64()) if hits else None
+
 
 def search(
     store: HistoryStore,
@@ -282,7 +320,48 @@ def search(
     if matcher.empty:
         return result
     plan = _Plan(matcher)
-    wanted = set(sensors) if sensors is not None else None
+    table = _search_table(store, plan, result, since_us, until_us, sensors)
+    if table is not None:
+        with gc_paused():  # many objects, no cycles: collections would only cost time
+            result.rows = _rows(table, plan)
+    return result
+
+
+def search_merged(
+    store: HistoryStore,
+    matcher: Matcher,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> QueryResult:
+    """:func:`search`, its rows of the same reply in different buckets merged into one
+    (count added up, earliest first seen, latest last seen), oldest first seen first:
+    what ``hunt`` answers. The merging is done on the columns, so only the merged rows
+    become Python objects."""
+    result = QueryResult()
+    if matcher.empty:
+        return result
+    plan = _Plan(matcher)
+    table = _search_table(store, plan, result, since_us, until_us, sensors)
+    if table is not None:
+        with gc_paused():  # many objects, no cycles: collections would only cost time
+            result.rows = _rows(_merged(table), plan)
+    return result
+
+
+def _search_table(  # noqa: PLR0917
+    store: HistoryStore,
+    plan: _Plan,
+    result: QueryResult,
+    since_us: int | None,
+    until_us: int | None,
+    sensors: Iterable[str] | None,
+) -> pa.Table | None:
+    """The matching rows of every segment in the time span, in the order :func:`search`
+    gives them, as one table of the columns ``_ALL`` (see :func:`_normal`); None if none."""
+    wanted = sorted(set(sensors)) if sensors is not None else None
+    parts: list[pa.Table] = []
     for seg in store.manifest().segments:
         if since_us is not None and seg.last_us < since_us:
             continue
@@ -290,20 +369,49 @@ def search(
             continue
         result.segments += 1
         try:
-            rows = _search_segment(store, seg, plan)
+            t = _search_segment(store, seg, plan)
         except SegmentError as exc:
             log.warning("history: skipped %s", exc)
             result.problems.append(str(exc))
             continue
-        for r in rows:
-            if since_us is not None and r.last_us < since_us:
-                continue
-            if until_us is not None and r.first_us > until_us:
-                continue
-            if wanted is not None and r.sensor not in wanted:
-                continue
-            result.rows.append(r)
-    return result
+        if t is not None:
+            t = _within(t, since_us, until_us, wanted)
+            if t.num_rows:
+                parts.append(t)
+    return pa.concat_tables(parts) if parts else None
+
+
+def _within(
+    t: pa.Table, since_us: int | None, until_us: int | None, sensors: list[str] | None
+) -> pa.Table:
+    """The rows of ``t`` whose [first, last] seen span meets [since, until], of ``sensors``."""
+    masks = []
+    if since_us is not None:
+        masks.append(pc.greater_equal(pc.add(t["first"], t["span_us"]), since_us))
+    if until_us is not None:
+        masks.append(pc.less_equal(t["first"], until_us))
+    if sensors is not None:
+        masks.append(pc.is_in(t["sensor"], value_set=pa.array(sensors, pa.string())))
+    if not masks:
+        return t
+    mask = masks[0]
+    for m in masks[1:]:
+        mask = pc.and_(mask, m)
+    return t.filter(mask)
+
+
+def _normal(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
+    """The columns ``_ALL`` as one table, alike for every segment: the few-valued ones
+    as plain strings, ``first`` as microseconds (int64)."""
+    out: dict[str, pa.Array] = {}
+    for name in _ALL:
+        col = _arr(columns[name])
+        if name in _FEW and pa.types.is_dictionary(col.type):
+            col = pc.cast(col, pa.string())
+        elif name == "first":
+            col = pc.cast(col, pa.int64())
+        out[name] = col
+    return pa.table(out)
 
 
 def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
@@ -335,10 +443,12 @@ def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
 
 @dataclass
 class _Found:
-    """What one segment's matching columns gave: hits by row, and what was read."""
+    """What one segment's matching columns gave: the name hits and the other matching rows,
+    and what was read."""
 
     names: dict[int, tuple[str, str]] = field(default_factory=dict)
-    others: list[dict[int, list[Hit]]] = field(default_factory=list)
+    others: list[pa.Array] = field(default_factory=list)
+    """Rows with a hit in a column other than the name (a row may come more than once)."""
     rname: pa.Array | None = None
     """The reversed names of the row groups in ``name_groups``, concatenated."""
     name_groups: dict[int, int] = field(default_factory=dict)
@@ -350,7 +460,7 @@ class _Found:
     def rows(self) -> list[int]:
         found = set(self.names)
         for e in self.others:
-            found.update(e)
+            found.update(e.to_pylist())
         return sorted(found)
 
 
@@ -380,11 +490,14 @@ def _match_others(pf: pq.ParquetFile, plan: _Plan, found: _Found) -> None:
     if not found.columns:
         return
     t = found.table = pf.read(columns=found.columns, use_threads=False)
-    search = {"cnames": plan.cname_hits, "ip4": plan.ip4_hits, "ip6": plan.ip6_hits}
-    found.others = [search[c](_arr(t[c])) for c in found.columns]
+    for c in found.columns:
+        rows = plan.other_rows(c, _arr(t[c]))
+        if rows is not None:
+            found.others.append(rows)
 
 
-def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> list[Row]:
+def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> pa.Table | None:
+    """A segment's matching rows (see :func:`_normal`), in the order of the segment."""
     path = store.segment_path(seg)
     pf = open_segment(path, seg.bytes, dictionary=_FEW)
     if seg.index:
@@ -407,38 +520,126 @@ def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> list[
         raise SegmentError(f"{path}: damaged ({exc})") from None
     wanted = found.rows()
     if not wanted:
-        return []
-    have: list[dict[str, Any]] = [{} for _ in wanted]
+        return None
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {}
     if found.table is not None:
-        have = found.table.take(pa.array(wanted, pa.int64())).to_pylist()
-    known = list(found.columns)
+        have = found.table.take(pa.array(wanted, pa.int64()))
+        cols.update((c, have[c]) for c in found.columns)
     groups = [bisect_right(starts, i) - 1 for i in wanted]
     if found.rname is not None and all(g in found.name_groups for g in groups):
         at = [found.name_groups[g] + i - starts[g] for g, i in zip(groups, wanted, strict=True)]
-        for d, name in zip(have, found.rname.take(pa.array(at, pa.int64())).to_pylist(),
-                           strict=True):  # fmt: skip
-            d["rname"] = name
-        known.append("rname")
-    rest = _read_rows(pf, wanted, starts, [c for c in _ALL if c not in known], path)
-    return [_row(i, {**r, **h}, found) for i, r, h in zip(wanted, rest, have, strict=True)]
+        cols["rname"] = found.rname.take(pa.array(at, pa.int64()))
+    rest = _take_rows(pf, wanted, starts, [c for c in _ALL if c not in cols], path)
+    cols.update((c, rest[c]) for c in rest.column_names)
+    return _normal(cols)
 
 
-def _row(i: int, r: dict[str, Any], found: _Found) -> Row:
-    qname = r["qname"] if r["qname"] is not None else r["rname"][::-1]
-    hits: list[Hit] = []
-    h = found.names.get(i)
-    if h is not None:
-        hits.append((h[0], h[1], qname))
-    for e in found.others:
-        hits.extend(e.get(i, ()))
-    ips = [socket.inet_ntop(socket.AF_INET, v.to_bytes(4)) for v in r["ip4"]]
-    ips += [socket.inet_ntop(socket.AF_INET6, v) for v in r["ip6"]]
-    first = int(r["first"])
-    return Row(
-        sensor=r["sensor"], client=r["client"], qname=qname, qtype=r["qtype"],
-        rcode=r["rcode"], cnames=r["cnames"], ips=ips, count=r["count"],
-        first_us=first, last_us=first + int(r["span_us"]), hits=hits,
-    )  # fmt: skip
+def _rows(t: pa.Table, plan: _Plan) -> list[Row]:
+    """The rows of a table of :func:`_normal`'s columns as :class:`Row`, with their hits,
+    listed as ``scan`` lists a line's: the query name first, then CNAME targets, IPv4
+    and IPv6 answers in answer order."""
+    if t.num_rows == 0:
+        return []
+    rname = _arr(t["rname"])
+    qnames = pc.coalesce(_arr(t["qname"]), pc.utf8_reverse(rname)).to_pylist()
+    names = plan.any_name_hits(rname)
+    others = [
+        plan.cname_hits(_arr(t["cnames"])),
+        plan.ip4_hits(_arr(t["ip4"])),
+        plan.ip6_hits(_arr(t["ip6"])),
+    ]
+    hits: list[list[Hit]] = [[] for _ in qnames]
+    for i, (how, indicator) in names.items():
+        hits[i].append((how, indicator, qnames[i]))
+    for e in others:  # in this order: CNAME targets, then IPv4, then IPv6 answers
+        for i, found in e.items():
+            hits[i] += found
+    ips = _addresses(_arr(t["ip4"]), _arr(t["ip6"]))
+    first = _arr(t["first"])
+    last = pc.add(first, _arr(t["span_us"]))
+    sensor, client, qtype, rcode, cnames, count = (
+        _arr(t[c]).to_pylist() for c in ("sensor", "client", "qtype", "rcode", "cnames", "count")
+    )
+    return list(map(Row, sensor, client, qnames, qtype, rcode, cnames, ips, count,
+                    first.to_pylist(), last.to_pylist(), hits))  # fmt: skip
+
+
+def _addresses(ip4: pa.Array, ip6: pa.Array) -> list[list[str]]:
+    """Each row's addresses as text, its A answers then its AAAA answers, in order."""
+    flat4 = pc.list_flatten(ip4)
+    octets = [
+        pc.cast(pc.bit_wise_and(pc.shift_right(flat4, bits), pa.scalar(255, pa.uint32())),
+                pa.string())
+        for bits in (24, 16, 8, 0)
+    ]  # fmt: skip
+    out = _split(pc.binary_join_element_wise(*octets, ".").to_pylist(), ip4)
+    flat6 = pc.list_flatten(ip6)
+    if len(flat6):
+        text: dict[bytes, str] = {}
+        six = []
+        for v in flat6.to_pylist():
+            t = text.get(v)
+            if t is None:
+                t = text[v] = socket.inet_ntop(socket.AF_INET6, v)
+            six.append(t)
+        for mine, more in zip(out, _split(six, ip6), strict=True):
+            mine.extend(more)
+    return out
+
+
+def _split(flat: list[str], lists: pa.Array) -> list[list[str]]:
+    """``flat`` (a list column's values flattened) cut back into the column's lists."""
+    out, at = [], 0
+    for n in pc.list_value_length(lists).to_pylist():
+        out.append(flat[at : at + n])
+        at += n
+    return out
+
+
+def _merged(t: pa.Table) -> pa.Table:
+    """One row per (sensor, client, query name, type, rcode, CNAMEs, addresses): the first
+    of them, count added up, earliest first seen and latest last seen; ordered by first
+    seen, sensor, client, query name, then as they came. The hits of a row follow from
+    those columns, so rows merged here have the same hits."""
+    first = t["first"]
+    qname = pc.coalesce(_arr(t["qname"]), pc.utf8_reverse(_arr(t["rname"])))
+    keys = {
+        "sensor": _arr(t["sensor"]), "client": _arr(t["client"]), "qname": qname,
+        "qtype": _arr(t["qtype"]), "rcode": _arr(t["rcode"]),
+        "cnames": _list_key(_arr(t["cnames"])), "ip4": _list_key(_arr(t["ip4"])),
+        "ip6": _list_key(_arr(t["ip6"])),
+    }  # fmt: skip
+    # grouped by each key's number among its distinct values: faster than by the strings
+    codes = {k: pc.dictionary_encode(v).indices for k, v in keys.items()}
+    columns = {**codes, "count": t["count"], "first": first,
+               "last": pc.add(first, t["span_us"]),
+               "at": pa.array(range(t.num_rows), pa.int64())}  # fmt: skip
+    g = (
+        pa.table(columns)
+        .group_by(list(codes), use_threads=False)
+        .aggregate([("count", "sum"), ("first", "min"), ("last", "max"), ("at", "min")])
+    )
+    at = g["at_min"]
+    by = pa.table({"first": g["first_min"], "sensor": keys["sensor"].take(at),
+                   "client": keys["client"].take(at), "qname": qname.take(at),
+                   "at": at})  # fmt: skip
+    order = pc.sort_indices(by, sort_keys=[(c, "ascending") for c in by.column_names])
+    g = g.take(order)
+    out = t.take(g["at_min"])
+    first_min = g["first_min"]
+    for name, col in (("count", g["count_sum"]), ("first", first_min),
+                      ("span_us", pc.subtract(g["last_max"], first_min))):  # fmt: skip
+        out = out.set_column(out.schema.get_field_index(name), name, col)
+    return out
+
+
+def _list_key(lists: pa.Array) -> pa.Array:
+    """Each row's list as one string, equal exactly where the lists are equal (grouping
+    takes no list keys): the list of each value's number among the distinct values."""
+    codes = pc.dictionary_encode(pc.list_flatten(lists)).indices.cast(pa.string())
+    ends = pc.cumulative_sum(pc.list_value_length(lists)).cast(pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, codes), ",")
 
 
 def _group_starts(pf: pq.ParquetFile) -> list[int]:
@@ -457,39 +658,24 @@ _ALL = ["rname", "qname", "qtype", "rcode", "sensor", "client", "cnames", "ip4",
         "first", "span_us"]  # fmt: skip
 
 
-def _read_rows(
-    pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
-) -> list[dict[str, Any]]:
-    """``columns`` of ``rows`` (sorted), reading only the row groups that hold them."""
-    return _as_dicts(_take_rows(pf, rows, starts, columns, path))
-
-
 def _take_rows(
     pf: pq.ParquetFile, rows: list[int], starts: list[int], columns: list[str], path: object
 ) -> pa.Table:
     """``columns`` of ``rows`` (sorted) as a table, reading only the row groups that hold them."""
-    groups = sorted({bisect_right(starts, r) - 1 for r in rows})
+    at = pa.array(rows, pa.int64())
+    # each row's group (rows are sorted: so are their groups)
+    of = pc.subtract(pc.search_sorted(pa.array(starts, pa.int64()), at, side="right"), 1)
+    groups = pc.unique(of).to_pylist()
     try:
         t = pf.read_row_groups(groups, columns=columns, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise SegmentError(f"{path}: damaged ({exc})") from None
-    # row of the file -> position in the groups read
-    base, at = {}, 0
+    # row of the file -> position in the groups read: minus the rows of the groups skipped
+    base, read = [0] * len(starts), 0
     for g in groups:
-        base[g] = at - starts[g]
-        at += pf.metadata.row_group(g).num_rows
-    pos = [r + base[bisect_right(starts, r) - 1] for r in rows]
-    return t.take(pa.array(pos, pa.int64()))
-
-
-def _as_dicts(t: pa.Table) -> list[dict[str, Any]]:
-    t = t.set_column(t.schema.get_field_index("first"), "first", pc.cast(t["first"], pa.int64()))
-    for name in _FEW:  # plain strings again: cheaper to turn into Python objects
-        at = t.schema.get_field_index(name)
-        if at >= 0 and pa.types.is_dictionary(t.schema.field(at).type):
-            t = t.set_column(at, name, pc.cast(t[name], pa.string()))
-    out: list[dict[str, Any]] = t.to_pylist()
-    return out
+        base[g] = read - starts[g]
+        read += pf.metadata.row_group(g).num_rows
+    return t.take(pc.add(at, pc.take(pa.array(base, pa.int64()), of)))
 
 
 def _ranges(prefixes: Iterable[tuple[int, int]], width: int) -> tuple[pa.Array, pa.Array]:
@@ -542,19 +728,26 @@ def _candidates(idx: index.Index, plan: _Plan, found: _Found) -> list[int]:
     return sorted(rows)
 
 
-def _search_indexed(pf: pq.ParquetFile, idx: index.Index, plan: _Plan, path: object) -> list[Row]:
+def _search_indexed(
+    pf: pq.ParquetFile, idx: index.Index, plan: _Plan, path: object
+) -> pa.Table | None:
     """A segment's matching rows, reading only the row groups that hold candidates."""
     found = _Found()
     wanted = _candidates(idx, plan, found)
     if not wanted:
-        return []
+        return None
     t = _take_rows(pf, wanted, _group_starts(pf), _ALL, path)
-    for col, fn in (("cnames", plan.cname_hits), ("ip4", plan.ip4_hits), ("ip6", plan.ip6_hits)):
-        hits = fn(_arr(t[col]))  # the same matching as without an index, on the candidates
-        found.others.append({wanted[j]: h for j, h in hits.items()})
-    rows = _as_dicts(t)
-    out = []
-    for i, r in zip(wanted, rows, strict=True):
-        if i in found.names or any(i in e for e in found.others):
-            out.append(_row(i, r, found))
-    return out
+    # the same matching as without an index, on the candidates
+    hit: list[pa.Array] = []
+    if found.names:
+        names = pa.array(sorted(found.names), pa.int64())
+        hit.append(pc.indices_nonzero(pc.is_in(pa.array(wanted, pa.int64()), value_set=names)))
+    for col in ("cnames", "ip4", "ip6"):
+        rows = plan.other_rows(col, _arr(t[col]))
+        if rows is not None:
+            hit.append(rows)
+    if not hit:
+        return None
+    keep = pc.unique(pa.concat_arrays([h.cast(pa.int64()) for h in hit]))
+    t = t.take(pc.take(keep, pc.sort_indices(keep)))
+    return _normal({c: t[c] for c in _ALL})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from ..sanitize import printable
+from ..sanitize import is_printable, printable
 from .query import Row
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -16,10 +16,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def time_text(us: int) -> str:
     """RFC 3339, UTC, with a Z; microseconds only when there are some."""
-    t = _EPOCH + timedelta(microseconds=us)
-    return t.isoformat(timespec="microseconds" if t.microsecond else "seconds").replace(
-        "+00:00", "Z"
-    )
+    day, us = divmod(us, 86_400_000_000)
+    date = _DAYS.get(day)
+    if date is None:
+        date = _DAYS[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+    s, frac = divmod(us, 1_000_000)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if frac:
+        return f"{date}T{h:02d}:{m:02d}:{s:02d}.{frac:06d}Z"
+    return f"{date}T{h:02d}:{m:02d}:{s:02d}Z"
+
+
+_DAYS: dict[int, str] = {}
+"""Days since 1970 -> their date as text (few distinct ones: made once each)."""
 
 
 def answer_text(row: Row) -> str:
@@ -58,8 +68,15 @@ def lines(rows: Iterable[Row], fmt: str) -> Iterator[str]:
         match = "; ".join(f"{h[0]} {h[1]}" + (f" ({h[2]})" if h[2] != h[1] else "")
                           for h in r.hits)  # fmt: skip
         qtype = f" {r.qtype}" if r.qtype else ""
+        fields = (time_text(r.first_us), time_text(r.last_us), str(r.count), r.sensor,
+                  r.client, f"{r.qname}{qtype}", answer_text(r), match)  # fmt: skip
         # names and clients come from the network: no control characters to a terminal
-        yield "\t".join(printable(f, 2000) for f in (
-            time_text(r.first_us), time_text(r.last_us), str(r.count), r.sensor, r.client,
-            f"{r.qname}{qtype}", answer_text(r), match,
-        ))  # fmt: skip
+        whole = "".join(fields)
+        if len(whole) <= _LIMIT and is_printable(whole):  # nothing to escape or cut: all of it
+            yield "\t".join(fields)
+        else:
+            yield "\t".join(printable(f, _LIMIT) for f in fields)
+
+
+_LIMIT = 2000
+"""Characters of a field shown at most."""

@@ -846,7 +846,8 @@ def check_collector_outage(lab: Lab) -> None:
         f"running after {back - stopped:.0f} s: {out.strip()}"
     )
     seen = _wait_reconnected(lab, streams, back)
-    failures = _silence_budget(lab, streams, resolved, seen)
+    _silence_budget(lab, streams, resolved, seen)
+    failures: list[str] = []
     for sensor in sensors:
         lost = _outage_arrivals(lab, sensor, set(sent[sensor["host"]]))
         if sensor["transport"] != "stream" and lost:
@@ -861,14 +862,16 @@ def check_collector_outage(lab: Lab) -> None:
 
 def _silence_budget(
     lab: Lab, streams: list[dict[str, Any]], resolved: dict[str, float], seen: dict[str, float]
-) -> list[str]:
+) -> None:
     """Each streaming sensor's longest silence the agent could see across the
     outage: from its pre-outage name (resolved, then logged before the stop;
     less a second, the time stamp's fraction) to its first name logged after
-    the reconnect. A sensor with a fixed threshold not meant to be announced
-    must stay under it by NOTICE_SLACK."""
+    the reconnect. A figure, not a verdict: the bound counts the polling of the
+    server's log too, so it overstates the silence the agent sees; within
+    NOTICE_SLACK of a sensor's fixed threshold it is flagged, and whether the
+    sensor was announced is what `operator-notices` asserts (listing each
+    notice with the check that was running)."""
     interval = float(lab.params["server"]["alert_interval_s"])
-    failures = []
     for sensor in streams:
         host = sensor["host"]
         bound = seen[host] - resolved[host] + 1.0
@@ -884,12 +887,11 @@ def _silence_budget(
             f"(threshold {limit:.0f} s, budget {limit - NOTICE_SLACK:.0f} s)"
         )
         if bound > limit - NOTICE_SLACK:
-            failures.append(
-                f"{sensor['identity']} silent up to {bound:.0f} s across the outage, over its "
-                f"threshold {limit:.0f} s less {NOTICE_SLACK:.0f} s: the outage check itself "
-                "may have it announced"
+            print(
+                f"    NOTE: {sensor['identity']} silent up to {bound:.0f} s across the outage, "
+                f"within {NOTICE_SLACK:.0f} s of its threshold {limit:.0f} s: the outage may "
+                "have it announced (operator-notices tells)"
             )
-    return failures
 
 
 def silent_after(lab: Lab, sensor: dict[str, Any]) -> float | None:

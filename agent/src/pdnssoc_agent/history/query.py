@@ -316,15 +316,7 @@ def search(
     sensors: Iterable[str] | None = None,
 ) -> QueryResult:
     """Every stored row that matches ``matcher``, within the time span and sensors given."""
-    result = QueryResult()
-    if matcher.empty:
-        return result
-    plan = _Plan(matcher)
-    table = _search_table(store, plan, result, since_us, until_us, sensors)
-    if table is not None:
-        with gc_paused():  # many objects, no cycles: collections would only cost time
-            result.rows = _rows(table, plan)
-    return result
+    return _search(store, matcher, since_us, until_us, sensors, merged=False)
 
 
 def search_merged(
@@ -339,6 +331,18 @@ def search_merged(
     (count added up, earliest first seen, latest last seen), oldest first seen first:
     what ``hunt`` answers. The merging is done on the columns, so only the merged rows
     become Python objects."""
+    return _search(store, matcher, since_us, until_us, sensors, merged=True)
+
+
+def _search(
+    store: HistoryStore,
+    matcher: Matcher,
+    since_us: int | None,
+    until_us: int | None,
+    sensors: Iterable[str] | None,
+    *,
+    merged: bool,
+) -> QueryResult:
     result = QueryResult()
     if matcher.empty:
         return result
@@ -346,7 +350,7 @@ def search_merged(
     table = _search_table(store, plan, result, since_us, until_us, sensors)
     if table is not None:
         with gc_paused():  # many objects, no cycles: collections would only cost time
-            result.rows = _rows(_merged(table), plan)
+            result.rows = _rows(_merged(table) if merged else table, plan)
     return result
 
 

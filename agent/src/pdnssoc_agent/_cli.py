@@ -47,7 +47,29 @@ COMMANDS: list[tuple[str, str, str]] = [
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _parser() -> argparse.ArgumentParser:
+_VALUED = ("-c", "--config", "--log-level")
+"""Global options that take the next word as their value."""
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or an
+    option's value), or None."""
+    names = {name for name, _, _ in COMMANDS}
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in names else None
+    return None
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser; only the chosen subcommand's module is imported (each pulls in its own
+    libraries: pyarrow, PyMISP, the web server), so a command starts without the others'."""
+    chosen = _chosen(argv)
     parser = argparse.ArgumentParser(
         prog="pdnssoc-agent",
         description="Correlate passive DNS with MISP indicators and alert the CSIRT.",
@@ -67,10 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     for name, module, help_text in COMMANDS:
-        mod = importlib.import_module(f"{__package__}.commands.{module}")
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        mod.add_arguments(sp)
-        sp.set_defaults(_module=mod)
+        if name == chosen:
+            mod = importlib.import_module(f"{__package__}.commands.{module}")
+            mod.add_arguments(sp)
+            sp.set_defaults(_module=mod)
     return parser
 
 
@@ -96,7 +119,8 @@ def configure_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pdnssoc-agent`` console script."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(words).parse_args(words)
     configure_logging(args.log_level or "INFO")
     module = args._module
     try:

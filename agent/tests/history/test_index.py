@@ -53,26 +53,80 @@ def _pairs(sec: hindex.Section) -> list[tuple[object, int]]:
     return list(zip(sec.keys.to_pylist(), sec.rows.to_pylist(), strict=True))
 
 
-def test_each_segment_has_an_index_of_its_names_cnames_and_addresses(tmp_path: Path) -> None:
+def _domains(name: str) -> list[str]:
+    """A reversed name and each of its parents, reversed: ``gro.elpmaxe.1h`` ->
+    ``gro``, ``gro.elpmaxe``, ``gro.elpmaxe.1h``."""
+    labels = name.split(".")
+    return [".".join(labels[:i]) for i in range(1, len(labels) + 1)]
+
+
+def test_each_segment_has_an_index_of_what_it_holds_and_where(tmp_path: Path) -> None:
     store = _store(tmp_path)
     (seg,) = store.manifest().segments
     assert seg.index == _idx_path(store).stat().st_size > 0
     idx = hindex.read(_idx_path(store), seg.index, seg.rows)
+    assert idx.counts["seen"] and pq.ParquetFile(_idx_path(store)).metadata.num_row_groups == 4
     stored = rows(store)
-    names = [r["rname"] for r in stored]
-    # one entry per run of a name, at the run's first row
-    assert idx.names.keys.to_pylist() == sorted(set(names))
-    assert [names[i] for i in idx.names.rows.to_pylist()] == idx.names.keys.to_pylist()
     # every CNAME target (canonical, reversed) and address, with its row, sorted by key
+    targets = [t.lower().rstrip(".")[::-1] for r in stored for t in r["cnames"]]
     want_c = sorted((t.lower().rstrip(".")[::-1], i) for i, r in enumerate(stored)
                     for t in r["cnames"])  # fmt: skip
-    assert _pairs(idx.cnames) == want_c
+    assert _pairs(idx.section("cnames")) == want_c
     want_4 = sorted((v.to_bytes(4, "big"), i) for i, r in enumerate(stored) for v in r["ip4"])
-    assert _pairs(idx.ip4) == want_4
+    assert _pairs(idx.section("ip4")) == want_4
     want_6 = sorted((v, i) for i, r in enumerate(stored) for v in r["ip6"])
-    assert _pairs(idx.ip6) == want_6
+    assert _pairs(idx.section("ip6")) == want_6
+    # seen: each domain a name or a CNAME target is in, each /24 and /48 of an answer
+    seen = {hindex.domain_key(hindex.NAME, d) for r in stored for d in _domains(r["rname"])}
+    seen |= {hindex.domain_key(hindex.CNAME, d) for t in targets for d in _domains(t)}
+    seen |= {hindex.net4_key(v >> 8) for r in stored for v in r["ip4"]}
+    seen |= {hindex.net6_key(v[:6]) for r in stored for v in r["ip6"]}
+    assert idx.seen().to_pylist() == sorted(seen)
+    assert idx.which(pa.array([hindex.domain_key(hindex.NAME, "gro.elpmaxe"),
+                               hindex.domain_key(hindex.NAME, "gro.elpmaxe.1"),
+                               hindex.domain_key(hindex.CNAME, "ten.elpmaxe.ndc")], pa.uint32())
+                     ) == [0, 2]  # fmt: skip
     assert store.verify() == []
     assert store.size_on_disk() >= seg.bytes + seg.index
+
+
+def test_a_search_reads_no_section_of_a_segment_that_cannot_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indicators none of which is among a segment's seen keys: only that section is read,
+    and nothing of the segment's rows."""
+    store = _store(tmp_path)
+    read: list[str] = []
+    section = hindex.Index.section
+
+    def spy(self: hindex.Index, name: str) -> hindex.Section:
+        if name not in read:
+            read.append(name)
+        return section(self, name)
+
+    monkeypatch.setattr(hindex.Index, "section", spy)
+    groups = pq.ParquetFile.read_row_groups
+    rows_read: list[list[int]] = []
+
+    def spy_groups(self: pq.ParquetFile, row_groups: list[int], **kw: object) -> pa.Table:
+        rows_read.append(list(row_groups))
+        return groups(self, row_groups, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy_groups)
+    unseen = Matcher(
+        ["example.com", "h1.example.org.evil", "edge9.cdn.example.net"],
+        ["10.1.0.0/16", "10.0.9.0/24", "2001:db9:1::/48", "2001:db8:1:1::/64"],
+    )
+    assert search(store, unseen).rows == []
+    assert read == ["seen"] and rows_read == []
+    read.clear()
+    found = search(store, Matcher(["h1.example.org"], ["10.0.1.0/24"]))
+    assert {r.qname for r in found.rows} >= {"h1.Example.ORG."}
+    assert read == ["seen", "ip4"] and rows_read  # the names from the segment, not the index
+    # a network too wide to list its /24s reads the section
+    read.clear()
+    assert search(store, Matcher([], ["11.0.0.0/8", "2001:db9::/32"])).rows == []
+    assert read == ["ip4", "ip6"]  # the seen keys are not asked
 
 
 def test_the_index_spares_row_groups_that_hold_no_candidate(
@@ -114,7 +168,7 @@ def test_a_store_without_indexes_and_one_with_answer_alike(
         assert a.rows and a.rows == b.rows, v
 
 
-@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "missing"])
+@pytest.mark.parametrize("damage", ["flipped byte", "flipped in a section", "truncated", "missing"])
 def test_a_damaged_index_is_reported_and_the_segment_still_answers(
     tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -123,7 +177,9 @@ def test_a_damaged_index_is_reported_and_the_segment_still_answers(
     path = _idx_path(store)
     data = path.read_bytes()
     if damage == "flipped byte":
-        flip_in_column(path, "key")
+        flip_in_column(path, "row")  # in the seen keys, which every search reads
+    elif damage == "flipped in a section":
+        flip_in_column(path, "key", group=1)  # the CNAME targets, read once seen says so
     elif damage == "truncated":
         path.write_bytes(data[:-10])
     else:
@@ -136,7 +192,7 @@ def test_a_damaged_index_is_reported_and_the_segment_still_answers(
     assert str(path) in problem
     (seg,) = store.manifest().segments
     cheap = store.check(seg, full=False)  # what status checks: size and presence
-    assert (cheap is None) == (damage == "flipped byte")
+    assert (cheap is None) == damage.startswith("flipped")
 
 
 def test_a_segment_of_one_row_group_has_no_index(

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 from pdnssoc_agent.history.query import Row
-from pdnssoc_agent.history.report import HEADER, lines, time_text
+from pdnssoc_agent.history.report import HEADER, lines, time_text, time_texts
 from pdnssoc_agent.sanitize import printable
 
 
@@ -28,6 +29,26 @@ def test_times_are_rfc3339_utc_with_microseconds_only_when_there_are_some() -> N
     assert time_text(_us(2026, 1, 5, 8, 7, 6)) == "2026-01-05T08:07:06Z"
     assert time_text(_us(2026, 1, 5, 8, 7, 6, 120)) == "2026-01-05T08:07:06.000120Z"
     assert time_text(_us(999, 12, 31, 23, 59, 59)) == "0999-12-31T23:59:59Z"
+
+
+def test_times_made_in_bulk_are_those_made_one_by_one() -> None:
+    rng = random.Random(5)
+    values = [
+        0,
+        -1,
+        1,
+        999_999,
+        1_000_000,
+        -1_000_000,
+        -1_000_001,
+        _us(999, 12, 31, 23, 59, 59),
+        _us(2026, 1, 5, 8, 7, 6, 120),
+        _us(2026, 1, 5),
+    ]
+    values += [rng.randrange(_us(1, 1, 1), _us(9999, 12, 31)) for _ in range(2000)]
+    values += [rng.randrange(1_700_000_000, 1_900_000_000) * 1_000_000 for _ in range(200)]
+    assert time_texts(values) == [time_text(v) for v in values]
+    assert time_texts([]) == []
 
 
 def test_text_lines_escape_control_characters_and_cut_long_fields() -> None:

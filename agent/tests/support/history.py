@@ -55,11 +55,12 @@ def store_at(tmp_path: Path, bucket: str = "hour") -> HistoryStore:
     return HistoryStore(tmp_path / "history", bucket=bucket)
 
 
-def flip_in_column(path: Path, column: str) -> None:
-    """Flip a byte inside the last data page of ``column`` in a Parquet file."""
+def flip_in_column(path: Path, column: str, group: int = 0) -> None:
+    """Flip a byte inside the last data page of ``column`` (of row group ``group``) in a
+    Parquet file."""
     meta = pq.ParquetFile(path).metadata
     names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-    chunk = meta.row_group(0).column(names.index(column))
+    chunk = meta.row_group(group).column(names.index(column))
     at = chunk.data_page_offset + chunk.total_compressed_size - 2  # in the last page's data
     data = bytearray(path.read_bytes())
     data[at] ^= 0xFF

@@ -1,36 +1,51 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A segment's companion index: sorted keys -> row numbers, read without decoding rows.
+"""A segment's companion index: what is in it, and where, read without decoding rows.
 
 A search that reads every row of every segment costs as much per row as
 Parquet's decoding of the columns it matches on; the index lets ``retro`` and
-``hunt`` look up only the keys they need. Beside ``seg-00000042.parquet`` lies
-``seg-00000042.idx``, written with the segment (when it is written or merged)
-and listed with it in the manifest (``SegmentInfo.index``: its size; 0 for a
-segment without one, which is searched as before).
+``hunt`` skip a segment that cannot hold a match after reading a few hundred
+kilobytes, and look up only the keys they need in one that may. Beside
+``seg-00000042.parquet`` lies ``seg-00000042.idx``, written with the segment
+(when it is written or merged) and listed with it in the manifest
+(``SegmentInfo.index``: its size; 0 for a segment without one, which is
+searched as before).
 
-Four sections, each a list of (key, row) sorted by key (binary order), row
-numbers those of the segment:
+Four sections, each a list of (key, row) and each a row group of its own, so
+that a search reads only the sections it needs:
 
-* ``names``: each distinct reversed query name (the segment's sort key) and
-  the first row of its run; the run ends where the next name's begins;
+* ``seen``: what the segment holds, as 32-bit keys (in ``row``, sorted; no
+  ``key``): every domain a query name is in (the name itself and each parent,
+  ``www.example.org``, ``example.org``, ``org``), every domain a CNAME target is
+  in, every /24 an IPv4 answer is in and every /48 an IPv6 answer is in, each
+  hashed (CRC-32 of the reversed domain or the network's leading bytes, one
+  seed per kind). An indicator none of whose keys is here matches nothing in
+  the segment: most of a retro's indicators were never resolved, and this is
+  all it reads of most segments. A key here that is only a hash collision
+  costs a read of the section, never a wrong answer.
 * ``cnames``: each CNAME target, canonical (lower case, trailing dots off)
   and reversed like a query name, and a row it is in;
 * ``ip4``: each A answer as 4 bytes, big-endian (binary order is numeric
   order), and its row;
 * ``ip6``: each AAAA answer as its 16 bytes, and its row.
 
-The file is a Parquet file of (key, row), the four sections one after the
-other (their lengths in the file's metadata), keys plain (zstd takes most of
-what sorted keys share, and plain keys decode at half the cost of
-prefix-coded ones), rows delta-coded, zstd-compressed, every page with a CRC
-checked when it is read, as a segment's are. The index only narrows which
-rows are read: every candidate row then goes through the same matching as a
-search without an index.
+Query names need no section: a segment is sorted by them and its row groups'
+statistics give their ranges, so the row groups a name can be in are read,
+their names column only, once ``seen`` says the name is there.
+
+The file is a Parquet file of (key, row), sections in the order above (their
+lengths in the file's metadata), keys plain (zstd takes most of what sorted
+keys share, and plain keys decode at half the cost of prefix-coded ones), rows
+delta-coded, zstd-compressed, every page with a CRC checked when it is read,
+as a segment's are. The index only narrows which rows are read: every
+candidate row then goes through the same matching as a search without an
+index.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +55,12 @@ import pyarrow.parquet as pq
 from ..fsutil import atomic_writer
 from . import segment
 from .segment import SegmentError
+
+
+class IndexDamagedError(SegmentError):
+    """An index is missing, cut short, damaged or of another format: its segment is
+    searched without it."""
+
 
 WRITE = True
 """Write an index beside new segments (tests turn it off to make stores without)."""
@@ -53,8 +74,8 @@ def wanted(rows: int) -> bool:
 
 
 SUFFIX = ".idx"
-SECTIONS = ("names", "cnames", "ip4", "ip6")
-FORMAT = "pdnssoc-history-index/1"
+SECTIONS = ("seen", "cnames", "ip4", "ip6")
+FORMAT = "pdnssoc-history-index/2"
 SCHEMA = pa.schema(
     [pa.field("key", pa.binary(), nullable=False), pa.field("row", pa.uint32(), nullable=False)],
     metadata={"format": FORMAT},
@@ -88,6 +109,53 @@ def _be4(v: pa.Array) -> pa.Array:
     return raw.cast(pa.binary())
 
 
+# ---------------------------------------------------------------- the ``seen`` keys
+
+NAME, CNAME, NET4, NET6 = 0x6E, 0x63, 0x34, 0x36
+"""Seeds of the CRC-32 for each kind of key (any distinct values would do)."""
+
+
+def domain_key(kind: int, reversed_name: str) -> int:
+    """The key of a domain (reversed, as :func:`.aggregate.reverse_name` makes it)."""
+    return zlib.crc32(reversed_name.encode(), kind)
+
+
+def net4_key(slash24: int) -> int:
+    """The key of an IPv4 /24, given as its leading 24 bits."""
+    return zlib.crc32(slash24.to_bytes(3, "big"), NET4)
+
+
+def net6_key(slash48: bytes) -> int:
+    """The key of an IPv6 /48, given as its leading 6 bytes."""
+    return zlib.crc32(slash48, NET6)
+
+
+def _domains_in(kind: int, reversed_names: Iterable[bytes], out: set[int]) -> None:
+    """Add the key of each domain every name is in: itself and each parent (in a reversed
+    name, each prefix that ends before a dot)."""
+    crc = zlib.crc32
+    for r in reversed_names:
+        i = r.find(b".")
+        while i != -1:
+            out.add(crc(r[:i], kind))
+            i = r.find(b".", i + 1)
+        out.add(crc(r, kind))
+
+
+def _seen(rnames: pa.Array, cnames: pa.Array, ip4: pa.Array, ip6: pa.Array) -> pa.RecordBatch:
+    """The ``seen`` section: distinct reversed names, reversed canonical CNAME targets,
+    IPv4 keys (4 bytes) and IPv6 addresses, as sorted keys (in ``row``)."""
+    keys: set[int] = set()
+    _domains_in(NAME, rnames.cast(pa.binary()).to_pylist(), keys)
+    _domains_in(CNAME, pc.unique(cnames).cast(pa.binary()).to_pylist(), keys)
+    crc = zlib.crc32
+    keys.update(crc(k, NET4) for k in pc.unique(pc.binary_slice(ip4, 0, 3)).to_pylist())
+    keys.update(crc(k, NET6) for k in pc.unique(pc.binary_slice(ip6, 0, 6)).to_pylist())
+    values = pa.array(sorted(keys), pa.uint32())
+    return pa.record_batch([pa.nulls(len(values), pa.binary()).fill_null(b""), values],
+                           schema=SCHEMA)  # fmt: skip
+
+
 def build(table: pa.Table) -> list[pa.RecordBatch]:
     """The four sections for the rows of ``table`` (sorted as a segment)."""
     rname = table["rname"].combine_chunks()
@@ -99,39 +167,37 @@ def build(table: pa.Table) -> list[pa.RecordBatch]:
         )
     else:
         starts = pa.array([], pa.int64())
-    names = pa.record_batch(
-        [rname.take(starts).cast(pa.binary()), starts.cast(pa.uint32())], schema=SCHEMA
-    )
     cn = table["cnames"].combine_chunks()
     flat = pc.list_flatten(cn)
     canon = pc.utf8_reverse(pc.utf8_rtrim(pc.utf8_lower(flat), characters="."))
     cnames = _sorted(canon, pc.list_parent_indices(cn))
     ip4 = table["ip4"].combine_chunks()
-    ips4_keys = _be4(pc.list_flatten(ip4))
-    ips4 = _sorted(ips4_keys, pc.list_parent_indices(ip4))
+    ips4 = _sorted(_be4(pc.list_flatten(ip4)), pc.list_parent_indices(ip4))
     ip6 = table["ip6"].combine_chunks()
     ips6 = _sorted(pc.list_flatten(ip6).cast(pa.binary()), pc.list_parent_indices(ip6))
-    return [names, cnames, ips4, ips6]
+    seen = _seen(rname.take(starts), cnames.column(0), ips4.column(0), ips6.column(0))
+    return [seen, cnames, ips4, ips6]
 
 
 def write(table: pa.Table, segment_path: Path) -> int:
     """Write the index of ``table`` beside ``segment_path`` durably; returns its size."""
     sections = build(table)
-    t = pa.Table.from_batches(sections, SCHEMA)
     counts = ",".join(str(b.num_rows) for b in sections)
-    t = t.replace_schema_metadata({**(SCHEMA.metadata or {}), b"sections": counts.encode()})
+    schema = SCHEMA.with_metadata({**(SCHEMA.metadata or {}), b"sections": counts.encode()})
     path = path_for(segment_path)
     with atomic_writer(path, 0o640, binary=True) as fh:
-        pq.write_table(
-            t,
+        w = pq.ParquetWriter(
             fh,
-            row_group_size=max(1, t.num_rows),
+            schema,
             compression="zstd",
             compression_level=ZSTD_LEVEL,
             use_dictionary=False,
             column_encoding={"key": "PLAIN", "row": "DELTA_BINARY_PACKED"},
             write_page_checksum=True,
         )
+        for batch in sections:  # a row group each, empty ones too: section i is group i
+            w.write_table(pa.Table.from_batches([batch], schema), row_group_size=1 << 30)
+        w.close()
     return path.stat().st_size
 
 
@@ -143,53 +209,94 @@ class Section:
 
 @dataclass
 class Index:
-    names: Section
-    cnames: Section
-    ip4: Section
-    ip6: Section
+    """A segment's index, its sections read when first asked for."""
+
+    path: Path
+    file: pq.ParquetFile
+    counts: dict[str, int]
     rows: int
-    """Rows of the segment (where the last name's run ends)."""
+    """Rows of the segment."""
+    _read: dict[str, Section] = field(default_factory=dict)
+
+    def section(self, name: str) -> Section:
+        """Section ``name`` (IndexDamagedError if its pages are damaged)."""
+        have = self._read.get(name)
+        if have is not None:
+            return have
+        columns = ["row"] if name == "seen" else ["key", "row"]  # seen: keys all empty
+        try:
+            t = self.file.read_row_group(SECTIONS.index(name), columns=columns, use_threads=False)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise IndexDamagedError(f"{self.path}: damaged ({exc})") from None
+        if t.num_rows != self.counts[name]:
+            raise IndexDamagedError(f"{self.path}: its {name} section is not the length it says")
+        rows = t["row"].combine_chunks()
+        keys = t["key"].combine_chunks() if "key" in columns else pa.array([], pa.binary())
+        if name == "cnames":  # UTF-8 as written: the same bytes, as strings
+            keys = keys.view(pa.string())
+        sec = self._read[name] = Section(keys, rows)
+        return sec
+
+    def seen(self) -> pa.Array:
+        """The ``seen`` keys, sorted."""
+        return self.section("seen").rows
+
+    def has_any(self, keys: pa.Array) -> bool:
+        """Whether any of ``keys`` (uint32) is among the ``seen`` keys."""
+        seen = self.seen()
+        if len(seen) == 0 or len(keys) == 0:
+            return False
+        at = pc.min_element_wise(pc.search_sorted(seen, keys), len(seen) - 1)
+        return bool(pc.any(pc.equal(seen.take(at), keys)).as_py())
+
+    def which(self, keys: pa.Array) -> list[int]:
+        """The positions in ``keys`` (uint32) of those among the ``seen`` keys."""
+        seen = self.seen()
+        if len(seen) == 0 or len(keys) == 0:
+            return []
+        at = pc.min_element_wise(pc.search_sorted(seen, keys), len(seen) - 1)
+        found: list[int] = pc.indices_nonzero(pc.equal(seen.take(at), keys)).to_pylist()
+        return found
 
 
 def read(path: Path, size: int, rows: int) -> Index:
     """The index at ``path`` (``size`` bytes as the manifest says) of a segment of ``rows``
-    rows; SegmentError if it is missing, cut short or damaged (every page's CRC is
-    checked as it is read)."""
+    rows, its sections not read yet; IndexDamagedError if it is missing, cut short, of another
+    format or damaged (every page's CRC is checked as it is read)."""
     present(path, size)
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
         meta = pf.schema_arrow.metadata or {}
         if meta.get(b"format") != FORMAT.encode() or b"sections" not in meta:
-            raise SegmentError(f"{path}: not a history index ({FORMAT})")
+            raise IndexDamagedError(f"{path}: not a history index ({FORMAT})")
         counts = [int(n) for n in meta[b"sections"].split(b",")]
-        t = pf.read(use_threads=False)
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise SegmentError(f"{path}: damaged ({exc})") from None
-    if len(counts) != len(SECTIONS) or sum(counts) != t.num_rows:
-        raise SegmentError(f"{path}: its sections do not add up to its {t.num_rows} entries")
-    key, row = t["key"].combine_chunks(), t["row"].combine_chunks()
-    secs, at = [], 0
-    for name, n in zip(SECTIONS, counts, strict=True):
-        keys = key.slice(at, n)
-        if name in ("names", "cnames"):  # UTF-8 as written: the same bytes, as strings
-            keys = keys.view(pa.string())
-        secs.append(Section(keys, row.slice(at, n)))
-        at += n
-    names, cnames, ip4, ip6 = secs
-    return Index(names, cnames, ip4, ip6, rows=rows)
+        raise IndexDamagedError(f"{path}: damaged ({exc})") from None
+    md = pf.metadata
+    if (
+        len(counts) != len(SECTIONS)
+        or md.num_row_groups != len(SECTIONS)
+        or [md.row_group(g).num_rows for g in range(md.num_row_groups)] != counts
+    ):
+        raise IndexDamagedError(f"{path}: its sections are not the row groups it says")
+    return Index(path, pf, dict(zip(SECTIONS, counts, strict=True)), rows)
 
 
 def check(path: Path, size: int, rows: int) -> None:
     """Read the index in full and check it against its segment's row count."""
     idx = read(path, size, rows)
+    try:
+        idx.file.read(use_threads=False)  # every page, its CRC checked
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise IndexDamagedError(f"{path}: damaged ({exc})") from None
     for name in SECTIONS:
-        sec: Section = getattr(idx, name)
+        sec = idx.section(name)
         try:
             sec.keys.validate(full=True)
         except pa.ArrowException as exc:
-            raise SegmentError(f"{path}: damaged {name} section ({exc})") from None
-        if len(sec.rows) and pc.max(sec.rows).as_py() >= rows:
-            raise SegmentError(f"{path}: {name} section names a row past the segment's {rows}")
+            raise IndexDamagedError(f"{path}: damaged {name} section ({exc})") from None
+        if name != "seen" and len(sec.rows) and pc.max(sec.rows).as_py() >= rows:
+            raise IndexDamagedError(f"{path}: {name} section names a row past the segment's {rows}")
 
 
 def present(path: Path, size: int) -> None:
@@ -197,8 +304,8 @@ def present(path: Path, size: int) -> None:
     try:
         actual = path.stat().st_size
     except FileNotFoundError:
-        raise SegmentError(f"{path}: missing") from None
+        raise IndexDamagedError(f"{path}: missing") from None
     except OSError as exc:
-        raise SegmentError(f"{path}: unreadable ({exc.strerror})") from None
+        raise IndexDamagedError(f"{path}: unreadable ({exc.strerror})") from None
     if actual != size:
-        raise SegmentError(f"{path}: {actual} bytes, the manifest says {size}")
+        raise IndexDamagedError(f"{path}: {actual} bytes, the manifest says {size}")

@@ -118,6 +118,38 @@ def _coarse6(v6: dict[int, set[bytes]]) -> tuple[int, set[bytes]] | None:
     return short, {k[:short] for keys in v6.values() for k in keys}
 
 
+SEEN_WIDEST = 256
+"""A network is looked for among an index's ``seen`` keys by the /24s (/48s) it covers,
+up to this many; a wider one makes the address section read."""
+
+
+def _seen4(v4: dict[int, set[int]]) -> pa.Array | None:
+    """The ``seen`` keys of the /24s the IPv4 networks cover; None if one is too wide."""
+    keys: set[int] = set()
+    for plen, prefixes in v4.items():
+        if plen >= 24:
+            keys.update(index.net4_key(k >> (plen - 24)) for k in prefixes)
+        elif 1 << (24 - plen) <= SEEN_WIDEST:
+            wide = 24 - plen
+            keys.update(index.net4_key((k << wide) | j) for k in prefixes for j in range(1 << wide))
+        else:
+            return None
+    return pa.array(sorted(keys), pa.uint32())
+
+
+def _seen6(v6: dict[int, set[bytes]]) -> pa.Array | None:
+    """The ``seen`` keys of the /48s the IPv6 networks cover; None if one is too wide."""
+    keys: set[int] = set()
+    for whole, prefixes in v6.items():
+        if whole >= 6:
+            keys.update(index.net6_key(k[:6]) for k in prefixes)
+        elif 256 ** (6 - whole) <= SEEN_WIDEST:
+            keys.update(index.net6_key(k + bytes([j])) for k in prefixes for j in range(256))
+        else:
+            return None
+    return pa.array(sorted(keys), pa.uint32())
+
+
 DIRECT_MAX = 16
 """Up to this many domains, CNAME targets are compared with each directly."""
 
@@ -126,28 +158,23 @@ def _arr(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
-class _Plan:
-    """What a search looks for, prepared once for every segment."""
+class _Names:
+    """Indicator domains, as a search of names sorted by reversed name looks for them."""
 
-    def __init__(self, matcher: Matcher) -> None:
-        self.matcher = matcher
-        by_len = sorted(matcher.domains, key=len)
-        self.domains = by_len
-        rev = [reverse_name(d) for d in by_len]
-        self.exact = pa.array(rev, pa.string())
-        self.sub_lo = pa.array([r + "." for r in rev], pa.string())
-        self.sub_hi = pa.array([r + "/" for r in rev], pa.string())
-        self.v4, self.v6 = _prefixes(matcher)
-        self.v4_one = _coarse4(self.v4)
-        self.v6_one = _coarse6(self.v6)
-        self.ranges4 = _ranges(((32 - p, k) for p, keys in self.v4.items() for k in keys), 4)
-        self.ranges6 = _ranges(
-            ((8 * (16 - whole), int.from_bytes(k, "big")) for whole, keys in self.v6.items()
-             for k in keys),
-            16,
-        )  # fmt: skip
+    def __init__(self, domains: list[str], subdomains: bool) -> None:
+        self.domains = domains
+        """Shortest first."""
+        self.subdomains = subdomains
+        self.rev = [reverse_name(d) for d in domains]
+        self.exact = pa.array(self.rev, pa.string())
+        self.sub_lo = pa.array([r + "." for r in self.rev], pa.string())
+        self.sub_hi = pa.array([r + "/" for r in self.rev], pa.string())
 
-    def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
+    def only(self, positions: list[int]) -> _Names:
+        """These domains only (positions in ``domains``, in order)."""
+        return _Names([self.domains[k] for k in positions], self.subdomains)
+
+    def hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for the names of a sorted column that match."""
         out: dict[int, tuple[str, str]] = {}
         if not self.domains or len(rname) == 0:
@@ -155,7 +182,7 @@ class _Plan:
         lo = pc.search_sorted(rname, self.exact, side="left")
         hi = pc.search_sorted(rname, self.exact, side="right")
         some = pc.not_equal(lo, hi)
-        if self.matcher.subdomains:
+        if self.subdomains:
             slo = pc.search_sorted(rname, self.sub_lo, side="left")
             shi = pc.search_sorted(rname, self.sub_hi, side="left")
             some = pc.or_(some, pc.not_equal(slo, shi))
@@ -173,6 +200,35 @@ class _Plan:
             for i in range(lo_[j], hi_[j]):
                 out[i] = ("exact", d)
         return out
+
+
+class _Plan:
+    """What a search looks for, prepared once for every segment."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.names = _Names(sorted(matcher.domains, key=len), matcher.subdomains)
+        self.domains = self.names.domains
+        self.v4, self.v6 = _prefixes(matcher)
+        self.v4_one = _coarse4(self.v4)
+        self.v6_one = _coarse6(self.v6)
+        self.ranges4 = _ranges(((32 - p, k) for p, keys in self.v4.items() for k in keys), 4)
+        self.ranges6 = _ranges(
+            ((8 * (16 - whole), int.from_bytes(k, "big")) for whole, keys in self.v6.items()
+             for k in keys),
+            16,
+        )  # fmt: skip
+        # what to look for among an index's ``seen`` keys (None: too wide to list)
+        self.seen_names = pa.array([index.domain_key(index.NAME, r) for r in self.names.rev],
+                                   pa.uint32())  # fmt: skip
+        self.seen_cnames = pa.array([index.domain_key(index.CNAME, r) for r in self.names.rev],
+                                    pa.uint32())  # fmt: skip
+        self.seen4 = _seen4(self.v4)
+        self.seen6 = _seen6(self.v6)
+
+    def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
+        """Position -> (how, indicator) for the names of a sorted column that match."""
+        return self.names.hits(rname)
 
     def cname_hits(self, cnames: pa.Array) -> dict[int, list[Hit]]:
         """Row -> CNAME hits, found among the distinct targets."""
@@ -418,11 +474,11 @@ def _normal(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
     return pa.table(out)
 
 
-def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
+def _name_groups(pf: pq.ParquetFile, names: _Names) -> list[int]:
     """Row groups whose range of reversed names can hold an indicator or its subdomains
     (from the min/max the file keeps per row group)."""
     md = pf.metadata
-    if len(plan.domains) >= md.num_row_groups:
+    if len(names.domains) >= md.num_row_groups:
         # as many indicators as row groups or more: they would touch most of them,
         # and telling which costs more than reading them all
         return list(range(md.num_row_groups))
@@ -435,8 +491,8 @@ def _name_groups(pf: pq.ParquetFile, plan: _Plan) -> list[int]:
         bounds.append((st.min, st.max))
     lows = [lo for lo, _ in bounds]
     wanted: set[int] = set()
-    for r in plan.exact.to_pylist():
-        hi = r + "/" if plan.matcher.subdomains else r
+    for r in names.rev:
+        hi = r + "/" if names.subdomains else r
         # from the last group starting before r (its end may hold r: the rows of one
         # name run across groups) up to the last one starting at or before hi
         g0 = max(0, bisect_left(lows, r) - 1)
@@ -468,8 +524,10 @@ class _Found:
         return sorted(found)
 
 
-def _match_names(pf: pq.ParquetFile, plan: _Plan, starts: list[int], found: _Found) -> None:
-    groups = _name_groups(pf, plan)
+def _match_names(pf: pq.ParquetFile, names: _Names, starts: list[int], found: _Found) -> None:
+    """The rows whose name matches (into ``found.names``), reading the names of the row
+    groups that can hold them."""
+    groups = _name_groups(pf, names)
     if not groups:
         return
     t = pf.read_row_groups(groups, columns=["rname"], use_threads=False)
@@ -479,7 +537,7 @@ def _match_names(pf: pq.ParquetFile, plan: _Plan, starts: list[int], found: _Fou
         firsts.append(at)
         found.name_groups[g] = at
         at += pf.metadata.row_group(g).num_rows
-    for i, h in plan.name_hits(rname).items():
+    for i, h in names.hits(rname).items():
         g = groups[bisect_right(firsts, i) - 1]
         found.names[i - found.name_groups[g] + starts[g]] = h
 
@@ -507,18 +565,16 @@ def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> pa.Ta
     if seg.index:
         try:
             idx = index.read(index.path_for(path), seg.index, seg.rows)
-        except SegmentError as exc:
+            return _search_indexed(pf, idx, plan, path)
+        except index.IndexDamagedError as exc:  # its sections are read as they are needed
             log.warning("history: %s; searching its segment without it", exc)
-        else:
-            try:
-                return _search_indexed(pf, idx, plan, path)
-            except (OSError, pa.ArrowException) as exc:
-                raise SegmentError(f"{path}: damaged ({exc})") from None
+        except (OSError, pa.ArrowException) as exc:
+            raise SegmentError(f"{path}: damaged ({exc})") from None
     starts = _group_starts(pf)
     found = _Found()
     try:
         if plan.domains:
-            _match_names(pf, plan, starts, found)
+            _match_names(pf, plan.names, starts, found)
         _match_others(pf, plan, found)
     except (OSError, pa.ArrowException) as exc:
         raise SegmentError(f"{path}: damaged ({exc})") from None
@@ -529,13 +585,23 @@ def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> pa.Ta
     if found.table is not None:
         have = found.table.take(pa.array(wanted, pa.int64()))
         cols.update((c, have[c]) for c in found.columns)
-    groups = [bisect_right(starts, i) - 1 for i in wanted]
-    if found.rname is not None and all(g in found.name_groups for g in groups):
-        at = [found.name_groups[g] + i - starts[g] for g, i in zip(groups, wanted, strict=True)]
-        cols["rname"] = found.rname.take(pa.array(at, pa.int64()))
+    rname = _rname_of(found, wanted, starts)
+    if rname is not None:
+        cols["rname"] = rname
     rest = _take_rows(pf, wanted, starts, [c for c in _ALL if c not in cols], path)
     cols.update((c, rest[c]) for c in rest.column_names)
     return _normal(cols)
+
+
+def _rname_of(found: _Found, wanted: list[int], starts: list[int]) -> pa.Array | None:
+    """The reversed names of rows ``wanted`` (sorted) from those already read, if they were."""
+    if found.rname is None:
+        return None
+    groups = [bisect_right(starts, i) - 1 for i in wanted]
+    if not all(g in found.name_groups for g in groups):
+        return None
+    at = [found.name_groups[g] + i - starts[g] for g, i in zip(groups, wanted, strict=True)]
+    return found.rname.take(pa.array(at, pa.int64()))
 
 
 def _rows(t: pa.Table, plan: _Plan) -> list[Row]:
@@ -705,27 +771,28 @@ def _in_ranges(sec: index.Section, ranges: tuple[pa.Array, pa.Array]) -> list[pa
     return [sec.rows.slice(a, b - a) for a, b in zip(starts, ends, strict=True)]
 
 
-def _candidates(idx: index.Index, plan: _Plan, found: _Found) -> list[int]:
-    """From the index: the name hits (into ``found.names``) and every row that holds a name,
-    CNAME target or address an indicator may match."""
+def _candidates(
+    pf: pq.ParquetFile, idx: index.Index, plan: _Plan, starts: list[int], found: _Found
+) -> list[int]:
+    """Every row that holds a name, CNAME target or address an indicator may match, the
+    name hits into ``found.names``. Only the indicators among the index's ``seen`` keys
+    are looked for, and only the parts of the index and segment they need are read."""
     parts: list[pa.Array] = []
     if plan.domains:
-        names = idx.names
-        hits = plan.name_hits(names.keys)
-        if hits:
-            ks = sorted(hits)
-            starts = names.rows.take(pa.array(ks, pa.int64())).to_pylist()
-            nxt = [k + 1 for k in ks]
-            ends = [names.rows[k].as_py() if k < len(names.rows) else idx.rows for k in nxt]
-            for k, lo, hi in zip(ks, starts, ends, strict=True):
-                for i in range(lo, hi):
-                    found.names[i] = hits[k]
+        names = plan.names.only(idx.which(plan.seen_names))
+        if names.domains:
+            _match_names(pf, names, starts, found)
         if plan.matcher.cnames:
-            pos = list(plan.name_hits(idx.cnames.keys))
-            if pos:
-                parts.append(idx.cnames.rows.take(pa.array(pos, pa.int64())))
-    parts += _in_ranges(idx.ip4, plan.ranges4)
-    parts += _in_ranges(idx.ip6, plan.ranges6)
+            targets = plan.names.only(idx.which(plan.seen_cnames))
+            if targets.domains:
+                cnames = idx.section("cnames")
+                pos = list(targets.hits(cnames.keys))
+                if pos:
+                    parts.append(cnames.rows.take(pa.array(pos, pa.int64())))
+    if plan.v4 and (plan.seen4 is None or idx.has_any(plan.seen4)):
+        parts += _in_ranges(idx.section("ip4"), plan.ranges4)
+    if plan.v6 and (plan.seen6 is None or idx.has_any(plan.seen6)):
+        parts += _in_ranges(idx.section("ip6"), plan.ranges6)
     rows = set(found.names)
     for p in parts:
         rows.update(p.to_pylist())
@@ -737,10 +804,14 @@ def _search_indexed(
 ) -> pa.Table | None:
     """A segment's matching rows, reading only the row groups that hold candidates."""
     found = _Found()
-    wanted = _candidates(idx, plan, found)
+    starts = _group_starts(pf)
+    wanted = _candidates(pf, idx, plan, starts, found)
     if not wanted:
         return None
-    t = _take_rows(pf, wanted, _group_starts(pf), _ALL, path)
+    rname = _rname_of(found, wanted, starts)  # the names read to match them, if they were
+    t = _take_rows(pf, wanted, starts, [c for c in _ALL if c != "rname" or rname is None], path)
+    if rname is not None:
+        t = t.append_column("rname", rname)
     # the same matching as without an index, on the candidates
     hit: list[pa.Array] = []
     if found.names:

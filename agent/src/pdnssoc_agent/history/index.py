@@ -151,7 +151,7 @@ def _seen(rnames: pa.Array, cnames: pa.Array, ip4: pa.Array, ip6: pa.Array) -> p
     crc = zlib.crc32
     keys.update(crc(k, NET4) for k in pc.unique(pc.binary_slice(ip4, 0, 3)).to_pylist())
     keys.update(crc(k, NET6) for k in pc.unique(pc.binary_slice(ip6, 0, 6)).to_pylist())
-    values = pa.array(sorted(keys), pa.uint32())
+    values = pa.array(list(keys), pa.uint32()).sort()
     return pa.record_batch([pa.nulls(len(values), pa.binary()).fill_null(b""), values],
                            schema=SCHEMA)  # fmt: skip
 

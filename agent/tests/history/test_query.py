@@ -159,6 +159,8 @@ LAYOUTS = {
     "prefix-coded names": {"ENCODING": {"rname": "DELTA_BYTE_ARRAY", "first": "BYTE_STREAM_SPLIT"}},
     # segments of many row groups written without their index (before it existed)
     "no index": {"ROW_GROUP": 7, "index.WRITE": False},
+    # indexes whose sections are many parts: a search reads those its keys can be in
+    "small index parts": {"ROW_GROUP": 7, "index.PART": 3},
 }
 
 
@@ -180,7 +182,7 @@ def test_search_finds_what_the_raw_scan_finds_in_every_layout(
         w.commit()
     for seg in store.manifest().segments:
         md = pq.ParquetFile(store.segment_path(seg)).metadata
-        assert bool(seg.index) == (layout == "small row groups")
+        assert bool(seg.index) == (layout in ("small row groups", "small index parts"))
         if layout != "prefix-coded names":
             assert md.num_row_groups == -(-seg.rows // 7)
         elif layout == "prefix-coded names":

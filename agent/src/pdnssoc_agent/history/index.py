@@ -81,6 +81,10 @@ SCHEMA = pa.schema(
     metadata={"format": FORMAT},
 )
 ZSTD_LEVEL = 6
+PART = 8192
+"""Entries of a section per row group: a search that needs a few keys of a section reads
+the parts whose key range (the minimum and maximum Parquet keeps per row group) can
+hold them."""
 
 
 def path_for(segment_path: Path) -> Path:
@@ -183,7 +187,8 @@ def write(table: pa.Table, segment_path: Path) -> int:
     """Write the index of ``table`` beside ``segment_path`` durably; returns its size."""
     sections = build(table)
     counts = ",".join(str(b.num_rows) for b in sections)
-    schema = SCHEMA.with_metadata({**(SCHEMA.metadata or {}), b"sections": counts.encode()})
+    meta = {**(SCHEMA.metadata or {}), b"sections": counts.encode(), b"part": str(PART).encode()}
+    schema = SCHEMA.with_metadata(meta)
     path = path_for(segment_path)
     with atomic_writer(path, 0o640, binary=True) as fh:
         w = pq.ParquetWriter(
@@ -195,8 +200,8 @@ def write(table: pa.Table, segment_path: Path) -> int:
             column_encoding={"key": "PLAIN", "row": "DELTA_BINARY_PACKED"},
             write_page_checksum=True,
         )
-        for batch in sections:  # a row group each, empty ones too: section i is group i
-            w.write_table(pa.Table.from_batches([batch], schema), row_group_size=1 << 30)
+        for batch in sections:  # row groups of PART entries; an empty section has one
+            w.write_table(pa.Table.from_batches([batch], schema), row_group_size=PART)
         w.close()
     return path.stat().st_size
 
@@ -207,47 +212,69 @@ class Section:
     rows: pa.Array
 
 
+def _groups(count: int, part: int) -> int:
+    """Row groups of a section of ``count`` entries written ``part`` to a group."""
+    return max(1, -(-count // part))
+
+
 @dataclass
 class Index:
-    """A segment's index, its sections read when first asked for."""
+    """A segment's index, its sections read as they are needed."""
 
     path: Path
     file: pq.ParquetFile
     counts: dict[str, int]
+    groups: dict[str, range]
+    """Section -> its row groups."""
     rows: int
     """Rows of the segment."""
     _read: dict[str, Section] = field(default_factory=dict)
 
     def section(self, name: str) -> Section:
-        """Section ``name`` (IndexDamagedError if its pages are damaged)."""
+        """Section ``name``, all of it (IndexDamagedError if its pages are damaged)."""
         have = self._read.get(name)
-        if have is not None:
-            return have
+        if have is None:
+            have = self._read[name] = self._section(name, list(self.groups[name]))
+            if len(have.rows) != self.counts[name]:
+                raise IndexDamagedError(f"{self.path}: its {name} section is not the length "
+                                        "it says")  # fmt: skip
+        return have
+
+    def section_in(self, name: str, lo: list[bytes], hi: list[bytes]) -> Section:
+        """The parts of section ``name`` whose keys may fall in a range [lo, hi] of those
+        given, in order: every entry in those ranges is among them."""
+        if name in self._read:
+            return self._read[name]
+        md = self.file.metadata
+        wanted = []
+        for g in self.groups[name]:
+            st = md.row_group(g).column(0).statistics
+            if st is None or not st.has_min_max:
+                wanted.append(g)
+                continue
+            first, last = st.min, st.max
+            if any(a <= last and b >= first for a, b in zip(lo, hi, strict=True)):
+                wanted.append(g)
+        return self._section(name, wanted)
+
+    def _section(self, name: str, groups: list[int]) -> Section:
         columns = ["row"] if name == "seen" else ["key", "row"]  # seen: keys all empty
+        if not groups:
+            return Section(pa.array([], pa.string() if name == "cnames" else pa.binary()),
+                           pa.array([], pa.uint32()))  # fmt: skip
         try:
-            t = self.file.read_row_group(SECTIONS.index(name), columns=columns, use_threads=False)
+            t = self.file.read_row_groups(groups, columns=columns, use_threads=False)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise IndexDamagedError(f"{self.path}: damaged ({exc})") from None
-        if t.num_rows != self.counts[name]:
-            raise IndexDamagedError(f"{self.path}: its {name} section is not the length it says")
         rows = t["row"].combine_chunks()
         keys = t["key"].combine_chunks() if "key" in columns else pa.array([], pa.binary())
         if name == "cnames":  # UTF-8 as written: the same bytes, as strings
             keys = keys.view(pa.string())
-        sec = self._read[name] = Section(keys, rows)
-        return sec
+        return Section(keys, rows)
 
     def seen(self) -> pa.Array:
         """The ``seen`` keys, sorted."""
         return self.section("seen").rows
-
-    def has_any(self, keys: pa.Array) -> bool:
-        """Whether any of ``keys`` (uint32) is among the ``seen`` keys."""
-        seen = self.seen()
-        if len(seen) == 0 or len(keys) == 0:
-            return False
-        at = pc.min_element_wise(pc.search_sorted(seen, keys), len(seen) - 1)
-        return bool(pc.any(pc.equal(seen.take(at), keys)).as_py())
 
     def which(self, keys: pa.Array) -> list[int]:
         """The positions in ``keys`` (uint32) of those among the ``seen`` keys."""
@@ -261,8 +288,8 @@ class Index:
 
 def read(path: Path, size: int, rows: int) -> Index:
     """The index at ``path`` (``size`` bytes as the manifest says) of a segment of ``rows``
-    rows, its sections not read yet; IndexDamagedError if it is missing, cut short, of another
-    format or damaged (every page's CRC is checked as it is read)."""
+    rows, its sections not read yet; IndexDamagedError if it is missing, cut short, of
+    another format or damaged (every page's CRC is checked as it is read)."""
     present(path, size)
     try:
         pf = pq.ParquetFile(path, page_checksum_verification=True)
@@ -270,16 +297,19 @@ def read(path: Path, size: int, rows: int) -> Index:
         if meta.get(b"format") != FORMAT.encode() or b"sections" not in meta:
             raise IndexDamagedError(f"{path}: not a history index ({FORMAT})")
         counts = [int(n) for n in meta[b"sections"].split(b",")]
+        part = int(meta.get(b"part", b"0"))
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise IndexDamagedError(f"{path}: damaged ({exc})") from None
+    if len(counts) != len(SECTIONS) or part < 1:
+        raise IndexDamagedError(f"{path}: its sections are not what it says")
+    groups, at = {}, 0
+    for name, n in zip(SECTIONS, counts, strict=True):
+        groups[name] = range(at, at + _groups(n, part))
+        at += len(groups[name])
     md = pf.metadata
-    if (
-        len(counts) != len(SECTIONS)
-        or md.num_row_groups != len(SECTIONS)
-        or [md.row_group(g).num_rows for g in range(md.num_row_groups)] != counts
-    ):
+    if md.num_row_groups != at or sum(md.row_group(g).num_rows for g in range(at)) != sum(counts):
         raise IndexDamagedError(f"{path}: its sections are not the row groups it says")
-    return Index(path, pf, dict(zip(SECTIONS, counts, strict=True)), rows)
+    return Index(path, pf, dict(zip(SECTIONS, counts, strict=True)), groups, rows)
 
 
 def check(path: Path, size: int, rows: int) -> None:

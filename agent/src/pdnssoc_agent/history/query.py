@@ -120,34 +120,50 @@ def _coarse6(v6: dict[int, set[bytes]]) -> tuple[int, set[bytes]] | None:
 
 SEEN_WIDEST = 256
 """A network is looked for among an index's ``seen`` keys by the /24s (/48s) it covers,
-up to this many; a wider one makes the address section read."""
+up to this many; a wider one is always looked for in the address section."""
 
 
-def _seen4(v4: dict[int, set[int]]) -> pa.Array | None:
-    """The ``seen`` keys of the /24s the IPv4 networks cover; None if one is too wide."""
-    keys: set[int] = set()
-    for plen, prefixes in v4.items():
-        if plen >= 24:
-            keys.update(index.net4_key(k >> (plen - 24)) for k in prefixes)
-        elif 1 << (24 - plen) <= SEEN_WIDEST:
-            wide = 24 - plen
-            keys.update(index.net4_key((k << wide) | j) for k in prefixes for j in range(1 << wide))
-        else:
-            return None
-    return pa.array(sorted(keys), pa.uint32())
+class _Nets:
+    """Indicator networks of one family as an index looks for them: each one's first and
+    last address (big-endian bytes, the index's keys) and the ``seen`` keys of the
+    /24s (IPv4) or /48s (IPv6) it covers."""
 
+    def __init__(self, nets: list[tuple[int, int]], width: int) -> None:
+        """``nets``: (host bits, prefix) of each network; ``width``: 4 or 16 bytes."""
+        self.lo: list[bytes] = []
+        self.hi: list[bytes] = []
+        self.wide: list[int] = []
+        """Networks too wide to list their keys."""
+        keys: list[int] = []
+        owner: list[int] = []
+        seen_bits = 8 if width == 4 else 80  # below a /24, a /48
+        for n, (bits, prefix) in enumerate(nets):
+            base = prefix << bits
+            self.lo.append(base.to_bytes(width))
+            self.hi.append((base + (1 << bits) - 1).to_bytes(width))
+            if bits <= seen_bits:  # inside one /24 (/48)
+                heads = [base >> seen_bits]
+            elif 1 << (bits - seen_bits) <= SEEN_WIDEST:
+                heads = list(
+                    range(base >> seen_bits, (base >> seen_bits) + (1 << (bits - seen_bits)))
+                )
+            else:
+                self.wide.append(n)
+                continue
+            for h in heads:
+                keys.append(index.net4_key(h) if width == 4 else index.net6_key(h.to_bytes(6)))
+                owner.append(n)
+        self.keys = pa.array(keys, pa.uint32())
+        self.owner = owner
 
-def _seen6(v6: dict[int, set[bytes]]) -> pa.Array | None:
-    """The ``seen`` keys of the /48s the IPv6 networks cover; None if one is too wide."""
-    keys: set[int] = set()
-    for whole, prefixes in v6.items():
-        if whole >= 6:
-            keys.update(index.net6_key(k[:6]) for k in prefixes)
-        elif 256 ** (6 - whole) <= SEEN_WIDEST:
-            keys.update(index.net6_key(k + bytes([j])) for k in prefixes for j in range(256))
-        else:
-            return None
-    return pa.array(sorted(keys), pa.uint32())
+    def __bool__(self) -> bool:
+        return bool(self.lo)
+
+    def wanted(self, idx: index.Index) -> list[int]:
+        """The networks to look for in ``idx``: those it has seen a /24 (/48) of, and the
+        wide ones."""
+        hit = {self.owner[i] for i in idx.which(self.keys)} if len(self.keys) else set()
+        return sorted(hit.union(self.wide))
 
 
 DIRECT_MAX = 16
@@ -212,10 +228,10 @@ class _Plan:
         self.v4, self.v6 = _prefixes(matcher)
         self.v4_one = _coarse4(self.v4)
         self.v6_one = _coarse6(self.v6)
-        self.ranges4 = _ranges(((32 - p, k) for p, keys in self.v4.items() for k in keys), 4)
-        self.ranges6 = _ranges(
-            ((8 * (16 - whole), int.from_bytes(k, "big")) for whole, keys in self.v6.items()
-             for k in keys),
+        self.nets4 = _Nets([(32 - p, k) for p, keys in self.v4.items() for k in keys], 4)
+        self.nets6 = _Nets(
+            [(8 * (16 - whole), int.from_bytes(k, "big")) for whole, keys in self.v6.items()
+             for k in keys],
             16,
         )  # fmt: skip
         # what to look for among an index's ``seen`` keys (None: too wide to list)
@@ -223,8 +239,6 @@ class _Plan:
                                    pa.uint32())  # fmt: skip
         self.seen_cnames = pa.array([index.domain_key(index.CNAME, r) for r in self.names.rev],
                                     pa.uint32())  # fmt: skip
-        self.seen4 = _seen4(self.v4)
-        self.seen6 = _seen6(self.v6)
 
     def name_hits(self, rname: pa.Array) -> dict[int, tuple[str, str]]:
         """Position -> (how, indicator) for the names of a sorted column that match."""
@@ -748,27 +762,25 @@ def _take_rows(
     return t.take(pc.add(at, pc.take(pa.array(base, pa.int64()), of)))
 
 
-def _ranges(prefixes: Iterable[tuple[int, int]], width: int) -> tuple[pa.Array, pa.Array]:
-    """(host bits, prefix) pairs as the lowest and highest address of each network, as
-    ``width`` bytes big-endian (the index's keys)."""
-    lo, hi = [], []
-    for bits, prefix in prefixes:
-        base = prefix << bits
-        lo.append(base.to_bytes(width))
-        hi.append((base + (1 << bits) - 1).to_bytes(width))
-    return pa.array(lo, pa.binary()), pa.array(hi, pa.binary())
-
-
-def _in_ranges(sec: index.Section, ranges: tuple[pa.Array, pa.Array]) -> list[pa.Array]:
-    """The rows of the index entries whose keys fall in any of ``ranges``."""
-    lo_, hi_ = ranges
-    if len(lo_) == 0 or len(sec.keys) == 0:
+def _in_ranges(sec: index.Section, lo_: list[bytes], hi_: list[bytes]) -> list[pa.Array]:
+    """The rows of the index entries whose keys fall in any of the ranges [lo, hi]."""
+    if not lo_ or len(sec.keys) == 0:
         return []
-    lo = pc.search_sorted(sec.keys, lo_, side="left")
-    hi = pc.search_sorted(sec.keys, hi_, side="right")
+    lo = pc.search_sorted(sec.keys, pa.array(lo_, pa.binary()), side="left")
+    hi = pc.search_sorted(sec.keys, pa.array(hi_, pa.binary()), side="right")
     some = pc.indices_nonzero(pc.not_equal(lo, hi))
     starts, ends = lo.take(some).to_pylist(), hi.take(some).to_pylist()
     return [sec.rows.slice(a, b - a) for a, b in zip(starts, ends, strict=True)]
+
+
+def _addresses_in(idx: index.Index, name: str, nets: _Nets) -> list[pa.Array]:
+    """The rows of section ``name`` (ip4 or ip6) with an address in a network of ``nets``
+    the index may hold, reading only the parts of the section those can be in."""
+    pick = nets.wanted(idx)
+    if not pick:
+        return []
+    lo, hi = [nets.lo[k] for k in pick], [nets.hi[k] for k in pick]
+    return _in_ranges(idx.section_in(name, lo, hi), lo, hi)
 
 
 def _candidates(
@@ -785,14 +797,13 @@ def _candidates(
         if plan.matcher.cnames:
             targets = plan.names.only(idx.which(plan.seen_cnames))
             if targets.domains:
-                cnames = idx.section("cnames")
+                lo = [r.encode() for r in targets.rev]  # each one, and everything under it
+                cnames = idx.section_in("cnames", lo, [r + b"/" for r in lo])
                 pos = list(targets.hits(cnames.keys))
                 if pos:
                     parts.append(cnames.rows.take(pa.array(pos, pa.int64())))
-    if plan.v4 and (plan.seen4 is None or idx.has_any(plan.seen4)):
-        parts += _in_ranges(idx.section("ip4"), plan.ranges4)
-    if plan.v6 and (plan.seen6 is None or idx.has_any(plan.seen6)):
-        parts += _in_ranges(idx.section("ip6"), plan.ranges6)
+    parts += _addresses_in(idx, "ip4", plan.nets4)
+    parts += _addresses_in(idx, "ip6", plan.nets6)
     rows = set(found.names)
     for p in parts:
         rows.update(p.to_pylist())

@@ -277,9 +277,22 @@ class Index:
         return self.section("seen").rows
 
     def which(self, keys: pa.Array) -> list[int]:
-        """The positions in ``keys`` (uint32) of those among the ``seen`` keys."""
-        seen = self.seen()
-        if len(seen) == 0 or len(keys) == 0:
+        """The positions in ``keys`` (uint32) of those among the ``seen`` keys (reading only
+        the parts that can hold them when there are fewer keys than parts: a hunt)."""
+        if len(keys) == 0:
+            return []
+        parts = self.groups["seen"]
+        if "seen" in self._read or len(keys) >= len(parts):
+            seen = self.seen()
+        else:
+            md, wanted = self.file.metadata, []
+            values = keys.to_pylist()
+            for g in parts:
+                st = md.row_group(g).column(1).statistics  # the keys are in ``row``
+                if st is None or not st.has_min_max or any(st.min <= k <= st.max for k in values):
+                    wanted.append(g)
+            seen = self._section("seen", wanted).rows
+        if len(seen) == 0:
             return []
         at = pc.min_element_wise(pc.search_sorted(seen, keys), len(seen) - 1)
         found: list[int] = pc.indices_nonzero(pc.equal(seen.take(at), keys)).to_pylist()

@@ -156,9 +156,6 @@ class _Nets:
         self.keys = pa.array(keys, pa.uint32())
         self.owner = owner
 
-    def __bool__(self) -> bool:
-        return bool(self.lo)
-
     def wanted(self, idx: index.Index) -> list[int]:
         """The networks to look for in ``idx``: those it has seen a /24 (/48) of, and the
         wide ones."""
@@ -234,7 +231,7 @@ class _Plan:
              for k in keys],
             16,
         )  # fmt: skip
-        # what to look for among an index's ``seen`` keys (None: too wide to list)
+        # each domain's keys among an index's ``seen`` ones: as a query name, as a target
         self.seen_names = pa.array([index.domain_key(index.NAME, r) for r in self.names.rev],
                                    pa.uint32())  # fmt: skip
         self.seen_cnames = pa.array([index.domain_key(index.CNAME, r) for r in self.names.rev],

@@ -10,7 +10,8 @@
 #  3. the world around pDNSSOC (lab/demo/services.yml), then pDNSSOC itself,
 #     deployed as an operator does: ansible-playbook -i inventories/lab playbooks/site.yml
 #  4. fetch-iocs, then benign and malicious names resolved by the client
-#     through univ-a's resolver, and the alerts printed as they arrive
+#     through univ-a's resolver, the alerts printed as they arrive, and who
+#     resolved them, from the passive-DNS history (hunt)
 # The lab keeps running for exploration; make demo-down removes it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -84,6 +85,11 @@ done
 step "What each name produced"
 alert_summary "${MALICIOUS_NAMES[@]}" "${BENIGN_NAMES[@]}"
 
+step "Who resolved them: the passive-DNS history (pdnssoc-agent hunt on the server)"
+# correlate filled the history store as it read the replies: an analyst asks it
+# who resolved a domain (its subdomains and CNAMEs into it too) or an address
+agent hunt --since 1d evil.example badcorp.test || true
+
 step "Status of the agent (pdnssoc-agent status on the server)"
 agent status || true
 
@@ -95,6 +101,7 @@ The lab is up and stays up ($(( deployed - start )) s to deploy, $(( end - start
   every DNS reply logged   podman exec $LAB_SERVER tail -f $DATA_DIR/queries.json
   webhook posts            podman exec $LAB_MAIL python3 /opt/pdnssoc-lab/sinks/webhooksink.py list --dir /var/lib/webhooksink
   the agent's health       podman exec $LAB_SERVER $AGENT_CMD status
+  who resolved a name      podman exec $LAB_SERVER $AGENT_CMD hunt --since 7d univ-a.test
   the agent's log          podman exec $LAB_SERVER supervisorctl tail -f pdnssoc-agent
   e-mail sent              podman exec $LAB_MAIL python3 /opt/pdnssoc-lab/sinks/mailsink.py list --dir /var/lib/mailsink
                            (messages as files in $LAB_MAIL:/var/lib/mailsink/)

@@ -199,6 +199,11 @@ class Matcher:
         self.v6 = bool(self._v6)
         return True
 
+    def prefixes(self, version: int) -> dict[int, set[int]]:
+        """The IPv4 (4) or IPv6 (6) networks as {prefix length: {address >> host bits}}."""
+        table = self._v4 if version == 4 else self._v6
+        return {plen: set(bucket) for plen, bucket in table.items() if bucket}
+
     def network_values(self) -> list[str]:
         """Every IP/CIDR indicator as written in alerts (canonical text)."""
         return [

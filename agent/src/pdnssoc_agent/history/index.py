@@ -10,8 +10,10 @@ kilobytes, and look up only the keys they need in one that may. Beside
 (``SegmentInfo.index``: its size; 0 for a segment without one, which is
 searched as before).
 
-Four sections, each a list of (key, row) and each a row group of its own, so
-that a search reads only the sections it needs:
+Four sections, each a list of (key, row) sorted by key and cut into parts of
+:data:`PART` entries, a row group each (Parquet keeps each one's smallest and
+largest key), so that a search reads only the sections it needs, and of those
+only the parts its keys can be in:
 
 * ``seen``: what the segment holds, as 32-bit keys (in ``row``, sorted; no
   ``key``): every domain a query name is in (the name itself and each parent,
@@ -33,7 +35,7 @@ statistics give their ranges, so the row groups a name can be in are read,
 their names column only, once ``seen`` says the name is there.
 
 The file is a Parquet file of (key, row), sections in the order above (their
-lengths in the file's metadata), keys plain (zstd takes most of what sorted
+lengths and the part size in the file's metadata), keys plain (zstd takes most of what sorted
 keys share, and plain keys decode at half the cost of prefix-coded ones), rows
 delta-coded, zstd-compressed, every page with a CRC checked when it is read,
 as a segment's are. The index only narrows which rows are read: every
@@ -320,7 +322,10 @@ def read(path: Path, size: int, rows: int) -> Index:
         groups[name] = range(at, at + _groups(n, part))
         at += len(groups[name])
     md = pf.metadata
-    if md.num_row_groups != at or sum(md.row_group(g).num_rows for g in range(at)) != sum(counts):
+    if md.num_row_groups != at or any(
+        sum(md.row_group(g).num_rows for g in groups[name]) != n
+        for name, n in zip(SECTIONS, counts, strict=True)
+    ):
         raise IndexDamagedError(f"{path}: its sections are not the row groups it says")
     return Index(path, pf, dict(zip(SECTIONS, counts, strict=True)), groups, rows)
 

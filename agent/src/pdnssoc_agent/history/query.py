@@ -21,7 +21,6 @@ time when their [first, last] seen span meets [since, until].
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from bisect import bisect_left, bisect_right
@@ -77,21 +76,16 @@ def _prefixes(matcher: Matcher) -> tuple[dict[int, set[int]], dict[int, set[byte
     length that is not a whole number of bytes widened to every byte prefix
     inside it (at most 128 of them).
     """
-    v4: dict[int, set[int]] = {}
+    v4 = matcher.prefixes(4)
     v6: dict[int, set[bytes]] = {}
-    for text in matcher.network_values():
-        net = ipaddress.ip_network(text, strict=False)
-        if net.version == 4:
-            v4.setdefault(net.prefixlen, set()).add(
-                int(net.network_address) >> (32 - net.prefixlen)
-            )
-            continue
-        whole = (net.prefixlen + 7) // 8
-        base = int(net.network_address) >> (128 - 8 * whole)
-        spare = 8 * whole - net.prefixlen
+    for plen, prefixes in matcher.prefixes(6).items():
+        whole = (plen + 7) // 8
+        spare = 8 * whole - plen
         keys = v6.setdefault(whole, set())
-        for k in range(1 << spare):
-            keys.add((base | k).to_bytes(whole) if whole else b"")
+        for prefix in prefixes:
+            base = prefix << spare
+            for k in range(1 << spare):
+                keys.add((base | k).to_bytes(whole) if whole else b"")
     return v4, v6
 
 

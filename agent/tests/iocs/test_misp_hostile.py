@@ -88,13 +88,18 @@ def test_deeply_nested_answer_fails_only_that_server(
     assert [c.server for c in index(cfg)["a-old.example"].contexts] == ["misp-a"]
 
 
+_STAMP = str(int(time.time()))
+"""One time for every attribute the tests make: the same attribute is the same on every
+page, whichever second the page is made in."""
+
+
 def _attribute(i: int, uuid: bool) -> dict[str, Any]:
     out = {
         "id": str(i),
         "type": "domain",
         "value": f"d{i}.example",
         "to_ids": True,
-        "timestamp": str(int(time.time())),
+        "timestamp": _STAMP,
         "event_id": "1",
         "category": "Network activity",
     }

@@ -46,9 +46,10 @@ index.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -247,17 +248,22 @@ class Index:
         given, in order: every entry in those ranges is among them."""
         if name in self._read:
             return self._read[name]
-        md = self.file.metadata
-        wanted = []
+        ranges = list(zip(lo, hi, strict=True))
+
+        def meets(first: bytes, last: bytes) -> bool:
+            return any(a <= last and b >= first for a, b in ranges)
+
+        return self._section(name, self._parts(name, 0, meets))
+
+    def _parts(self, name: str, column: int, holds: Callable[[Any, Any], bool]) -> list[int]:
+        """The row groups of section ``name`` for which ``holds(min, max)`` of ``column``
+        is true, or whose statistics are missing."""
+        md, out = self.file.metadata, []
         for g in self.groups[name]:
-            st = md.row_group(g).column(0).statistics
-            if st is None or not st.has_min_max:
-                wanted.append(g)
-                continue
-            first, last = st.min, st.max
-            if any(a <= last and b >= first for a, b in zip(lo, hi, strict=True)):
-                wanted.append(g)
-        return self._section(name, wanted)
+            st = md.row_group(g).column(column).statistics
+            if st is None or not st.has_min_max or holds(st.min, st.max):
+                out.append(g)
+        return out
 
     def _section(self, name: str, groups: list[int]) -> Section:
         columns = ["row"] if name == "seen" else ["key", "row"]  # seen: keys all empty
@@ -287,12 +293,9 @@ class Index:
         if "seen" in self._read or len(keys) >= len(parts):
             seen = self.seen()
         else:
-            md, wanted = self.file.metadata, []
             values = keys.to_pylist()
-            for g in parts:
-                st = md.row_group(g).column(1).statistics  # the keys are in ``row``
-                if st is None or not st.has_min_max or any(st.min <= k <= st.max for k in values):
-                    wanted.append(g)
+            # the seen keys are in ``row``
+            wanted = self._parts("seen", 1, lambda lo, hi: any(lo <= k <= hi for k in values))
             seen = self._section("seen", wanted).rows
         if len(seen) == 0:
             return []

@@ -385,6 +385,12 @@ def _history(h: dict[str, Any]) -> str:
         if not h["bytes_behind"]
         else f"{h['bytes_behind']:,} byte(s) of {h['files_behind']} query-log file(s) behind "
         "correlate"
+        + (
+            f" (the daemon commits every {timedelta(seconds=h['commit_every_s'])}; hunt and "
+            "retro read the rest from the query log)"
+            if h.get("commit_every_s")
+            else ""
+        )
     )
     size = (
         f" in {h['rows']:,} rows, {h['size_bytes']:,} bytes"

@@ -234,6 +234,8 @@ class Scheduler:
         """Steps in progress, in any lane."""
         self._lanes: dict[str, threading.Thread] = {}
         self._lane_outcomes: dict[str, str] = {}
+        self._carrying = False
+        """The history store's batch is carried between correlate runs (run_forever)."""
         stopping.clear()  # (a stop asked of an earlier scheduler in this process)
 
     # -- signals ---------------------------------------------------------------
@@ -302,6 +304,8 @@ class Scheduler:
                 printable(str(exc), 300),
             )
             return False
+        if self._carrying:  # the store's batch is committed under the configuration it was read by
+            self._carry(new)
         self.config = new
         logging.getLogger().setLevel(self.log_level or new.logging_level)
         for warning in new.warnings:
@@ -445,9 +449,28 @@ class Scheduler:
         soonest = min(self.next_run.get(s.name, now) for s in self.steps)
         return max(0.0, (soonest - now).total_seconds())
 
+    def _carry(self, config: Config | None) -> None:
+        """Commit the history store's batch carried between correlate runs, then carry
+        the next ones as ``config`` says (None: no more; see ``correlate.history_feed``)."""
+        from .correlate.history_feed import carry_between_runs, flush_carried  # noqa: PLC0415
+
+        flush_carried(self.config)
+        carry_between_runs(config.history.commit_every if config is not None else None)
+
     def run_forever(self) -> int:
         names = ", ".join(f"{s.name} every {s.interval(self.config.schedules)}" for s in self.steps)
         log.info("daemonize: pid %d; %s", os.getpid(), names)
+        self._carrying = True
+        self._carry(self.config)
+        try:
+            self._loop()
+        finally:
+            self._carrying = False
+            self._carry(None)
+        log.info("daemonize: stopped")
+        return int(ExitCode.OK)
+
+    def _loop(self) -> None:
         while not self.stopping:
             if self._reload:
                 self.reload()
@@ -462,8 +485,6 @@ class Scheduler:
         if any(t.is_alive() for t in self._lanes.values()):
             log.info("daemonize: waiting for %s to finish", ", ".join(sorted(self.running.copy())))
         self.join_lanes()
-        log.info("daemonize: stopped")
-        return int(ExitCode.OK)
 
 
 def select_steps(names: Sequence[str] | None) -> list[Step]:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
-from pdnssoc_agent.correlate import run_correlate
-from pdnssoc_agent.correlate.history_feed import StoreFeed
+from pdnssoc_agent.correlate import history_feed, run_correlate
+from pdnssoc_agent.correlate.history_feed import StoreFeed, carry_between_runs, flush_carried
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore
 from tests.support.correlate import SAMPLE, dns_line, make_config, read_alerts, write_lists
@@ -192,3 +196,82 @@ def test_only_scheduled_runs_over_the_query_log_fill_the_store(cfg: Config, tmp_
     assert run_correlate(matches).alerts > 0
     assert not (matches.history.dir / "MANIFEST.json").exists()
     assert collect(matches).history["enabled"] is False
+
+
+@pytest.fixture
+def carried(cfg: Config) -> Iterator[Config]:
+    """This process carries the store's batch between correlate runs, as the daemon does."""
+    carry_between_runs(timedelta(hours=1))
+    try:
+        yield cfg
+    finally:
+        carry_between_runs(None)
+
+
+def test_the_daemon_commits_the_store_every_commit_every_not_every_run(
+    carried: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = carried
+    log_file = cfg.correlation.queries_file
+    log_file.write_bytes(SAMPLE.read_bytes())
+    assert run_correlate(cfg).alerts > 0
+    with log_file.open("ab") as fh:
+        fh.write(_lines(30))
+    run_correlate(cfg)
+    assert _held(cfg) == 0  # carried in memory, the store unlocked meanwhile
+    with HistoryStore(cfg.history.dir).writer():
+        pass  # (another process could write it)
+    status = collect(cfg).history
+    assert status["bytes_behind"] == log_file.stat().st_size
+    assert "commits every 1:00:00" in render(collect(cfg))
+    with caplog.at_level(logging.INFO):
+        flush_carried(cfg)  # the daemon stops
+    assert _held(cfg) == SAMPLE_LINES + 30
+    assert f"committed the {SAMPLE_LINES + 30} repl(ies) kept in memory" in caplog.text
+    assert len(HistoryStore(cfg.history.dir).manifest().segments) == 1  # one commit, one file
+    run_correlate(cfg)
+    flush_carried(cfg)
+    assert _held(cfg) == SAMPLE_LINES + 30
+
+
+def test_a_batch_is_committed_once_commit_every_has_passed(
+    carried: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = carried
+    cfg.correlation.queries_file.write_bytes(SAMPLE.read_bytes())
+    run_correlate(cfg)
+    run_correlate(cfg)
+    assert _held(cfg) == 0
+    real = time.monotonic
+    monkeypatch.setattr(history_feed, "time", SimpleNamespace(monotonic=lambda: real() + 3600))
+    run_correlate(cfg)  # an hour after the first line: committed, though nothing is new
+    assert _held(cfg) == SAMPLE_LINES
+
+
+def test_a_carried_batch_another_writer_added_meanwhile_is_not_counted_twice(
+    carried: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = carried
+    log_file = cfg.correlation.queries_file
+    log_file.write_bytes(SAMPLE.read_bytes())
+    run_correlate(cfg)
+    # an operator imports the same log while the daemon holds its batch
+    conf = cfg.data_dir / "agent.yml"
+    conf.write_text(f"data_dir: {cfg.data_dir}\n")
+    assert main(["-c", str(conf), "history", "import", str(log_file)]) == 0
+    assert _held(cfg) == SAMPLE_LINES
+    run_correlate(cfg)  # (the import set up logging to stderr)
+    flush_carried(cfg)
+    assert "kept since an earlier run were dropped" in capsys.readouterr().err
+    assert _held(cfg) == SAMPLE_LINES
+
+
+def test_a_daemon_killed_before_its_commit_reads_the_lines_again(carried: Config) -> None:
+    cfg = carried
+    cfg.correlation.queries_file.write_bytes(SAMPLE.read_bytes())
+    first = run_correlate(cfg)
+    assert first.alerts > 0 and _held(cfg) == 0
+    carry_between_runs(None)  # the process dies: its memory with it
+    again = run_correlate(cfg)  # a new process, committing every run
+    assert (again.stats.lines, again.alerts) == (0, 0)  # nothing matched twice
+    assert _held(cfg) == SAMPLE_LINES  # the store caught up from the query log

@@ -98,8 +98,10 @@ def test_hunt_usage_errors_name_the_bad_value(
         main(["-c", c, "hunt", "evil.example", "--since", "a week"])
     assert exc.value.code == 2
     assert "'a week' is not a duration" in capsys.readouterr().err
+    off = tmp_path / "off.yml"
+    off.write_text(f"data_dir: {tmp_path / 'data'}\nhistory: {{enabled: false}}\n")
     with pytest.raises(SystemExit) as exc:
-        main(["-c", c, "hunt", "evil.example"])
+        main(["-c", str(off), "hunt", "evil.example"])
     assert exc.value.code == 1
     assert "no history store at" in capsys.readouterr().err
     _fill(cfg, tmp_path)
@@ -109,3 +111,51 @@ def test_hunt_usage_errors_name_the_bad_value(
     err = capsys.readouterr().err
     assert "'not a domain!'" in err and "'10.0.0.0/33'" in err
     assert "'evil.example'" not in err
+
+
+def test_hunt_reads_what_the_store_does_not_hold_yet_from_the_query_log(
+    setup: tuple[Config, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon commits the store every history.commit_every: until then the newest
+    replies are only in the query log, and hunt finds them there, once each."""
+    cfg, cfg_file = setup
+    c = str(cfg_file)
+    log = cfg.correlation.queries_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    held = dns_line("login.phish.example", [("login.phish.example", "A", "192.0.2.10")],
+                    ts="2025-11-27T08:05:00Z", sensor="inst-a", client="10.9.0.0")  # fmt: skip
+    new = dns_line("login.phish.example", [("login.phish.example", "A", "192.0.2.10")],
+                   ts="2025-11-27T08:07:00Z", sensor="inst-a", client="10.9.0.0")  # fmt: skip
+    other = dns_line("c2.phish.example", [("c2.phish.example", "A", "192.0.2.66")],
+                     ts="2025-11-27T08:09:00Z", sensor="inst-b", client="10.8.0.0")  # fmt: skip
+    log.write_bytes(held + new + other)
+    # no store yet (the daemon's first commit is to come): the log answers alone
+    code, out, _ = _run(capsys, "-c", c, "hunt", "phish.example", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert sorted((r["query"]["name"], r["count"]) for r in rows) == [
+        ("c2.phish.example", 1), ("login.phish.example", 2)]  # fmt: skip
+    # the store holds the first line: it is counted once, from the store
+    from pdnssoc_agent.correlate.inputs import fingerprint
+    from pdnssoc_agent.dnslog import ReadStats
+    from pdnssoc_agent.history import Source, decode_chunk
+
+    with HistoryStore(cfg.history.dir).writer() as w:
+        w.add(decode_chunk(held, ReadStats(), "q"), Source(fingerprint(log.read_bytes()[:1024]),
+                                                          0, len(held), str(log)))  # fmt: skip
+        w.commit()
+    code, out, _ = _run(capsys, "-c", c, "hunt", "login.phish.example", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["count"], r["first_seen"], r["last_seen"]) for r in rows] == [
+        (2, "2025-11-27T08:05:00Z", "2025-11-27T08:07:00Z")]  # fmt: skip
+    # the store holds all of it: nothing is read from the log
+    with HistoryStore(cfg.history.dir).writer() as w:
+        w.add(decode_chunk(new + other, ReadStats(), "q"),
+              Source(fingerprint(log.read_bytes()[:1024]), len(held), len(held + new + other),
+                     str(log)))  # fmt: skip
+        w.commit()
+    code, out, _ = _run(capsys, "-c", c, "hunt", "192.0.2.66", "login.phish.example",
+                        "--format", "json")  # fmt: skip
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert sorted((r["query"]["name"], r["count"]) for r in rows) == [
+        ("c2.phish.example", 1), ("login.phish.example", 2)]  # fmt: skip

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pdnssoc_agent.config import Config
@@ -51,5 +52,18 @@ def test_the_hunt_form_without_values_searches_nothing_and_bad_values_are_a_400(
 
 
 def test_no_store_yet_is_said_on_the_page(tmp_path: Path) -> None:
-    status, _, body = Client(make_config(tmp_path)).request("/hunt?values=phish.example")
+    cfg = make_config(tmp_path)
+    cfg = replace(cfg, history=replace(cfg.history, enabled=False))
+    status, _, body = Client(cfg).request("/hunt?values=phish.example")
     assert status == 200 and "no history store at" in body
+
+
+def test_replies_not_committed_yet_are_found_in_the_query_log(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    cfg.correlation.queries_file.parent.mkdir(parents=True, exist_ok=True)
+    line = dns_line("login.phish.example", [("login.phish.example", "A", "192.0.2.10")],
+                    ts="2025-11-27T08:05:00Z", sensor="inst-a", client="10.9.0.0")  # fmt: skip
+    cfg.correlation.queries_file.write_bytes(line)
+    status, _, body = Client(cfg).request("/hunt?values=phish.example")
+    assert status == 200 and "no history store at" not in body
+    assert "login.phish.example" in body and "inst-a" in body

@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "line")  # fmt: skip
     parser.epilog = (
         "Searches the history store (history.dir, or the ClickHouse cluster of "
-        "history.clickhouse) that correlate fills and `history import` loads. One line per "
+        "history.clickhouse) that correlate fills and `history import` loads, and the "
+        "lines of the recent query logs it does not hold yet. One line per "
         "distinct reply of a client: sensor, client, first and last seen, count, query name "
         "and answer, and what matched. Exit 0 with or without matches."
     )
@@ -71,12 +72,14 @@ def run(config: Config, args: argparse.Namespace) -> int:
     from ..history import HuntValueError, hunt  # noqa: PLC0415 - pyarrow
     from ..history.backend import open_store  # noqa: PLC0415
     from ..history.report import lines  # noqa: PLC0415
+    from ..history.tail import applies  # noqa: PLC0415
 
     try:
         store = open_store(config)
     except ValueError as exc:
         raise AgentError(str(exc)) from None
-    if not store.exists():
+    # an embedded store not written yet (its first commit) is searched empty, with the log
+    if not store.exists() and not (applies(config) and config.history.engine == "embedded"):
         raise AgentError(
             f"no history store at {store.name}: correlate fills it (history.enabled) and "
             "`pdnssoc-agent history import PATH...` loads existing archives"
@@ -90,6 +93,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
             since_us=_us(since) if since is not None else None,
             until_us=_us(until),
             sensors=args.sensor or None,
+            config=config,
         )
     except HuntValueError as exc:
         raise UsageError(str(exc)) from None

@@ -13,12 +13,23 @@ reply is held twice.
 Nothing here stops correlate: a store that is busy (an import is writing it),
 damaged or on a full disk is logged once, left alone for the rest of the run
 and caught up by a later one.
+
+A run commits its batch when it ends, unless its process carries batches from
+run to run (:func:`carry_between_runs`: the daemon does). Then the batch is
+committed every ``history.commit_every`` (or once it holds
+:data:`MAX_PENDING_ROWS` rows); between commits it waits in memory with the
+store unlocked, and the next run's writer takes it over, so a busy hour costs
+one segment file instead of sixty. The query log keeps the lines meanwhile:
+``retro`` and ``hunt`` read what the store does not hold from it, and a daemon
+killed before its commit reads them again when it starts (the store is behind
+correlate's checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,11 +43,64 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ..history.backend import StoreWriter
+    from ..history.writer import Pending
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING_ROWS = 200_000
 """Commit (correlate first, then the store) once the store's batch holds this many rows."""
+
+
+class Carry:
+    """The store's batch kept in memory between the correlate runs of one process."""
+
+    def __init__(self, every: timedelta) -> None:
+        self.every = every
+        self.pending: Pending | None = None
+        self.store = ""
+        """The store the batch is for (its name)."""
+        self.since: float | None = None
+        """When (monotonic) the oldest row not committed was added."""
+
+    def due(self, rows: int) -> bool:
+        return rows >= MAX_PENDING_ROWS or (
+            self.since is not None and time.monotonic() - self.since >= self.every.total_seconds()
+        )
+
+
+_carry: Carry | None = None
+
+
+def carry_between_runs(every: timedelta | None) -> None:
+    """Keep the store's batch from one correlate run to the next in this process,
+    committing it every ``every``; None or zero: commit at the end of every run.
+    A batch carried so far must have been flushed first (:func:`flush_carried`)."""
+    global _carry  # noqa: PLW0603 - one per process, like the daemon it serves
+    _carry = Carry(every) if every else None
+
+
+def flush_carried(config: Config) -> None:
+    """Commit the batch carried between runs, if any (the daemon, when it stops or
+    reloads). A store that cannot take it now leaves its lines to be read again
+    from the query log."""
+    carry = _carry
+    if carry is None or carry.pending is None:
+        return
+    replies = carry.pending.batch.replies
+    feed = StoreFeed.open(config)
+    if feed is None:
+        carry.pending, carry.since = None, None
+        log.warning(
+            "history store: %d repl(ies) not committed; the query log keeps them and the "
+            "next run adds them",
+            replies,
+        )
+        return
+    with feed:
+        adopted = feed.pending_rows > 0
+        feed.commit(force=True)
+        if adopted and not feed.failed:
+            log.info("history store: committed the %d repl(ies) kept in memory", replies)
 
 
 def decoders() -> Decoders:
@@ -56,6 +120,7 @@ class StoreFeed:
         self._ranges: dict[str, list[list[int]]] = {}
         self.added = 0
         """Replies handed to the store in this run."""
+        self.failed = False
 
     @classmethod
     def open(cls, config: Config) -> StoreFeed | None:
@@ -71,7 +136,24 @@ class StoreFeed:
         except (AgentError, OSError, ValueError) as exc:
             log.warning("history store not filled in this run (it catches up later): %s", exc)
             return None
+        feed._adopt()
         return feed
+
+    def _adopt(self) -> None:
+        """Take over the batch an earlier run of this process left for later."""
+        carry = _carry
+        if carry is None or carry.pending is None or self.writer is None:
+            return
+        taken, carry.pending = carry.pending, None
+        if carry.store == str(self.root) and self.writer.adopt(taken):
+            return
+        carry.since = None
+        log.warning(
+            "history store: %d repl(ies) kept since an earlier run were dropped (another "
+            "process added the same query-log bytes, or the store changed); the store "
+            "holds them or reads them again from the query log",
+            taken.batch.replies,
+        )
 
     @property
     def ok(self) -> bool:
@@ -85,11 +167,14 @@ class StoreFeed:
             exc,
         )
         self.writer = None  # the batch is dropped; the lock is released on close
+        self.failed = True
+        if _carry is not None:
+            _carry.since = None
 
     def _held(self, fp: str) -> list[list[int]]:
         ranges = self._ranges.get(fp)
         if ranges is None and self.writer is not None:
-            ranges = self._ranges[fp] = self.writer.held(fp)
+            ranges = self._ranges[fp] = self.writer.holding(fp)
         return ranges or []
 
     def position(self, fp: str) -> int:
@@ -139,25 +224,40 @@ class StoreFeed:
             for recs, a, b in pieces:
                 if self.writer.add(recs, Source(fp, a, b, path)):
                     self.added += len(recs)
+                    if _carry is not None and _carry.since is None:
+                        _carry.since = time.monotonic()
                 ranges = add_range(ranges, a, b)
         except (AgentError, OSError, ValueError) as exc:
             self._fail(f"adding {path}", exc)
             return
         self._ranges[fp] = ranges
 
-    def commit(self) -> None:
-        """Make what was added durable; call after correlate committed the same bytes."""
+    def commit(self, *, force: bool = False) -> None:
+        """Make what was added durable; call after correlate committed the same bytes.
+        A process that carries batches between runs commits only when one is due
+        (``force``: now)."""
         if self.writer is None:
+            return
+        carry = _carry
+        if not force and carry is not None and not carry.due(len(self.writer.batch)):
             return
         try:
             self.writer.commit()
         except (AgentError, OSError, ValueError) as exc:
             self._fail("commit", exc)
             self._ranges = {}
+            return
+        if carry is not None:
+            carry.since = None
 
     def close(self, now: datetime | None = None) -> None:
-        """Commit, merge the days that are over, release the store."""
-        self.commit()
+        """Commit (or, in a process that carries batches between runs and none is due,
+        keep the batch for the next run), merge the days that are over, release the store."""
+        carry = _carry
+        if carry is not None and self.writer is not None and not carry.due(len(self.writer.batch)):
+            carry.pending, carry.store = self.writer.take_pending(), str(self.root)
+        else:
+            self.commit(force=True)
         if self.writer is not None:
             today = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
             try:
@@ -181,6 +281,8 @@ class StoreFeed:
         if exc_type is None:
             self.close()
         elif self._cm is not None:  # correlate failed: keep nothing it did not commit
+            if _carry is not None:
+                _carry.since = None
             cm, self._cm = self._cm, None
             self.writer = None
             cm.__exit__(exc_type, exc, tb)
@@ -212,7 +314,11 @@ def store_lag(config: Config) -> dict[str, Any]:
     from ..history.manifest import covered_end  # noqa: PLC0415
     from .output import load_state  # noqa: PLC0415
 
-    out: dict[str, Any] = {"enabled": config.history.enabled, "dir": str(config.history.dir)}
+    out: dict[str, Any] = {
+        "enabled": config.history.enabled,
+        "dir": str(config.history.dir),
+        "commit_every_s": int(config.history.commit_every.total_seconds()),
+    }
     if not config.history.enabled or config.correlation.live_input != "query_log":
         out["enabled"] = False  # correlate fills it from the query log only
         return out

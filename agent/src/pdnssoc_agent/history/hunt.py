@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from ..correlate.indicators import Matcher
 from .backend import Embedded
-from .query import QueryResult, Row, search_merged
+from .query import QueryResult, Row, search_merged, search_tables
 from .store import HistoryStore
 
 if TYPE_CHECKING:
+    from ..config import Config
     from .backend import Store
 
 
@@ -53,15 +54,28 @@ def hunt(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
+    config: Config | None = None,
 ) -> QueryResult:
-    """Matching rows, one per distinct reply, oldest first seen first."""
+    """Matching rows, one per distinct reply, oldest first seen first. With the
+    server's ``config``, also the replies of its query log the store does not hold
+    yet (see :mod:`.tail`)."""
     matcher = matcher_for(values)
+    extra = []
+    if config is not None:
+        from . import tail  # noqa: PLC0415
+
+        if tail.applies(config):
+            extra.append(tail.unheld(config, matcher, since_us=since_us)[0])
     if isinstance(store, Embedded):  # the command's and the web page's way in
         store = store.store
     if isinstance(store, HistoryStore):
         # merged on the columns, before rows are made: the same rows as merge() of search()'s
-        return search_merged(store, matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+        return search_merged(store, matcher, since_us=since_us, until_us=until_us,
+                             sensors=sensors, extra=extra)  # fmt: skip
     result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+    if extra:
+        result.rows += search_tables(extra, matcher, since_us=since_us, until_us=until_us,
+                                     sensors=sensors).rows  # fmt: skip
     result.rows = merge(result.rows)
     return result
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import socket
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,7 +35,7 @@ import pyarrow.parquet as pq
 from ..correlate.indicators import Matcher
 from ..correlate.scan import Hit
 from ..correlate.step import gc_paused
-from . import index
+from . import index, segment
 from .aggregate import reverse_name
 from .manifest import SegmentInfo
 from .segment import SegmentError, open_segment
@@ -375,9 +376,24 @@ def search(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
+    extra: Sequence[pa.Table] = (),
 ) -> QueryResult:
-    """Every stored row that matches ``matcher``, within the time span and sensors given."""
-    return _search(store, matcher, since_us, until_us, sensors, merged=False)
+    """Every stored row that matches ``matcher``, within the time span and sensors given;
+    ``extra``: rows not in the store (the store's schema, e.g. :func:`.tail.unheld`'s),
+    searched alike."""
+    return _search(store, matcher, since_us, until_us, sensors, merged=False, extra=extra)
+
+
+def search_tables(
+    tables: Sequence[pa.Table],
+    matcher: Matcher,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    sensors: Iterable[str] | None = None,
+) -> QueryResult:
+    """:func:`search` of rows that are in no store (tables of the store's schema)."""
+    return _search(None, matcher, since_us, until_us, sensors, merged=False, extra=tables)
 
 
 def search_merged(
@@ -387,28 +403,30 @@ def search_merged(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
+    extra: Sequence[pa.Table] = (),
 ) -> QueryResult:
     """:func:`search`, its rows of the same reply in different buckets merged into one
     (count added up, earliest first seen, latest last seen), oldest first seen first:
     what ``hunt`` answers. The merging is done on the columns, so only the merged rows
     become Python objects."""
-    return _search(store, matcher, since_us, until_us, sensors, merged=True)
+    return _search(store, matcher, since_us, until_us, sensors, merged=True, extra=extra)
 
 
 def _search(
-    store: HistoryStore,
+    store: HistoryStore | None,
     matcher: Matcher,
     since_us: int | None,
     until_us: int | None,
     sensors: Iterable[str] | None,
     *,
     merged: bool,
+    extra: Sequence[pa.Table] = (),
 ) -> QueryResult:
     result = QueryResult()
     if matcher.empty:
         return result
     plan = _Plan(matcher)
-    table = _search_table(store, plan, result, since_us, until_us, sensors)
+    table = _search_table(store, plan, result, since_us, until_us, sensors, extra)
     if table is not None:
         with gc_paused():  # many objects, no cycles: collections would only cost time
             result.rows = _rows(_merged(table) if merged else table, plan)
@@ -416,17 +434,33 @@ def _search(
 
 
 def _search_table(  # noqa: PLR0917
-    store: HistoryStore,
+    store: HistoryStore | None,
     plan: _Plan,
     result: QueryResult,
     since_us: int | None,
     until_us: int | None,
     sensors: Iterable[str] | None,
+    extra: Sequence[pa.Table] = (),
 ) -> pa.Table | None:
-    """The matching rows of every segment in the time span, in the order :func:`search`
-    gives them, as one table of the columns ``_ALL`` (see :func:`_normal`); None if none."""
+    """The matching rows of ``extra`` (tables of the store's schema), then of every
+    segment in the time span, in the order :func:`search` gives them, as one table of
+    the columns ``_ALL`` (see :func:`_normal`); None if none."""
     wanted = sorted(set(sensors)) if sensors is not None else None
-    parts: list[pa.Table] = []
+    found = [_search_in_memory(t, plan) for t in extra]
+    if store is not None:
+        found += _search_segments(store, plan, result, since_us, until_us)
+    kept = [_within(t, since_us, until_us, wanted) for t in found if t is not None]
+    parts = [t for t in kept if t.num_rows]
+    return pa.concat_tables(parts) if parts else None
+
+
+def _search_segments(
+    store: HistoryStore, plan: _Plan, result: QueryResult, since_us: int | None,
+    until_us: int | None,
+) -> list[pa.Table | None]:  # fmt: skip
+    """Each segment's matching rows (None: none), of the segments the time span meets;
+    a damaged one is skipped and named in ``result.problems``."""
+    found: list[pa.Table | None] = []
     for seg in store.manifest().segments:
         if since_us is not None and seg.last_us < since_us:
             continue
@@ -434,16 +468,11 @@ def _search_table(  # noqa: PLR0917
             continue
         result.segments += 1
         try:
-            t = _search_segment(store, seg, plan)
+            found.append(_search_segment(store, seg, plan))
         except SegmentError as exc:
             log.warning("history: skipped %s", exc)
             result.problems.append(str(exc))
-            continue
-        if t is not None:
-            t = _within(t, since_us, until_us, wanted)
-            if t.num_rows:
-                parts.append(t)
-    return pa.concat_tables(parts) if parts else None
+    return found
 
 
 def _within(
@@ -575,6 +604,11 @@ def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> pa.Ta
             log.warning("history: %s; searching its segment without it", exc)
         except (OSError, pa.ArrowException) as exc:
             raise SegmentError(f"{path}: damaged ({exc})") from None
+    return _search_file(pf, plan, path)
+
+
+def _search_file(pf: pq.ParquetFile, plan: _Plan, path: Path | str) -> pa.Table | None:
+    """:func:`_search_segment` of a file without an index (``path`` names it)."""
     starts = _group_starts(pf)
     found = _Found()
     try:
@@ -596,6 +630,18 @@ def _search_segment(store: HistoryStore, seg: SegmentInfo, plan: _Plan) -> pa.Ta
     rest = _take_rows(pf, wanted, starts, [c for c in _ALL if c not in cols], path)
     cols.update((c, rest[c]) for c in rest.column_names)
     return _normal(cols)
+
+
+def _search_in_memory(table: pa.Table, plan: _Plan) -> pa.Table | None:
+    """:func:`_search_file` of rows that are in no segment, laid out as one in memory."""
+    if table.num_rows == 0:
+        return None
+    buf = pa.BufferOutputStream()
+    pq.write_table(segment.sort_table(table), buf, row_group_size=segment.ROW_GROUP,
+                   compression="none", use_dictionary=segment.DICTIONARY,
+                   column_encoding=segment.ENCODING)  # fmt: skip
+    pf = pq.ParquetFile(pa.BufferReader(buf.getvalue()), read_dictionary=_FEW)
+    return _search_file(pf, plan, "the query log (not in the store yet)")
 
 
 def _rname_of(found: _Found, wanted: list[int], starts: list[int]) -> pa.Array | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,16 +54,101 @@ class CommitResult:
     """Sources left out because the store already held them."""
 
 
-class Writer:
-    """Adds batches to the store; obtained from :meth:`HistoryStore.writer`."""
+@dataclass
+class Pending:
+    """A writer's batch that is not committed yet: the folded rows and the query-log
+    byte ranges they were read from. The daemon carries it from one correlate run's
+    writer to the next (:meth:`BatchWriter.take_pending`, :meth:`BatchWriter.adopt`)."""
 
-    def __init__(self, store: HistoryStore, m: Manifest) -> None:
-        self.store = store
-        self.manifest = m
-        self.batch = Batch(store.bucket)
+    batch: Batch
+    sources: list[Source]
+
+
+class BatchWriter(ABC):
+    """What both engines' writers share: folding records into a batch, tied to the
+    log bytes they came from, so that no byte range is added twice."""
+
+    what = "the history store"
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.batch = Batch(bucket)
         self.pending: list[Source] = []
         self._pending_ranges: dict[str, list[list[int]]] = {}
         self.skipped = 0
+
+    @abstractmethod
+    def held(self, fp: str) -> list[list[int]]:
+        """Byte ranges of the file with fingerprint ``fp`` held (committed)."""
+
+    def holding(self, fp: str) -> list[list[int]]:
+        """:meth:`held`, and the ranges of the batch not committed yet."""
+        ranges = self._pending_ranges.get(fp)
+        return [list(r) for r in ranges] if ranges is not None else self.held(fp)
+
+    def _partly_held(self, source: Source, ranges: list[list[int]]) -> str:
+        return (
+            f"{source.path or source.fp}: bytes {source.start}-{source.end} are partly in "
+            f"{self.what} already (held: {ranges})"
+        )
+
+    def add(self, records: Iterable[Record], source: Source) -> bool:
+        """Fold in the records read from ``source``; False (and nothing added) when the
+        store already holds that range. A range partly held is an error: the caller
+        must cut its reading where the held range ends."""
+        if source.end < source.start:
+            raise ValueError(f"{source.path}: range {source.start}-{source.end} is backwards")
+        ranges = self._pending_ranges.get(source.fp)
+        if ranges is None:
+            ranges = self._pending_ranges[source.fp] = self.held(source.fp)
+        whole, part = manifest.overlap(ranges, source.start, source.end)
+        if source.end == source.start or whole:
+            self.skipped += 1
+            return False
+        if part:
+            raise StoreError(self._partly_held(source, ranges))
+        self.batch.add(records, source.path)
+        self.pending.append(source)
+        self._pending_ranges[source.fp] = manifest.add_range(ranges, source.start, source.end)
+        return True
+
+    def _reset(self) -> None:
+        self.batch = Batch(self.bucket)
+        self.pending = []
+        self._pending_ranges = {}
+
+    def take_pending(self) -> Pending | None:
+        """The batch not committed (None if empty), handed over: this writer is left empty."""
+        if not self.pending:
+            return None
+        taken = Pending(self.batch, self.pending)
+        self._reset()
+        return taken
+
+    def adopt(self, taken: Pending) -> bool:
+        """Take over a batch another writer of this store left uncommitted. False (and
+        nothing taken) when the store meanwhile holds any of its byte ranges (another
+        process added them): those rows would be counted twice."""
+        if self.pending:
+            raise StoreError("adopt a batch into an empty writer only")
+        ranges: dict[str, list[list[int]]] = {}
+        for s in taken.sources:
+            held = self.held(s.fp)
+            whole, part = manifest.overlap(held, s.start, s.end)
+            if whole or part:
+                return False
+            ranges[s.fp] = manifest.add_range(ranges.get(s.fp, held), s.start, s.end)
+        self.batch, self.pending, self._pending_ranges = taken.batch, list(taken.sources), ranges
+        return True
+
+
+class Writer(BatchWriter):
+    """Adds batches to the store; obtained from :meth:`HistoryStore.writer`."""
+
+    def __init__(self, store: HistoryStore, m: Manifest) -> None:
+        super().__init__(store.bucket)
+        self.store = store
+        self.manifest = m
 
     # ------------------------------------------------------------ positions
 
@@ -76,6 +162,12 @@ class Writer:
         range that contains ``offset``, else ``offset`` itself."""
         end = manifest.covered_end(self.held(fp), offset)
         return offset if end is None else end
+
+    def _partly_held(self, source: Source, ranges: list[list[int]]) -> str:
+        return (
+            f"{super()._partly_held(source, ranges)}; read from "
+            f"{self.resume_at(source.fp, source.start)}"
+        )
 
     def rename_source(self, old_fp: str, new_fp: str) -> None:
         """Carry what is held of a file over to its new fingerprint, durably.
@@ -101,32 +193,6 @@ class Writer:
         self.manifest = new
 
     # ------------------------------------------------------------ ingest
-
-    def add(self, records: Iterable[Record], source: Source) -> bool:
-        """Fold in the records read from ``source``; False (and nothing added) when the
-        store already holds that range. A range partly held is an error: the caller
-        must cut its reading at :meth:`resume_at`."""
-        if source.end < source.start:
-            raise ValueError(f"{source.path}: range {source.start}-{source.end} is backwards")
-        ranges = self._pending_ranges.get(source.fp)
-        if ranges is None:
-            ranges = self._pending_ranges[source.fp] = self.held(source.fp)
-        whole, part = manifest.overlap(ranges, source.start, source.end)
-        if source.end == source.start:
-            whole, part = True, False
-        if whole:
-            self.skipped += 1
-            return False
-        if part:
-            raise StoreError(
-                f"{source.path or source.fp}: bytes {source.start}-{source.end} are partly in "
-                f"the history store already (held: {ranges}); read from "
-                f"{self.resume_at(source.fp, source.start)}"
-            )
-        self.batch.add(records, source.path)
-        self.pending.append(source)
-        self._pending_ranges[source.fp] = manifest.add_range(ranges, source.start, source.end)
-        return True
 
     def commit(self) -> CommitResult:
         """Write what was added as one segment per day, then the manifest; durable on return."""
@@ -169,9 +235,7 @@ class Writer:
                 self._unlink(info)
             raise
         self.manifest = new
-        self.batch = Batch(self.store.bucket)
-        self.pending = []
-        self._pending_ranges = {}
+        self._reset()
         result.rows = sum(s.rows for s in written)
         result.segments = written
         return result

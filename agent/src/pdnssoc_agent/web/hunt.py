@@ -38,6 +38,7 @@ def run_hunt(config: Config, query: dict[str, str]) -> HuntAnswer:
     from ..history import HuntValueError, hunt, matcher_for  # noqa: PLC0415 - pyarrow, when asked
     from ..history.backend import open_store  # noqa: PLC0415
     from ..history.report import as_dict  # noqa: PLC0415
+    from ..history.tail import applies  # noqa: PLC0415
 
     answer = HuntAnswer(
         values=query.get("values", "").strip(),
@@ -60,7 +61,7 @@ def run_hunt(config: Config, query: dict[str, str]) -> HuntAnswer:
     except ValueError as exc:
         answer.problems.append(str(exc))
         return answer
-    if not store.exists():
+    if not store.exists() and not (applies(config) and config.history.engine == "embedded"):
         answer.problems.append(
             f"no history store at {store.name}: correlate fills it (history.enabled)"
         )
@@ -72,6 +73,7 @@ def run_hunt(config: Config, query: dict[str, str]) -> HuntAnswer:
             since_us=since_us,
             until_us=until_us,
             sensors=[answer.institution] if answer.institution else None,
+            config=config,
         )
     except HuntValueError as exc:
         raise FilterError(f"values: {exc}") from None

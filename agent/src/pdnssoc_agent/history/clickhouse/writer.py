@@ -18,50 +18,24 @@ import uuid
 from collections.abc import Iterable
 
 from .. import manifest
-from ..aggregate import Batch
-from ..manifest import StoreError
-from ..records import Record
-from ..writer import CommitResult, Source
+from ..writer import BatchWriter, CommitResult
 from .client import Client
 from .schema import batch_rows, history_rows
 
 
-class ClusterWriter:
+class ClusterWriter(BatchWriter):
     """Adds batches to this node's shard; see the module docstring."""
 
+    what = "the history cluster"
+
     def __init__(self, client: Client, *, bucket: str = "hour") -> None:
+        super().__init__(bucket)
         self.client = client
-        self.bucket = bucket
-        self.batch = Batch(bucket)
-        self.pending: list[Source] = []
-        self._pending_ranges: dict[str, list[list[int]]] = {}
         self._held = held_ranges(client, local=True)
-        self.skipped = 0
 
     def held(self, fp: str) -> list[list[int]]:
         """Byte ranges of the file with fingerprint ``fp`` this shard holds (committed)."""
         return [list(r) for r in self._held.get(fp, [])]
-
-    def add(self, records: Iterable[Record], source: Source) -> bool:
-        """As :meth:`pdnssoc_agent.history.writer.Writer.add`."""
-        if source.end < source.start:
-            raise ValueError(f"{source.path}: range {source.start}-{source.end} is backwards")
-        ranges = self._pending_ranges.get(source.fp)
-        if ranges is None:
-            ranges = self._pending_ranges[source.fp] = self.held(source.fp)
-        whole, part = manifest.overlap(ranges, source.start, source.end)
-        if source.end == source.start or whole:
-            self.skipped += 1
-            return False
-        if part:
-            raise StoreError(
-                f"{source.path or source.fp}: bytes {source.start}-{source.end} are partly in "
-                f"the history cluster already (held: {ranges})"
-            )
-        self.batch.add(records, source.path)
-        self.pending.append(source)
-        self._pending_ranges[source.fp] = manifest.add_range(ranges, source.start, source.end)
-        return True
 
     def commit(self) -> CommitResult:
         """Insert the rows, then the commit row; durable on the node on return."""
@@ -86,9 +60,7 @@ class ClusterWriter:
             self._held[s.fp] = manifest.add_range(self._held.get(s.fp, []), s.start, s.end)
         result.rows = table.num_rows
         result.replies = self.batch.replies
-        self.batch = Batch(self.bucket)
-        self.pending = []
-        self._pending_ranges = {}
+        self._reset()
         return result
 
     def compact(self, *, full_before: str | None = None) -> int:

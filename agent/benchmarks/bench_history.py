@@ -198,9 +198,11 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
 
     kind = a.kind
     matcher = _matcher(work)
-    store_dir = work / f"store-{kind}"
+    minutes = a.commit_minutes or int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "60"))
+    # (the queries read store-<kind>: a run over part of the days fills one of its own)
+    part = f"-first{a.first_days}-every{minutes}m" if a.first_days else ""
+    store_dir = work / f"store-{kind}{part}"
     shutil.rmtree(store_dir, ignore_errors=True)
-    minutes = int(os.environ.get("BENCH_HISTORY_COMMIT_MINUTES", "60"))
     per_day = int(os.environ.get("BENCH_HISTORY_PER_DAY", "10000"))
     commit_every = max(1, per_day * minutes // 1440)
     stats = ReadStats()
@@ -210,7 +212,8 @@ def _w_ingest(work: Path, a: argparse.Namespace) -> dict[str, Any]:
         found[0] += 1
 
     with gc_paused():
-        return _ingest(work, kind, matcher, store_dir, commit_every, stats, found, on_hit)
+        return _ingest(work, kind, matcher, store_dir, commit_every, stats, found, on_hit,
+                       a.first_days)  # fmt: skip
 
 
 def _ingest(  # noqa: PLR0917
@@ -222,15 +225,17 @@ def _ingest(  # noqa: PLR0917
     stats: ReadStats,
     found: list[int],
     on_hit: Any,
+    first_days: int = 0,
 ) -> dict[str, Any]:
+    files = _files(work, "plain")[: first_days or None]
     c0, t0 = _cpu(), time.perf_counter()
     if kind == "none":
-        for f in _files(work, "plain"):
+        for f in files:
             for ch in LineReader(f, stats).chunks():
                 scan_chunk(ch.data, matcher, stats, on_hit, str(f))
         return {"cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": stats.lines}
     fill = _fill_parquet if kind == "parquet" else _fill_sqlite
-    out = fill(_files(work, "plain"), matcher, store_dir, commit_every, stats, found)
+    out = fill(files, matcher, store_dir, commit_every, stats, found)
     return {"cpu": _cpu() - c0, "wall": time.perf_counter() - t0, "lines": stats.lines,
             "hits": found[0], **out}  # fmt: skip
 
@@ -433,6 +438,21 @@ def _wired_ingest(cor: dict[str, Any], wired: dict[str, Any], zc: float, lines: 
               f"alerts; expected {lines} and {cor['alerts']}")  # fmt: skip
 
 
+def _cadence(work: Path, shape: Shape) -> None:
+    """The store's cost with a commit every correlate run (the daemon's minute) against
+    one an hour (history.commit_every's default), over the first day."""
+    one = ["--first-days", "1"]
+    base = _run(work, "ingest", "--kind", "none", *one)
+    us = 1e6 / base["lines"]
+    for minutes, what in ((60, "every hour (history.commit_every)"),
+                          (1, "every correlate run (a minute)")):  # fmt: skip
+        r = _run(work, "ingest", "--kind", "parquet", "--commit-minutes", str(minutes), *one)
+        print(
+            f"  day 1, a commit {what:34} store adds {(r['cpu'] - base['cpu']) * us:6.2f} us "
+            f"a line ({r['commits']} commits)"
+        )
+
+
 def _unseen_retro(work: Path, shape: Shape, candidates: list[str], raw: dict[str, Any]) -> None:
     """Retro over every day with 1,000 indicators the generator did not plant, against the
     raw rescan of the same days just measured (a rescan costs the same whatever it looks
@@ -547,6 +567,8 @@ def main() -> None:
             f"{r['commit_cpu'] / r['commits'] * 1e3:.1f} ms = {r['commit_cpu'] * us:.2f} us/line; "
             f"folding and the wider decode: {(extra - r['commit_cpu']) * us:.2f} us/line"
         )
+    if "parquet" in stores:
+        _cadence(work, shape)
     print("\n== storage ==")
     print(f"  gzip JSON today: {gz_b / lines:7.1f} bytes/reply")
     for kind, r in stores.items():
@@ -578,6 +600,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--worker", choices=sorted(WORKERS))
     p.add_argument("--work")
     p.add_argument("--kind", default="parquet")
+    p.add_argument(
+        "--commit-minutes",
+        type=int,
+        default=0,
+        help="ingest: commit every this many minutes of lines (0: the environment's)",
+    )
+    p.add_argument("--first-days", type=int, default=0, help="ingest: only the first days")
     p.add_argument("--days", type=int, default=1)
     p.add_argument("--hunt")
     p.add_argument("--unseen", action="store_true", help="retro of indicators almost never seen")

@@ -1308,7 +1308,8 @@ def check_hunt(lab: Lab) -> None:
         _rc, out = lab.agent("hunt", *values, "--since", "2h", "--format", "json")
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
-    # correlate fills the store in its next commit: wait for the live name to be held
+    # the daemon commits the store hourly: until then hunt finds the live name in the
+    # query log's lines the store does not hold (history/tail.py), after in the store
     found = lab.wait(
         f"hunt {name}",
         lambda: [r for r in rows(name) if r["query"]["name"] == name],

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_ROWS = 200_000
-"""Commit (correlate first, then the store) once the store's batch holds this many rows."""
+MAX_PENDING_ROWS = 100_000
+"""Commit (correlate first, then the store) once the store's batch holds this many rows:
+about 100 MiB of memory (a row held costs about 1 KiB), and enough rows that the fixed
+cost of a commit is spread thin."""
 
 
 class Carry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from pdnssoc_agent.correlate import history_feed, run_correlate
 from pdnssoc_agent.correlate.history_feed import StoreFeed, carry_between_runs, flush_carried
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore
+from pdnssoc_agent.scheduler import read_steps, state_path
 from tests.support.correlate import SAMPLE, dns_line, make_config, read_alerts, write_lists
+from tests.support.scheduler import start_daemon, wait_for
 
 SAMPLE_LINES = SAMPLE.read_bytes().count(b"\n")
 
@@ -275,3 +278,24 @@ def test_a_daemon_killed_before_its_commit_reads_the_lines_again(carried: Config
     again = run_correlate(cfg)  # a new process, committing every run
     assert (again.stats.lines, again.alerts) == (0, 0)  # nothing matched twice
     assert _held(cfg) == SAMPLE_LINES  # the store caught up from the query log
+
+
+@pytest.mark.slow
+def test_the_daemon_commits_its_batch_when_it_is_stopped(cfg: Config) -> None:
+    """The real daemon: correlate's runs leave the store's batch in memory, and SIGTERM
+    commits it before the process exits."""
+    cfg.correlation.queries_file.write_bytes(SAMPLE.read_bytes())
+    conf = cfg.data_dir / "agent.yml"
+    conf.write_text(f"data_dir: {cfg.data_dir}\n")
+    proc = start_daemon(conf, "--steps", "correlate")
+    try:
+        wait_for(lambda: read_steps(state_path(cfg)).get("correlate", {}).get("outcome") == "ok")
+        assert _held(cfg) == 0  # one run, nothing due: held in the daemon's memory
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"committed the {SAMPLE_LINES} repl(ies) kept in memory" in err
+    assert _held(cfg) == SAMPLE_LINES

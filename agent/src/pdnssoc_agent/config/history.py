@@ -64,14 +64,14 @@ class History:
     dir: Path = Path("history")
     """The store's directory (Parquet day partitions and a manifest)."""
     commit_every: timedelta = field(
-        default=timedelta(hours=1), metadata={"min": timedelta(0), "max": timedelta(days=1)}
+        default=timedelta(hours=1), metadata={"min": timedelta(minutes=1), "max": timedelta(days=1)}
     )
     """How often the daemon writes what correlate folded into the store. Between
     commits the rows wait in the daemon's memory, and the query log keeps their
     lines (retention removes no file the store does not hold); ``hunt`` and
     ``retro`` read the lines not committed yet from the query log, and a daemon
     that is killed reads them again when it starts. Each commit writes a file
-    per day it covers, so committing every correlate run (0) costs several
+    per day it covers, so committing every correlate run (1 minute) costs several
     times the CPU (docs/history-store.md, "When the store commits")."""
     engine: Literal["embedded", "clickhouse"] = "embedded"
     """``embedded``: the Parquet store in ``dir``. ``clickhouse``: a ClickHouse

@@ -140,6 +140,25 @@ def test_every_duration_is_bounded(path: tuple[Any, ...]) -> None:
         assert all(p.path.startswith(_dotted(path)) for p in info.value.problems), bad
 
 
+def test_duration_bounds_are_written_as_the_operator_writes_durations() -> None:
+    """A bound reads as a duration mapping in the unit that holds it whole, not as a
+    fraction of a day."""
+    cases = [
+        ({"history": {"commit_every": {"seconds": 30}}},
+         "history.commit_every: must be at least {minutes: 1}, got {seconds: 30}"),
+        ({"history": {"commit_every": {"hours": 36}}},
+         "history.commit_every: must be at most {days: 1}, got {hours: 36}"),
+        ({"history": {"commit_every": {"minutes": 0.5}}},
+         "history.commit_every: must be at least {minutes: 1}, got {seconds: 30}"),
+        ({"history": {"commit_every": {"days": 2, "seconds": 1.5}}},
+         "history.commit_every: must be at most {days: 1}, got {seconds: 172801.5}"),
+    ]  # fmt: skip
+    for raw, message in cases:
+        with pytest.raises(ConfigError) as info:
+            parse_config({"data_dir": "/srv/pdnssoc", **raw})
+        assert [str(p) for p in info.value.problems] == [message]
+
+
 def test_yaml_text_that_looks_like_a_number_gets_a_hint(tmp_path: Path) -> None:
     path = tmp_path / "agent.yml"
     path.write_text("correlation:\n  retro_lookback: {days: 1e10}\n")

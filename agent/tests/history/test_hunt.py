@@ -159,3 +159,29 @@ def test_hunt_reads_what_the_store_does_not_hold_yet_from_the_query_log(
     rows = [json.loads(line) for line in out.splitlines()]
     assert sorted((r["query"]["name"], r["count"]) for r in rows) == [
         ("c2.phish.example", 1), ("login.phish.example", 2)]  # fmt: skip
+
+
+def test_hunt_warns_of_query_log_lines_it_could_not_read(
+    setup: tuple[Config, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged line in the part of the query log the store does not hold yet is
+    skipped with a warning naming the file and byte; the other lines still answer."""
+    cfg, cfg_file = setup
+    log = cfg.correlation.queries_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    good = dns_line("c2.phish.example", [("c2.phish.example", "A", "192.0.2.66")],
+                    ts="2025-11-27T08:09:00Z", sensor="inst-b", client="10.8.0.0")  # fmt: skip
+    log.write_bytes(good)
+    code, out, err = _run(capsys, "-c", str(cfg_file), "hunt", "phish.example")
+    assert (code, err) == (0, "")
+    assert "c2.phish.example" in out
+    log.write_bytes(good + b'{"dns": {"qname": "cut.phish.exa\n' + good)
+    code, out, err = _run(capsys, "-c", str(cfg_file), "hunt", "phish.example",
+                          "--format", "json")  # fmt: skip
+    assert code == 0
+    assert [json.loads(line)["count"] for line in out.splitlines()] == [2]
+    warnings = err.splitlines()
+    assert warnings[0] == (
+        "warning: skipped part of the query log the store does not hold yet: 1 malformed"
+    )
+    assert warnings[1] == f"warning: {log}: byte {len(good)}: malformed"

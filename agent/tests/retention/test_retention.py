@@ -195,7 +195,7 @@ def test_alerts_file_rotates_only_when_taken_in(
 
 @pytest.mark.parametrize("key", ["archive", "history", "alerts"])
 def test_ages_below_a_day_are_refused(tmp_path: Path, key: str) -> None:
-    with pytest.raises(Exception, match=f"retention.{key}: must be at least 1 days"):
+    with pytest.raises(Exception, match=f"retention.{key}: must be at least {{days: 1}}"):
         config(tmp_path, **{key: {"hours": 2}})
 
 

@@ -176,7 +176,7 @@ def test_check_config_validates_and_names_the_stores_age(
     path = tmp_path / "agent.yml"
     path.write_text(f"data_dir: {tmp_path}\nretention:\n  history: {{hours: 5}}\n")
     assert main(["-c", str(path), "check-config"]) == 3
-    assert "retention.history: must be at least 1 days" in capsys.readouterr().out
+    assert "retention.history: must be at least {days: 1}" in capsys.readouterr().out
     path.write_text(f"data_dir: {tmp_path}\nretention:\n  history: {{days: 500}}\n")
     assert main(["-c", str(path), "check-config"]) == 0
     assert "history store 500 days" in capsys.readouterr().out

@@ -67,3 +67,8 @@ def test_replies_not_committed_yet_are_found_in_the_query_log(tmp_path: Path) ->
     status, _, body = Client(cfg).request("/hunt?values=phish.example")
     assert status == 200 and "no history store at" not in body
     assert "login.phish.example" in body and "inst-a" in body
+    assert "skipped part of the query log" not in body
+    cfg.correlation.queries_file.write_bytes(line + b"not json\n")
+    status, _, body = Client(cfg).request("/hunt?values=phish.example")
+    assert status == 200 and "login.phish.example" in body
+    assert "skipped part of the query log the store does not hold yet: 1 malformed" in body

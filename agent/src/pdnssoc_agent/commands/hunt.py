@@ -103,6 +103,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
     out.flush()
     for problem in result.problems:
         sys.stderr.write(f"warning: skipped a damaged part of the store: {problem}\n")
+    for problem in result.log_problems:
+        sys.stderr.write(f"warning: {problem}\n")
     return int(ExitCode.OK)
 
 

@@ -250,8 +250,13 @@ _UNIT_SECONDS = {
 _DURATION_KEYS = tuple(_UNIT_SECONDS)
 
 
-def _days(seconds: float) -> str:
-    return f"{seconds / 86400:.10g} days"
+def _duration_text(seconds: float) -> str:
+    """A duration as the mapping an operator writes, in the largest unit that holds it
+    whole (``{minutes: 1}``, ``{days: 3650}``), or in seconds."""
+    for unit, size in _UNIT_SECONDS.items():
+        if unit != "weeks" and seconds >= size and (seconds / size).is_integer():
+            return f"{{{unit}: {seconds / size:.0f}}}"
+    return f"{{seconds: {seconds:.10g}}}"
 
 
 def _convert_duration(
@@ -296,14 +301,12 @@ def _convert_duration(
         problems.append(Problem(path, "duration must be longer than zero"))
         return None
     if lo is not None and seconds < lo.total_seconds():
-        problems.append(
-            Problem(path, f"must be at least {_days(lo.total_seconds())}, got {_days(seconds)}")
-        )
+        bound = _duration_text(lo.total_seconds())
+        problems.append(Problem(path, f"must be at least {bound}, got {_duration_text(seconds)}"))
         return None
     if seconds > hi.total_seconds():
-        problems.append(
-            Problem(path, f"must be at most {_days(hi.total_seconds())}, got {_days(seconds)}")
-        )
+        bound = _duration_text(hi.total_seconds())
+        problems.append(Problem(path, f"must be at most {bound}, got {_duration_text(seconds)}"))
         return None
     return timedelta(seconds=seconds)
 

@@ -61,22 +61,27 @@ def hunt(
     yet (see :mod:`.tail`)."""
     matcher = matcher_for(values)
     extra = []
+    skipped = []
     if config is not None:
         from . import tail  # noqa: PLC0415
 
         if tail.applies(config):
-            extra.append(tail.unheld(config, matcher, since_us=since_us)[0])
+            table, stats = tail.unheld(config, matcher, since_us=since_us)
+            extra.append(table)
+            skipped = tail.problems(stats)
     if isinstance(store, Embedded):  # the command's and the web page's way in
         store = store.store
     if isinstance(store, HistoryStore):
         # merged on the columns, before rows are made: the same rows as merge() of search()'s
-        return search_merged(store, matcher, since_us=since_us, until_us=until_us,
-                             sensors=sensors, extra=extra)  # fmt: skip
-    result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
-    if extra:
-        result.rows += search_tables(extra, matcher, since_us=since_us, until_us=until_us,
-                                     sensors=sensors).rows  # fmt: skip
-    result.rows = merge(result.rows)
+        result = search_merged(store, matcher, since_us=since_us, until_us=until_us,
+                               sensors=sensors, extra=extra)  # fmt: skip
+    else:
+        result = store.search(matcher, since_us=since_us, until_us=until_us, sensors=sensors)
+        if extra:
+            result.rows += search_tables(extra, matcher, since_us=since_us, until_us=until_us,
+                                         sensors=sensors).rows  # fmt: skip
+        result.rows = merge(result.rows)
+    result.log_problems += skipped
     return result
 
 

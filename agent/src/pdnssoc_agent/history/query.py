@@ -66,6 +66,9 @@ class QueryResult:
     rows: list[Row] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Damaged or missing segments, skipped; the rest still answered."""
+    log_problems: list[str] = field(default_factory=list)
+    """Lines of the query log not in the store yet that could not be read (see
+    :mod:`.tail`), skipped; the rest still answered."""
     segments: int = 0
     """Segments searched."""
 
@@ -376,12 +379,9 @@ def search(
     since_us: int | None = None,
     until_us: int | None = None,
     sensors: Iterable[str] | None = None,
-    extra: Sequence[pa.Table] = (),
 ) -> QueryResult:
-    """Every stored row that matches ``matcher``, within the time span and sensors given;
-    ``extra``: rows not in the store (the store's schema, e.g. :func:`.tail.unheld`'s),
-    searched alike."""
-    return _search(store, matcher, since_us, until_us, sensors, merged=False, extra=extra)
+    """Every stored row that matches ``matcher``, within the time span and sensors given."""
+    return _search(store, matcher, since_us, until_us, sensors, merged=False)
 
 
 def search_tables(
@@ -408,7 +408,8 @@ def search_merged(
     """:func:`search`, its rows of the same reply in different buckets merged into one
     (count added up, earliest first seen, latest last seen), oldest first seen first:
     what ``hunt`` answers. The merging is done on the columns, so only the merged rows
-    become Python objects."""
+    become Python objects. ``extra``: rows not in the store (the store's schema, e.g.
+    :func:`.tail.unheld`'s), searched alike."""
     return _search(store, matcher, since_us, until_us, sensors, merged=True, extra=extra)
 
 

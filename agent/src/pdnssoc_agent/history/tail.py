@@ -72,3 +72,14 @@ def unheld(
                 gzip_backend="zlib",
             )
     return batch.table(), stats
+
+
+def problems(stats: ReadStats) -> list[str]:
+    """What :func:`unheld` could not read, for the user: a line counting each kind of
+    skipped line, then the first few places; empty when it read everything."""
+    kinds = [f"{getattr(stats, k)} {k.replace('_', ' ')}" for k in stats.SKIP_KINDS
+             if getattr(stats, k)]  # fmt: skip
+    if not kinds:
+        return []
+    head = "skipped part of the query log the store does not hold yet: " + ", ".join(kinds)
+    return [head, *stats.examples[:5]]

@@ -82,4 +82,5 @@ def run_hunt(config: Config, query: dict[str, str]) -> HuntAnswer:
     answer.more = max(0, len(rows) - config.web.max_alerts)
     answer.rows = [as_dict(r) for r in rows[: config.web.max_alerts]]
     answer.problems += [f"skipped a damaged part of the store: {p}" for p in result.problems]
+    answer.problems += result.log_problems
     return answer

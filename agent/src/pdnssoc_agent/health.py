@@ -375,6 +375,23 @@ def _age(seconds: float | None) -> str:
     return str(timedelta(seconds=int(seconds)))
 
 
+def _held(h: dict[str, Any]) -> str:
+    """Why the store is behind: the daemon's batch (what it holds, when it commits)."""
+    every = timedelta(seconds=h.get("commit_every_s") or 0)
+    held = h.get("held")
+    if held:
+        return (
+            f": the daemon (pid {held['pid']}) holds {held['replies']:,} of their replies in "
+            f"memory since {held['since']} and commits them by {held['due']} (every {every}); "
+            "hunt and retro read them from the query log"
+        )
+    if every:
+        return (
+            f" (the daemon commits every {every}; hunt and retro read the rest from the query log)"
+        )
+    return ""
+
+
 def _history(h: dict[str, Any]) -> str:
     if not h.get("enabled"):
         return "not filled (history.enabled: false, or correlation.live_input: matches)"
@@ -384,13 +401,7 @@ def _history(h: dict[str, Any]) -> str:
         "up to date with correlate"
         if not h["bytes_behind"]
         else f"{h['bytes_behind']:,} byte(s) of {h['files_behind']} query-log file(s) behind "
-        "correlate"
-        + (
-            f" (the daemon commits every {timedelta(seconds=h['commit_every_s'])}; hunt and "
-            "retro read the rest from the query log)"
-            if h.get("commit_every_s")
-            else ""
-        )
+        "correlate" + _held(h)
     )
     size = (
         f" in {h['rows']:,} rows, {h['size_bytes']:,} bytes"

@@ -452,10 +452,17 @@ class Scheduler:
     def _carry(self, config: Config | None) -> None:
         """Commit the history store's batch carried between correlate runs, then carry
         the next ones as ``config`` says (None: no more; see ``correlate.history_feed``)."""
-        from .correlate.history_feed import carry_between_runs, flush_carried  # noqa: PLC0415
+        from .correlate.history_feed import (  # noqa: PLC0415
+            carry_between_runs,
+            flush_carried,
+            held_note,
+        )
 
         flush_carried(self.config)
-        carry_between_runs(config.history.commit_every if config is not None else None)
+        if config is None:
+            carry_between_runs(None, held_note(self.config))
+        else:
+            carry_between_runs(config.history.commit_every, held_note(config))
 
     def run_forever(self) -> int:
         names = ", ".join(f"{s.name} every {s.interval(self.config.schedules)}" for s in self.steps)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +20,12 @@ import pytest
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.config import Config, parse_config
 from pdnssoc_agent.correlate import history_feed, run_correlate
-from pdnssoc_agent.correlate.history_feed import StoreFeed, carry_between_runs, flush_carried
+from pdnssoc_agent.correlate.history_feed import (
+    StoreFeed,
+    carry_between_runs,
+    flush_carried,
+    held_note,
+)
 from pdnssoc_agent.health import collect, render
 from pdnssoc_agent.history import HistoryStore
 from pdnssoc_agent.scheduler import read_steps, state_path
@@ -204,7 +211,7 @@ def test_only_scheduled_runs_over_the_query_log_fill_the_store(cfg: Config, tmp_
 @pytest.fixture
 def carried(cfg: Config) -> Iterator[Config]:
     """This process carries the store's batch between correlate runs, as the daemon does."""
-    carry_between_runs(timedelta(hours=1))
+    carry_between_runs(timedelta(hours=1), held_note(cfg))
     try:
         yield cfg
     finally:
@@ -226,10 +233,20 @@ def test_the_daemon_commits_the_store_every_commit_every_not_every_run(
         pass  # (another process could write it)
     status = collect(cfg).history
     assert status["bytes_behind"] == log_file.stat().st_size
-    assert "commits every 1:00:00" in render(collect(cfg))
+    # status says what the daemon holds, and by when it commits it
+    held = status["held"]
+    assert (held["pid"], held["replies"]) == (os.getpid(), SAMPLE_LINES + 30)
+    since = datetime.fromisoformat(held["since"])
+    assert datetime.fromisoformat(held["due"]) - since == timedelta(hours=1)
+    assert abs(since - datetime.now(UTC)) < timedelta(minutes=1)
+    assert (
+        f"holds {SAMPLE_LINES + 30:,} of their replies in memory since {held['since']} and "
+        f"commits them by {held['due']} (every 1:00:00)"
+    ) in render(collect(cfg))
     with caplog.at_level(logging.INFO):
         flush_carried(cfg)  # the daemon stops
     assert _held(cfg) == SAMPLE_LINES + 30
+    assert not held_note(cfg).exists() and "held" not in collect(cfg).history
     assert f"committed the {SAMPLE_LINES + 30} repl(ies) kept in memory" in caplog.text
     assert len(HistoryStore(cfg.history.dir).manifest().segments) == 1  # one commit, one file
     run_correlate(cfg)
@@ -246,7 +263,9 @@ def test_a_batch_is_committed_once_commit_every_has_passed(
     run_correlate(cfg)
     assert _held(cfg) == 0
     real = time.monotonic
-    monkeypatch.setattr(history_feed, "time", SimpleNamespace(monotonic=lambda: real() + 3600))
+    monkeypatch.setattr(
+        history_feed, "time", SimpleNamespace(monotonic=lambda: real() + 3600, time=time.time)
+    )
     run_correlate(cfg)  # an hour after the first line: committed, though nothing is new
     assert _held(cfg) == SAMPLE_LINES
 
@@ -280,6 +299,27 @@ def test_a_daemon_killed_before_its_commit_reads_the_lines_again(carried: Config
     assert _held(cfg) == SAMPLE_LINES  # the store caught up from the query log
 
 
+def test_status_believes_no_note_of_a_dead_daemon_or_long_past_its_commit(cfg: Config) -> None:
+    cfg.correlation.queries_file.write_bytes(SAMPLE.read_bytes())
+    carry_between_runs(timedelta(hours=1), held_note(cfg))
+    try:
+        run_correlate(cfg)
+        assert collect(cfg).history["held"]["replies"] == SAMPLE_LINES
+        note = json.loads(held_note(cfg).read_text())
+        for changed in ({"pid": _gone_pid()}, {"due": "2000-01-01T00:00:00Z"}, {"pid": "x"}):
+            held_note(cfg).write_text(json.dumps({**note, **changed}))
+            assert "held" not in collect(cfg).history, changed
+            assert "holds" not in render(collect(cfg))
+    finally:
+        carry_between_runs(None)
+
+
+def _gone_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 @pytest.mark.slow
 def test_the_daemon_commits_its_batch_when_it_is_stopped(cfg: Config) -> None:
     """The real daemon: correlate's runs leave the store's batch in memory, and SIGTERM
@@ -291,6 +331,8 @@ def test_the_daemon_commits_its_batch_when_it_is_stopped(cfg: Config) -> None:
     try:
         wait_for(lambda: read_steps(state_path(cfg)).get("correlate", {}).get("outcome") == "ok")
         assert _held(cfg) == 0  # one run, nothing due: held in the daemon's memory
+        held = collect(cfg).history["held"]
+        assert (held["pid"], held["replies"]) == (proc.pid, SAMPLE_LINES)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     finally:
@@ -299,3 +341,4 @@ def test_the_daemon_commits_its_batch_when_it_is_stopped(cfg: Config) -> None:
     assert proc.returncode == 0, err
     assert f"committed the {SAMPLE_LINES} repl(ies) kept in memory" in err
     assert _held(cfg) == SAMPLE_LINES
+    assert not held_note(cfg).exists()

@@ -27,7 +27,10 @@ correlate's checkpoint).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config
 from ..dnslog import ReadStats
 from ..errors import AgentError
+from ..fsutil import atomic_writer
 from .scan import Decoders, decoders_for
 
 if TYPE_CHECKING:
@@ -53,32 +57,106 @@ about 100 MiB of memory (a row held costs about 1 KiB), and enough rows that the
 cost of a commit is spread thin."""
 
 
+HELD_NOTE = "history-held.json"
+"""In correlate's state directory, while the daemon holds replies the store does not:
+how many, since when, and by when they are committed (for ``status``)."""
+
+
+def held_note(config: Config) -> Path:
+    return config.correlation.state_dir / HELD_NOTE
+
+
 class Carry:
     """The store's batch kept in memory between the correlate runs of one process."""
 
-    def __init__(self, every: timedelta) -> None:
+    def __init__(self, every: timedelta, note: Path | None = None) -> None:
         self.every = every
         self.pending: Pending | None = None
         self.store = ""
         """The store the batch is for (its name)."""
         self.since: float | None = None
         """When (monotonic) the oldest row not committed was added."""
+        self.since_wall: float | None = None
+        """The same, as a time of day (for the note)."""
+        self.note = note
 
     def due(self, rows: int) -> bool:
         return rows >= MAX_PENDING_ROWS or (
             self.since is not None and time.monotonic() - self.since >= self.every.total_seconds()
         )
 
+    def started(self) -> None:
+        """A row not committed was added (the clock starts at the first)."""
+        if self.since is None:
+            self.since, self.since_wall = time.monotonic(), time.time()
+
+    def reset(self) -> None:
+        """Nothing is held any more (committed, or dropped to be read again)."""
+        self.since = self.since_wall = None
+        if self.note is not None:
+            with contextlib.suppress(OSError):
+                self.note.unlink()
+
+    def write_note(self, replies: int, rows: int) -> None:
+        """Say in :data:`HELD_NOTE` what is held (a failure to is only logged)."""
+        if self.note is None or self.since_wall is None:
+            return
+        since = datetime.fromtimestamp(self.since_wall, UTC)
+        due = since + self.every
+        body = {
+            "pid": os.getpid(),
+            "replies": replies,
+            "rows": rows,
+            "since": since.isoformat(timespec="seconds")[:19] + "Z",
+            "due": due.isoformat(timespec="seconds")[:19] + "Z",
+            "commit_every_s": int(self.every.total_seconds()),
+        }
+        try:
+            with atomic_writer(self.note, 0o640) as fh:
+                json.dump(body, fh)
+        except OSError as exc:
+            log.debug("history store: cannot write %s: %s", self.note, exc)
+
 
 _carry: Carry | None = None
 
 
-def carry_between_runs(every: timedelta | None) -> None:
+def carry_between_runs(every: timedelta | None, note: Path | None = None) -> None:
     """Keep the store's batch from one correlate run to the next in this process,
     committing it every ``every``; None or zero: commit at the end of every run.
-    A batch carried so far must have been flushed first (:func:`flush_carried`)."""
+    ``note``: where to say what is held (:func:`held_note`); one left by an earlier
+    process is removed. A batch carried so far must have been flushed first
+    (:func:`flush_carried`)."""
     global _carry  # noqa: PLW0603 - one per process, like the daemon it serves
-    _carry = Carry(every) if every else None
+    _carry = Carry(every, note) if every else None
+    if note is not None:
+        with contextlib.suppress(OSError):
+            note.unlink()
+
+
+def read_held(config: Config, now: datetime | None = None) -> dict[str, Any] | None:
+    """What the running daemon holds in memory (its :data:`HELD_NOTE`), or None: no
+    note, or one its process did not outlive, or one long past its commit."""
+    try:
+        held = json.loads(held_note(config).read_text(encoding="utf-8"))
+        pid, due = int(held["pid"]), datetime.fromisoformat(held["due"].replace("Z", "+00:00"))
+        int(held["replies"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # the daemon died: the next one reads those lines again
+    except PermissionError:
+        pass  # alive, another user's
+    # a live daemon commits at its first correlate run after ``due``
+    if (now or datetime.now(UTC)) > due + STALE_AFTER_DUE:
+        return None
+    return dict(held)
+
+
+STALE_AFTER_DUE = timedelta(minutes=15)
+"""A note this long past its commit time is not believed (its process is another)."""
 
 
 def flush_carried(config: Config) -> None:
@@ -91,7 +169,8 @@ def flush_carried(config: Config) -> None:
     replies = carry.pending.batch.replies
     feed = StoreFeed.open(config)
     if feed is None:
-        carry.pending, carry.since = None, None
+        carry.pending = None
+        carry.reset()
         log.warning(
             "history store: %d repl(ies) not committed; the query log keeps them and the "
             "next run adds them",
@@ -149,7 +228,7 @@ class StoreFeed:
         taken, carry.pending = carry.pending, None
         if carry.store == str(self.root) and self.writer.adopt(taken):
             return
-        carry.since = None
+        carry.reset()
         log.warning(
             "history store: %d repl(ies) kept since an earlier run were dropped (another "
             "process added the same query-log bytes, or the store changed); the store "
@@ -171,7 +250,7 @@ class StoreFeed:
         self.writer = None  # the batch is dropped; the lock is released on close
         self.failed = True
         if _carry is not None:
-            _carry.since = None
+            _carry.reset()
 
     def _held(self, fp: str) -> list[list[int]]:
         ranges = self._ranges.get(fp)
@@ -226,8 +305,8 @@ class StoreFeed:
             for recs, a, b in pieces:
                 if self.writer.add(recs, Source(fp, a, b, path)):
                     self.added += len(recs)
-                    if _carry is not None and _carry.since is None:
-                        _carry.since = time.monotonic()
+                    if _carry is not None:
+                        _carry.started()
                 ranges = add_range(ranges, a, b)
         except (AgentError, OSError, ValueError) as exc:
             self._fail(f"adding {path}", exc)
@@ -250,14 +329,17 @@ class StoreFeed:
             self._ranges = {}
             return
         if carry is not None:
-            carry.since = None
+            carry.reset()
 
     def close(self, now: datetime | None = None) -> None:
         """Commit (or, in a process that carries batches between runs and none is due,
         keep the batch for the next run), merge the days that are over, release the store."""
         carry = _carry
         if carry is not None and self.writer is not None and not carry.due(len(self.writer.batch)):
-            carry.pending, carry.store = self.writer.take_pending(), str(self.root)
+            kept = carry.pending = self.writer.take_pending()
+            carry.store = str(self.root)
+            if kept is not None:
+                carry.write_note(kept.batch.replies, len(kept.batch))
         else:
             self.commit(force=True)
         if self.writer is not None:
@@ -284,7 +366,7 @@ class StoreFeed:
             self.close()
         elif self._cm is not None:  # correlate failed: keep nothing it did not commit
             if _carry is not None:
-                _carry.since = None
+                _carry.reset()
             cm, self._cm = self._cm, None
             self.writer = None
             cm.__exit__(exc_type, exc, tb)
@@ -310,7 +392,8 @@ def store_lag(config: Config) -> dict[str, Any]:
 
     ``bytes_behind``/``files_behind``: query-log content correlate has read
     (its checkpoints) that the store does not hold yet; ``newest``: the last
-    reply time the store holds; ``problem``: why it cannot be read.
+    reply time the store holds; ``problem``: why it cannot be read; ``held``: what
+    the daemon holds in memory of what is behind (:func:`read_held`).
     """
     from ..history import HistoryStore  # noqa: PLC0415
     from ..history.manifest import covered_end  # noqa: PLC0415
@@ -324,6 +407,9 @@ def store_lag(config: Config) -> dict[str, Any]:
     if not config.history.enabled or config.correlation.live_input != "query_log":
         out["enabled"] = False  # correlate fills it from the query log only
         return out
+    held = read_held(config)
+    if held is not None:
+        out["held"] = held
     if config.history.engine == "clickhouse":
         return _cluster_lag(config, out)
     try:

@@ -306,7 +306,14 @@ def test_status_believes_no_note_of_a_dead_daemon_or_long_past_its_commit(cfg: C
         run_correlate(cfg)
         assert collect(cfg).history["held"]["replies"] == SAMPLE_LINES
         note = json.loads(held_note(cfg).read_text())
-        for changed in ({"pid": _gone_pid()}, {"due": "2000-01-01T00:00:00Z"}, {"pid": "x"}):
+        for changed in (
+            {"pid": _gone_pid()},
+            {"due": "2000-01-01T00:00:00Z"},
+            {"pid": "x"},
+            {"due": "2000-01-01T00:00:00"},
+            {"due": "soon"},
+            {"rows": None},
+        ):
             held_note(cfg).write_text(json.dumps({**note, **changed}))
             assert "held" not in collect(cfg).history, changed
             assert "holds" not in render(collect(cfg))

@@ -134,13 +134,26 @@ def carry_between_runs(every: timedelta | None, note: Path | None = None) -> Non
             note.unlink()
 
 
+STALE_AFTER_DUE = timedelta(minutes=15)
+"""A note this long past its commit time is not believed (its process is another)."""
+
+
 def read_held(config: Config, now: datetime | None = None) -> dict[str, Any] | None:
     """What the running daemon holds in memory (its :data:`HELD_NOTE`), or None: no
     note, or one its process did not outlive, or one long past its commit."""
     try:
-        held = json.loads(held_note(config).read_text(encoding="utf-8"))
-        pid, due = int(held["pid"]), datetime.fromisoformat(held["due"].replace("Z", "+00:00"))
-        int(held["replies"])
+        raw = json.loads(held_note(config).read_text(encoding="utf-8"))
+        pid, due_text = int(raw["pid"]), str(raw["due"])
+        held: dict[str, Any] = {
+            "pid": pid,
+            "replies": int(raw["replies"]),
+            "rows": int(raw["rows"]),
+            "since": str(raw["since"]),
+            "due": due_text,
+            "commit_every_s": int(raw["commit_every_s"]),
+        }
+        due = datetime.fromisoformat(due_text.replace("Z", "+00:00"))
+        due = due if due.tzinfo is not None else due.replace(tzinfo=UTC)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     try:
@@ -152,11 +165,7 @@ def read_held(config: Config, now: datetime | None = None) -> dict[str, Any] | N
     # a live daemon commits at its first correlate run after ``due``
     if (now or datetime.now(UTC)) > due + STALE_AFTER_DUE:
         return None
-    return dict(held)
-
-
-STALE_AFTER_DUE = timedelta(minutes=15)
-"""A note this long past its commit time is not believed (its process is another)."""
+    return held
 
 
 def flush_carried(config: Config) -> None:

@@ -171,11 +171,12 @@ def test_hunt_warns_of_query_log_lines_it_could_not_read(
     log.parent.mkdir(parents=True, exist_ok=True)
     good = dns_line("c2.phish.example", [("c2.phish.example", "A", "192.0.2.66")],
                     ts="2025-11-27T08:09:00Z", sensor="inst-b", client="10.8.0.0")  # fmt: skip
-    log.write_bytes(good)
+    # a reply without a query name is read, not damaged: nothing to say of it
+    log.write_bytes(good + b'{"dns": {"qname": "", "rcode": "FORMERR"}}\n')
     code, out, err = _run(capsys, "-c", str(cfg_file), "hunt", "phish.example")
     assert (code, err) == (0, "")
     assert "c2.phish.example" in out
-    log.write_bytes(good + b'{"dns": {"qname": "cut.phish.exa\n' + good)
+    log.write_bytes(good + b'{"dns": {"qname": "cut.phish.exa\n' + good + b'{"dns": {}}\n')
     code, out, err = _run(capsys, "-c", str(cfg_file), "hunt", "phish.example",
                           "--format", "json")  # fmt: skip
     assert code == 0

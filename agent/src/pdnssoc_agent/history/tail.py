@@ -74,12 +74,17 @@ def unheld(
     return batch.table(), stats
 
 
+UNREAD = tuple(k for k in ReadStats.SKIP_KINDS if k != "missing_fields")
+"""What :func:`problems` reports: lines that could not be read. A reply without a
+query name (``missing_fields``) was read: there is nothing in it to hunt for."""
+
+
 def problems(stats: ReadStats) -> list[str]:
     """What :func:`unheld` could not read, for the user: a line counting each kind of
     skipped line, then the first few places; empty when it read everything."""
-    kinds = [f"{getattr(stats, k)} {k.replace('_', ' ')}" for k in stats.SKIP_KINDS
-             if getattr(stats, k)]  # fmt: skip
+    kinds = [f"{getattr(stats, k)} {k.replace('_', ' ')}" for k in UNREAD if getattr(stats, k)]
     if not kinds:
         return []
     head = "skipped part of the query log the store does not hold yet: " + ", ".join(kinds)
-    return [head, *stats.examples[:5]]
+    places = [e for e in stats.examples if not e.endswith(": missing fields")]
+    return [head, *places[:5]]

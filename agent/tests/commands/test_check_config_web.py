@@ -11,7 +11,6 @@ import yaml
 
 from pdnssoc_agent._cli import main
 
-pytestmark = pytest.mark.usefixtures("keep_root_logging")  # main() installs its handler
 
 
 def write(tmp_path: Path, **files: str) -> Path:

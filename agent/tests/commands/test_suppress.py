@@ -15,7 +15,6 @@ import yaml
 from pdnssoc_agent._cli import main
 from pdnssoc_agent.suppress.store import AUDIT_FILE, RULES_FILE
 
-pytestmark = pytest.mark.usefixtures("keep_root_logging")  # main() installs its handler
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pdnssoc_agent.suppress.store import config_rules
 GOOD = {"id": "sinkhole", "reason": "own sinkhole", "author": "alice", "sensor": "inst-a"}
 
 
-pytestmark = pytest.mark.usefixtures("keep_root_logging")  # main() installs its handler
 
 
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], rules: list[Any]) -> tuple[int, str]:

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The root logger's handlers and level, as the test had them, after a CLI run."""
+"""The root logger's handlers and level, as the test had them, after a CLI run.
+
+``main`` replaces the root logger's handlers with one on the ``sys.stderr`` of the
+moment, which pytest closes after the test: a later test's log record (a server
+thread's, say) would go to a closed stream. Every test gets its handlers back."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def keep_root_logging() -> Iterator[None]:
     """``main`` installs its own stderr handler; the test's handlers come back after."""
     root = logging.getLogger()

@@ -179,6 +179,23 @@ def test_every_kind_of_bad_line_is_counted_and_good_lines_still_match() -> None:
     assert stats.examples
 
 
+def test_a_kind_met_often_does_not_hide_the_places_of_another() -> None:
+    """Thousands of replies without a name ahead of one damaged line: the damaged
+    line's place is still kept, and merged counts keep both."""
+    matcher = Matcher(["evil.example"], [])
+    nameless = b'{"dns": {"qname": "", "rcode": "FORMERR"}}\n' * 50
+    stats = ReadStats()
+    scan_chunk(nameless + b'{"dns": \n', matcher, stats, lambda rec, h: None, "t")
+    assert stats.missing_fields == 50 and stats.malformed == 1
+    assert stats.examples_of(["malformed"]) == [f"t: byte {len(nameless)}: malformed"]
+    assert stats.counts(["malformed", "too_long"]) == ["1 malformed"]
+    total = ReadStats()
+    total.merge(stats)
+    total.merge(stats)
+    assert total.examples_of(["malformed"]) == [f"t: byte {len(nameless)}: malformed"] * 2
+    assert len(total.examples) == 10  # what the log shows stays short
+
+
 def test_two_values_on_one_line_do_not_shift_the_alerts() -> None:
     matcher = Matcher(["evil.example"], [])
     data = b'{"query": "a.example"} {"query": "b.example"}\n' + dns_line("evil.example")

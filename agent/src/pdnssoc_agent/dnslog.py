@@ -23,7 +23,7 @@ import abc
 import queue
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, cast
@@ -198,6 +198,10 @@ def parse_line(line: bytes) -> DnsEvent | None:
     return to_event(record_decoder.decode(line))
 
 
+MAX_PLACES = 10
+"""How many problem places of each kind a :class:`ReadStats` keeps for the log."""
+
+
 @dataclass
 class ReadStats:
     """What was read and what was skipped, by reason."""
@@ -218,7 +222,9 @@ class ReadStats:
     """gzip files that ended early or are corrupt (read up to the damage)."""
     unreadable: int = 0
     """Files that could not be opened or read."""
-    examples: list[str] = field(default_factory=list)
+    places: list[tuple[str, str]] = field(default_factory=list)
+    """The first few problems of each kind: (kind, where), in the order they were met
+    (one kind met often does not hide the places of another)."""
 
     SKIP_KINDS = (
         "malformed",
@@ -237,24 +243,42 @@ class ReadStats:
     def note(self, kind: str, where: str) -> None:
         """Count one problem of ``kind``; keep the first few locations for the log."""
         setattr(self, kind, getattr(self, kind) + 1)
-        if len(self.examples) < 10:
-            self.examples.append(f"{where}: {kind.replace('_', ' ')}")
+        self._keep(kind, where)
+
+    def _keep(self, kind: str, where: str) -> None:
+        if sum(1 for k, _ in self.places if k == kind) < MAX_PLACES:
+            self.places.append((kind, where))
 
     def merge(self, other: ReadStats) -> None:
         for name in ("files", "lines", "bytes", *self.SKIP_KINDS):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        room = 10 - len(self.examples)
-        if room > 0:
-            self.examples.extend(other.examples[:room])
+        for kind, where in other.places:
+            self._keep(kind, where)
+
+    def counts(self, kinds: Iterable[str] = SKIP_KINDS) -> list[str]:
+        """``"3 malformed"`` for each of ``kinds`` met at least once."""
+        return [f"{getattr(self, k)} {_words(k)}" for k in kinds if getattr(self, k)]
+
+    def examples_of(self, kinds: Iterable[str] = SKIP_KINDS) -> list[str]:
+        """``"<where>: <kind>"`` for each kept place of one of ``kinds``."""
+        chosen = set(kinds)
+        return [f"{where}: {_words(kind)}" for kind, where in self.places if kind in chosen]
+
+    @property
+    def examples(self) -> list[str]:
+        """The first :data:`MAX_PLACES` places, whatever their kind."""
+        return self.examples_of()[:MAX_PLACES]
 
     def summary(self) -> str:
         parts = [f"{self.files} file(s)", f"{self.lines} line(s)"]
-        problems = [
-            f"{getattr(self, k)} {k.replace('_', ' ')}" for k in self.SKIP_KINDS if getattr(self, k)
-        ]
+        problems = self.counts()
         if problems:
             parts.append("skipped: " + ", ".join(problems))
         return "; ".join(parts)
+
+
+def _words(kind: str) -> str:
+    return kind.replace("_", " ")
 
 
 def is_gzip(path: Path) -> bool:

@@ -12,7 +12,6 @@ import yaml
 from pdnssoc_agent._cli import main
 
 
-
 def write(tmp_path: Path, **files: str) -> Path:
     ca, other = trustme.CA(), trustme.CA()
     server = ca.issue_cert("pdnssoc.example.net")

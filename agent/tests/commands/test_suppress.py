@@ -16,7 +16,6 @@ from pdnssoc_agent._cli import main
 from pdnssoc_agent.suppress.store import AUDIT_FILE, RULES_FILE
 
 
-
 @pytest.fixture
 def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SUDO_USER", "alice")

@@ -18,8 +18,6 @@ from pdnssoc_agent.suppress.store import config_rules
 GOOD = {"id": "sinkhole", "reason": "own sinkhole", "author": "alice", "sensor": "inst-a"}
 
 
-
-
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], rules: list[Any]) -> tuple[int, str]:
     path = tmp_path / "agent.yml"
     path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "suppressions": rules}))

@@ -82,9 +82,8 @@ query name (``missing_fields``) was read: there is nothing in it to hunt for."""
 def problems(stats: ReadStats) -> list[str]:
     """What :func:`unheld` could not read, for the user: a line counting each kind of
     skipped line, then the first few places; empty when it read everything."""
-    kinds = [f"{getattr(stats, k)} {k.replace('_', ' ')}" for k in UNREAD if getattr(stats, k)]
+    kinds = stats.counts(UNREAD)
     if not kinds:
         return []
     head = "skipped part of the query log the store does not hold yet: " + ", ".join(kinds)
-    places = [e for e in stats.examples if not e.endswith(": missing fields")]
-    return [head, *places[:5]]
+    return [head, *stats.examples_of(UNREAD)[:5]]

@@ -185,7 +185,8 @@ def test_a_kind_met_often_does_not_hide_the_places_of_another() -> None:
     matcher = Matcher(["evil.example"], [])
     nameless = b'{"dns": {"qname": "", "rcode": "FORMERR"}}\n' * 50
     stats = ReadStats()
-    scan_chunk(nameless + b'{"dns": \n', matcher, stats, lambda rec, h: None, "t")
+    scan_chunk(nameless, matcher, stats, lambda rec, h: None, "t")
+    scan_chunk(b'{"dns": \n', matcher, stats, lambda rec, h: None, "t", len(nameless))
     assert stats.missing_fields == 50 and stats.malformed == 1
     assert stats.examples_of(["malformed"]) == [f"t: byte {len(nameless)}: malformed"]
     assert stats.counts(["malformed", "too_long"]) == ["1 malformed"]
@@ -193,7 +194,9 @@ def test_a_kind_met_often_does_not_hide_the_places_of_another() -> None:
     total.merge(stats)
     total.merge(stats)
     assert total.examples_of(["malformed"]) == [f"t: byte {len(nameless)}: malformed"] * 2
-    assert len(total.examples) == 10  # what the log shows stays short
+    # what the log shows stays short and names each kind
+    assert len(total.examples) == 10
+    assert total.examples[:2] == ["t: missing fields", f"t: byte {len(nameless)}: malformed"]
 
 
 def test_two_values_on_one_line_do_not_shift_the_alerts() -> None:

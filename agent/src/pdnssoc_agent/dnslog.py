@@ -266,8 +266,14 @@ class ReadStats:
 
     @property
     def examples(self) -> list[str]:
-        """The first :data:`MAX_PLACES` places, whatever their kind."""
-        return self.examples_of()[:MAX_PLACES]
+        """At most :data:`MAX_PLACES` places for the log: the first of each kind met,
+        then the second of each, and so on (in the order the kinds were met)."""
+        ranked: dict[str, int] = {}
+        order: list[tuple[int, int, str]] = []
+        for i, (kind, where) in enumerate(self.places):
+            rank = ranked[kind] = ranked.get(kind, -1) + 1
+            order.append((rank, i, f"{where}: {_words(kind)}"))
+        return [text for _, _, text in sorted(order)[:MAX_PLACES]]
 
     def summary(self) -> str:
         parts = [f"{self.files} file(s)", f"{self.lines} line(s)"]

@@ -189,6 +189,7 @@ def test_a_kind_met_often_does_not_hide_the_places_of_another() -> None:
     scan_chunk(b'{"dns": \n', matcher, stats, lambda rec, h: None, "t", len(nameless))
     assert stats.missing_fields == 50 and stats.malformed == 1
     assert stats.examples_of(["malformed"]) == [f"t: byte {len(nameless)}: malformed"]
+    assert len(stats.examples_of(["missing_fields"])) == 10  # the first few of each kind
     assert stats.counts(["malformed", "too_long"]) == ["1 malformed"]
     total = ReadStats()
     total.merge(stats)

@@ -225,6 +225,8 @@ class ReadStats:
     places: list[tuple[str, str]] = field(default_factory=list)
     """The first few problems of each kind: (kind, where), in the order they were met
     (one kind met often does not hide the places of another)."""
+    kept: dict[str, int] = field(default_factory=dict, repr=False)
+    """How many places of each kind :attr:`places` holds."""
 
     SKIP_KINDS = (
         "malformed",
@@ -246,7 +248,9 @@ class ReadStats:
         self._keep(kind, where)
 
     def _keep(self, kind: str, where: str) -> None:
-        if sum(1 for k, _ in self.places if k == kind) < MAX_PLACES:
+        n = self.kept.get(kind, 0)
+        if n < MAX_PLACES:
+            self.kept[kind] = n + 1
             self.places.append((kind, where))
 
     def merge(self, other: ReadStats) -> None:

@@ -180,7 +180,7 @@ def test_every_kind_of_bad_line_is_counted_and_good_lines_still_match() -> None:
 
 
 def test_a_kind_met_often_does_not_hide_the_places_of_another() -> None:
-    """Thousands of replies without a name ahead of one damaged line: the damaged
+    """Fifty replies without a name ahead of one damaged line: the damaged
     line's place is still kept, and merged counts keep both."""
     matcher = Matcher(["evil.example"], [])
     nameless = b'{"dns": {"qname": "", "rcode": "FORMERR"}}\n' * 50
